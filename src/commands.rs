@@ -1,0 +1,303 @@
+//! What each subcommand does, in terms of the core and the edges.
+//!
+//! Every writing command follows the controller's recipe: list Docker, take the lock, read
+//! state, seed roles, apply the change, save state, render, write, release. State is saved
+//! before the files: if the process dies in between, the next render (by anyone) converges
+//! the files to the new state instead of reverting the change.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use crate::cli::{Action, Config};
+use crate::container::Container;
+use crate::docker::{self, DockerError};
+use crate::labels::Role;
+use crate::model::Fleet;
+use crate::render;
+use crate::roles::{self, Refusal};
+use crate::state::{self, Actor, State};
+use crate::store::{Store, StoreError};
+use crate::timestamp::Instant;
+
+/// How a command failed, which decides the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Understood and refused (exit 1).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// `render --check` found files that differ from what would be rendered (exit 1).
+    #[error("{0}")]
+    Drift(String),
+    /// Exit 2.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Exit 2.
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Refused(_) | Failure::Drift(_) => 1,
+            Failure::Store(_) | Failure::Docker(_) => 2,
+        }
+    }
+}
+
+/// Runs every action but `run`.
+pub async fn execute(config: &Config) -> Result<(), Failure> {
+    let store = Store::open(&config.dir)?;
+    match &config.action {
+        Action::Run { .. } => unreachable!("run is the controller's"),
+        Action::Relabel { target, role } => {
+            let role = *role;
+            change(config, &store, |state, fleet, now| {
+                let target = roles::find_target(fleet, target)?;
+                let done = match role {
+                    Role::Stable => {
+                        roles::make_stable(state, &target, state::Action::Relabel, Actor::Cli, now)
+                    }
+                    Role::Candidate => roles::pin(state, &target, Actor::Cli, now)?,
+                };
+                Ok(match (done, role) {
+                    (None, _) => format!("app {}: slot {} already is {role}; nothing to do", target.app, target.slot),
+                    (Some(t), Role::Stable) => switched(&t.app, &t.to, t.from.as_deref()),
+                    (Some(t), Role::Candidate) => format!(
+                        "app {}: slot {} is pinned as the candidate (cookie {}{}=candidate, header {}: candidate)",
+                        t.app,
+                        t.to,
+                        render::COOKIE_PREFIX,
+                        t.app,
+                        render::VERSION_HEADER
+                    ),
+                })
+            })
+            .await
+        }
+        Action::Promote { app, force } => {
+            let label = config.settings.label("app");
+            change(config, &store, |state, fleet, now| {
+                let t = roles::promote(state, fleet, app, &label, *force, Actor::Cli, now)?;
+                Ok(switched(&t.app, &t.to, t.from.as_deref()))
+            })
+            .await
+        }
+        Action::Rollback { app } => {
+            change(config, &store, |state, fleet, now| {
+                let t = roles::rollback(state, fleet, app, Actor::Cli, now)?;
+                Ok(switched(&t.app, &t.to, t.from.as_deref()))
+            })
+            .await
+        }
+        Action::Status { app, json } => status(config, &store, app.as_deref(), *json).await,
+        Action::Render { check } => render_once(config, &store, *check).await,
+        Action::History { app, json, limit } => {
+            let state = {
+                let lock = store.lock()?;
+                store.load_state(&lock)?
+            };
+            history(&state, app.as_deref(), *json, *limit);
+            Ok(())
+        }
+    }
+}
+
+fn switched(app: &str, to: &str, from: Option<&str>) -> String {
+    match from {
+        Some(from) => format!(
+            "app {app}: slot {to} is now stable (was {from}); {from} stays reachable with cookie {}{app}={from} and `pointsman rollback {app}` returns to it",
+            render::COOKIE_PREFIX
+        ),
+        None => format!("app {app}: slot {to} is now stable"),
+    }
+}
+
+async fn containers(config: &Config) -> Result<Vec<Container>, Failure> {
+    let docker = docker::connect().await?;
+    Ok(docker::list(&docker, &config.settings).await?)
+}
+
+/// Lists Docker, then under the lock: read state, seed, apply `op`, save, render, write.
+async fn change(
+    config: &Config,
+    store: &Store,
+    op: impl FnOnce(&mut State, &Fleet, Instant) -> Result<String, Failure>,
+) -> Result<(), Failure> {
+    let all = containers(config).await?;
+    let fleet = Fleet::build(&all, &config.settings);
+    let lock = store.lock()?;
+    let mut state = store.load_state(&lock)?;
+    let now = Instant::now();
+    roles::seed(&mut state, &fleet, now, Actor::Cli);
+    let message = op(&mut state, &fleet, now)?;
+    store.save_state(&lock, &state)?;
+    let files = render::render_all(&fleet, &state, &config.settings);
+    store.sync(&lock, &files)?;
+    drop(lock);
+    println!("{message}");
+    Ok(())
+}
+
+async fn render_once(config: &Config, store: &Store, check: bool) -> Result<(), Failure> {
+    let all = containers(config).await?;
+    let fleet = Fleet::build(&all, &config.settings);
+    for e in &fleet.errors {
+        eprintln!("warning: {e}");
+    }
+    let lock = store.lock()?;
+    let mut state = store.load_state(&lock)?;
+    roles::seed(&mut state, &fleet, Instant::now(), Actor::Cli);
+    let files = render::render_all(&fleet, &state, &config.settings);
+    if check {
+        let mut drift = Vec::new();
+        for (name, bytes) in &files {
+            match store.read_file(name)? {
+                None => drift.push(format!("{name} is missing")),
+                Some(current) if &current != bytes => drift.push(format!("{name} differs")),
+                Some(_) => {}
+            }
+        }
+        for name in store.owned_files()? {
+            if !files.contains_key(&name) {
+                drift.push(format!("{name} belongs to no app with containers"));
+            }
+        }
+        if state != store.load_state(&lock)? {
+            drift.push("state.json would change (labels seed a role)".into());
+        }
+        drop(lock);
+        if drift.is_empty() {
+            println!("no drift: {} file(s) match", files.len());
+            return Ok(());
+        }
+        return Err(Failure::Drift(format!(
+            "drift in {}: {}; run `pointsman render` (or start the controller) to rewrite",
+            config.dir.display(),
+            drift.join(", ")
+        )));
+    }
+    store.save_state(&lock, &state)?;
+    let changes = store.sync(&lock, &files)?;
+    drop(lock);
+    println!(
+        "{} file(s) rendered; written: {}; removed: {}",
+        files.len(),
+        list_or_none(&changes.written),
+        list_or_none(&changes.removed)
+    );
+    Ok(())
+}
+
+fn list_or_none(v: &[String]) -> String {
+    if v.is_empty() { "none".into() } else { v.join(", ") }
+}
+
+async fn status(config: &Config, store: &Store, only: Option<&str>, as_json: bool) -> Result<(), Failure> {
+    let all = containers(config).await?;
+    let fleet = Fleet::build(&all, &config.settings);
+    let mut state = {
+        let lock = store.lock()?;
+        store.load_state(&lock)?
+    };
+    // Show what the next render would do, without writing it.
+    roles::seed(&mut state, &fleet, Instant::now(), Actor::Cli);
+    if let Some(app) = only {
+        if !fleet.apps.contains_key(app) && !state.apps.contains_key(app) {
+            return Err(roles::promote(&mut state, &fleet, app, "", false, Actor::Cli, Instant::now())
+                .expect_err("an unknown app is refused")
+                .into());
+        }
+    }
+    let mut names: Vec<&String> = fleet.apps.keys().chain(state.apps.keys()).collect();
+    names.sort();
+    names.dedup();
+    let mut apps = BTreeMap::new();
+    for name in names.into_iter().filter(|n| only.is_none_or(|o| o == n.as_str())) {
+        let roles = state.roles(name);
+        let (resolved, slots) = match fleet.app(name) {
+            Some(app) => {
+                let resolved = app.resolve(&roles);
+                let slots: BTreeMap<_, _> = app
+                    .slots
+                    .values()
+                    .map(|s| {
+                        let role = if resolved.stable.as_ref() == Some(&s.name) {
+                            "stable"
+                        } else if resolved.candidate.as_ref() == Some(&s.name) {
+                            "candidate"
+                        } else {
+                            "idle"
+                        };
+                        let members: Vec<_> = s
+                            .members
+                            .iter()
+                            .map(|m| json!({ "name": m.name, "id": &m.id[..m.id.len().min(12)], "condition": m.condition, "url": m.url }))
+                            .collect();
+                        (s.name.clone(), json!({ "role": role, "servers": s.servers(), "containers": members }))
+                    })
+                    .collect();
+                (resolved, slots)
+            }
+            None => (Default::default(), BTreeMap::new()),
+        };
+        apps.insert(
+            name.clone(),
+            json!({
+                "stable": resolved.stable.or(roles.stable),
+                "candidate": resolved.candidate,
+                "previous": roles.previous,
+                "pinned": roles.pinned,
+                "slots": slots,
+            }),
+        );
+    }
+    let errors: Vec<String> = fleet.errors.iter().map(ToString::to_string).collect();
+    if as_json {
+        let doc = json!({ "dir": config.dir, "apps": apps, "errors": errors });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("serialises"));
+        return Ok(());
+    }
+    if apps.is_empty() {
+        println!("no apps: no container carries the label {}", config.settings.label("app"));
+    }
+    for (name, app) in &apps {
+        let show = |k: &str| app[k].as_str().unwrap_or("-").to_string();
+        println!("{name}: stable={} candidate={} previous={}", show("stable"), show("candidate"), show("previous"));
+        for (slot, s) in app["slots"].as_object().into_iter().flatten() {
+            let servers = s["servers"].as_array().map_or(0, Vec::len);
+            let total = s["containers"].as_array().map_or(0, Vec::len);
+            println!("  {slot:<16} {:<9} {servers}/{total} routable", s["role"].as_str().unwrap_or(""));
+            for c in s["containers"].as_array().into_iter().flatten() {
+                println!(
+                    "    {:<28} {:<9} {}",
+                    c["name"].as_str().unwrap_or(""),
+                    c["condition"].as_str().unwrap_or(""),
+                    c["url"].as_str().unwrap_or("-")
+                );
+            }
+        }
+        if app["slots"].as_object().is_none_or(|s| s.is_empty()) {
+            println!("  (no containers; its file is removed and its roles are kept)");
+        }
+    }
+    for e in &errors {
+        println!("error: {e}");
+    }
+    Ok(())
+}
+
+fn history(state: &State, app: Option<&str>, as_json: bool, limit: usize) {
+    let entries: Vec<_> = state.history.iter().filter(|t| app.is_none_or(|a| a == t.app)).collect();
+    let entries = &entries[entries.len().saturating_sub(limit)..];
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&entries).expect("serialises"));
+        return;
+    }
+    for t in entries {
+        let action = serde_json::to_value(t.action).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        let by = serde_json::to_value(t.by).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        println!("{}  {:<12} {:<9} {} -> {}  by {}", t.at, t.app, action, t.from.as_deref().unwrap_or("-"), t.to, by);
+    }
+}

@@ -1,0 +1,135 @@
+//! A container as Docker's inspect endpoint describes it, cut down to what pointsman reads.
+//!
+//! The field names are Docker's own, so a fixture is simply `docker inspect` output (trimmed
+//! or not) and the Docker edge converts bollard's response by re-reading its JSON. One shape
+//! for tests and production means the golden tests exercise exactly what the controller sees.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::timestamp::Instant;
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Container {
+    pub id: String,
+    /// Docker's name, with its leading `/`.
+    pub name: String,
+    pub created: String,
+    pub state: ContainerState,
+    pub config: ContainerConfig,
+    pub network_settings: NetworkSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerState {
+    pub status: String,
+    pub running: bool,
+    pub paused: bool,
+    pub restarting: bool,
+    pub started_at: String,
+    pub health: Option<Health>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Health {
+    /// `starting`, `healthy` or `unhealthy`.
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerConfig {
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Keys like `80/tcp`; Docker's values are empty objects.
+    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkSettings {
+    pub networks: Option<BTreeMap<String, Endpoint>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Endpoint {
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+}
+
+/// How a container stands for routing purposes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Condition {
+    /// Running, not paused, and healthy or without a healthcheck: it gets traffic.
+    Ready,
+    /// Running with a healthcheck that has not passed yet.
+    Starting,
+    Unhealthy,
+    Paused,
+    /// Created, exited, dead, restarting or removing.
+    Stopped,
+}
+
+impl Container {
+    /// The name without Docker's leading slash.
+    pub fn short_name(&self) -> &str {
+        self.name.strip_prefix('/').unwrap_or(&self.name)
+    }
+
+    pub fn short_id(&self) -> &str {
+        &self.id[..self.id.len().min(12)]
+    }
+
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.config.labels.as_ref()?.get(key).map(String::as_str)
+    }
+
+    pub fn created_at(&self) -> Instant {
+        Instant::parse(&self.created)
+    }
+
+    pub fn started_at(&self) -> Instant {
+        Instant::parse(&self.state.started_at)
+    }
+
+    pub fn condition(&self) -> Condition {
+        let s = &self.state;
+        if !s.running || s.restarting {
+            return Condition::Stopped;
+        }
+        if s.paused {
+            return Condition::Paused;
+        }
+        match s.health.as_ref().map(|h| h.status.as_str()) {
+            None | Some("") | Some("none") | Some("healthy") => Condition::Ready,
+            Some("starting") => Condition::Starting,
+            Some(_) => Condition::Unhealthy,
+        }
+    }
+
+    /// TCP ports the image or run command exposes, sorted.
+    pub fn exposed_tcp_ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self
+            .config
+            .exposed_ports
+            .iter()
+            .flatten()
+            .filter_map(|(key, _)| {
+                let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+                (proto == "tcp").then(|| port.parse().ok()).flatten()
+            })
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
+    pub fn networks(&self) -> impl Iterator<Item = (&str, &Endpoint)> {
+        self.network_settings.networks.iter().flatten().map(|(k, v)| (k.as_str(), v))
+    }
+}

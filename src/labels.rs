@@ -1,0 +1,256 @@
+//! Labels → [`Member`]: how one container declares which app, slot and route it serves.
+//!
+//! Pure: a container and the [`Settings`] in, a member or a [`LabelError`] out. A container
+//! with a bad label is left out on its own; it never takes other containers, other apps or the
+//! file already serving traffic down with it.
+
+use std::fmt;
+
+use crate::container::{Condition, Container};
+use crate::rule::{self, Rule};
+use crate::settings::Settings;
+use crate::timestamp::Instant;
+
+/// The role a slot's labels ask for. Labels only seed roles; see `roles`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Stable,
+    Candidate,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Stable => "stable",
+            Role::Candidate => "candidate",
+        })
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s {
+            "stable" => Ok(Role::Stable),
+            "candidate" => Ok(Role::Candidate),
+            other => Err(format!("`{other}` is not a role; use `stable` or `candidate`")),
+        }
+    }
+}
+
+/// A container that belongs to an app, with everything routing needs to know about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: String,
+    pub name: String,
+    pub app: String,
+    pub slot: String,
+    /// The role its `version` label asks for when its app has no stable slot yet.
+    pub seed_role: Role,
+    pub rule: Rule,
+    pub entrypoints: Vec<String>,
+    /// `http://IP:PORT`, when Docker has given the container an address.
+    pub url: Option<String>,
+    pub condition: Condition,
+    pub created: Instant,
+    pub started: Instant,
+}
+
+impl Member {
+    /// Gets traffic: ready and addressable.
+    pub fn routable(&self) -> bool {
+        self.condition == Condition::Ready && self.url.is_some()
+    }
+}
+
+/// Why a container carrying the app label was left out.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, thiserror::Error)]
+#[error("container {container}: label {label}: {reason}; fix the label and recreate the container")]
+pub struct LabelError {
+    pub container: String,
+    pub label: String,
+    pub reason: String,
+}
+
+/// Longest label value pointsman reads; anything longer is a mistake or an attack.
+const MAX_VALUE: usize = 4096;
+
+/// Reads a container's labels. `Ok(None)`: not ours (no app label).
+pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelError> {
+    let key_app = settings.label("app");
+    let Some(app) = c.label(&key_app) else { return Ok(None) };
+    let fail = |key: &str, reason: String| LabelError {
+        container: c.short_name().to_string(),
+        label: settings.label(key),
+        reason,
+    };
+    let get = |key: &str| -> Result<Option<&str>, LabelError> {
+        match c.label(&settings.label(key)) {
+            Some(v) if v.len() > MAX_VALUE => {
+                Err(fail(key, format!("value is {} bytes, the limit is {MAX_VALUE}", v.len())))
+            }
+            Some(v) if v.contains("{{") || v.contains("}}") => Err(fail(
+                key,
+                "contains `{{` or `}}`: Traefik evaluates its dynamic configuration as a Go template"
+                    .into(),
+            )),
+            other => Ok(other),
+        }
+    };
+
+    get("app")?;
+    if !is_dns_label(app) {
+        return Err(fail("app", format!("{:?} is not a lowercase DNS label (a-z, 0-9, '-', at most 63)", app)));
+    }
+
+    let seed_role = match get("version")? {
+        None => Role::Candidate,
+        Some(v) => v.trim().parse().map_err(|e| fail("version", e))?,
+    };
+
+    let slot = match get("slot")? {
+        Some(s) => s.trim().to_string(),
+        None => c
+            .label("com.docker.compose.service")
+            .map(str::to_string)
+            .unwrap_or_else(|| c.short_name().to_string()),
+    };
+    if !is_slot_name(&slot) {
+        return Err(fail(
+            "slot",
+            format!(
+                "slot name {slot:?} must start with a letter or digit and use only letters, digits, '-', '_' or '.' (at most 63)"
+            ),
+        ));
+    }
+    if slot == "candidate" || slot == "stable" {
+        return Err(fail("slot", format!("slot name {slot:?} is reserved for the preview cookie")));
+    }
+
+    let rule = match (get("rule")?, get("host")?) {
+        (Some(_), Some(_)) => return Err(fail("rule", "set either rule or host, not both".into())),
+        (Some(r), None) => Rule::parse(r).map_err(|e| fail("rule", e.to_string()))?,
+        (None, Some(h)) => rule::from_hosts(h).map_err(|e| fail("host", e.to_string()))?,
+        (None, None) => {
+            return Err(fail(
+                "host",
+                format!(
+                    "the container has no route; set {} (e.g. app.example.com) or {}",
+                    settings.label("host"),
+                    settings.label("rule")
+                ),
+            ));
+        }
+    };
+
+    let entrypoints = match get("entrypoints")? {
+        None => settings.entrypoints.clone(),
+        Some(list) => parse_entrypoints(list).map_err(|e| fail("entrypoints", e))?,
+    };
+    if let Some(preview) = &settings.preview_entrypoint {
+        if entrypoints.contains(preview) {
+            return Err(fail(
+                "entrypoints",
+                format!("includes the preview entrypoint `{preview}`, which serves only candidates"),
+            ));
+        }
+    }
+
+    let port = match get("port")? {
+        Some(p) => match p.trim().parse::<u16>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(fail("port", format!("{p:?} is not a port number (1-65535)"))),
+        },
+        None => match c.exposed_tcp_ports().as_slice() {
+            [only] => *only,
+            [] => return Err(fail("port", format!("the container exposes no port, so {} must name one", settings.label("port")))),
+            many => {
+                let list: Vec<String> = many.iter().map(u16::to_string).collect();
+                return Err(fail(
+                    "port",
+                    format!("the container exposes ports {}, so {} must pick one", list.join(", "), settings.label("port")),
+                ));
+            }
+        },
+    };
+
+    let attached: Vec<&str> = c.networks().map(|(n, _)| n).collect();
+    let network = match (get("network")?, &settings.network) {
+        (Some(n), _) => n.trim().to_string(),
+        (None, Some(n)) => n.clone(),
+        (None, None) => match attached.as_slice() {
+            [only] => only.to_string(),
+            [] => return Err(fail("network", "the container is attached to no network".into())),
+            many => {
+                return Err(fail(
+                    "network",
+                    format!(
+                        "the container is on several networks ({}), so {} or --network must pick one",
+                        many.join(", "),
+                        settings.label("network")
+                    ),
+                ));
+            }
+        },
+    };
+    let endpoint = c.networks().find(|(n, _)| *n == network).map(|(_, e)| e);
+    let Some(endpoint) = endpoint else {
+        return Err(fail(
+            "network",
+            format!("the container is not attached to network {network:?} (attached: {})", attached.join(", ")),
+        ));
+    };
+    let url = match endpoint.ip_address.as_str() {
+        "" => None,
+        ip if ip.contains(':') => Some(format!("http://[{ip}]:{port}")),
+        ip => Some(format!("http://{ip}:{port}")),
+    };
+
+    Ok(Some(Member {
+        id: c.id.clone(),
+        name: c.short_name().to_string(),
+        app: app.to_string(),
+        slot,
+        seed_role,
+        rule,
+        entrypoints,
+        url,
+        condition: c.condition(),
+        created: c.created_at(),
+        started: c.started_at(),
+    }))
+}
+
+fn parse_entrypoints(list: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim) {
+        if item.is_empty() || !item.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') {
+            return Err(format!("{list:?} must be a comma list of entrypoint names (letters, digits, '-', '_')"));
+        }
+        if !out.iter().any(|e| e == item) {
+            out.push(item.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// `[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?`
+pub fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !b.is_empty()
+        && b.len() <= 63
+        && ok(&b[0])
+        && ok(&b[b.len() - 1])
+        && b.iter().all(|c| ok(c) || *c == b'-')
+}
+
+/// Compose service and container names: `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 63.
+pub fn is_slot_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}

@@ -1,0 +1,88 @@
+//! The binary edge: parse and validate arguments, run one command, map the outcome to an
+//! exit code (0 done, 1 refused, 2 usage/config/Docker/I-O error) and print the error once.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use pointsman::cli::{Action, Args, Config, LogFormat};
+use pointsman::controller::{self, RunError};
+use pointsman::store::Store;
+use pointsman::watcher::WatchOptions;
+
+fn main() -> ExitCode {
+    let config = match Args::parse().validate() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pointsman: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pointsman: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async {
+        match &config.action {
+            Action::Run { .. } => run(&config).await,
+            _ => match pointsman::commands::execute(&config).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    let code = e.exit_code();
+                    let kind = if code == 1 { "refused" } else { "error" };
+                    eprintln!("pointsman: {kind}: {e}");
+                    ExitCode::from(code)
+                }
+            },
+        }
+    })
+}
+
+async fn run(config: &Config) -> ExitCode {
+    let Action::Run { resync_every, backoff_cap } = config.action else { unreachable!() };
+    let store = match Store::open(&config.dir) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Refuse to start on a corrupt state file rather than discover it at the first event.
+    if let Err(e) = store.lock().and_then(|lock| store.load_state(&lock)) {
+        tracing::error!("{e}");
+        return ExitCode::from(2);
+    }
+    let opts = WatchOptions { resync_every, backoff_cap, ..WatchOptions::default() };
+    tracing::info!(dir = %config.dir.display(), docker = %pointsman::docker::host(), "pointsman controller starting");
+    match controller::run(config.settings.clone(), store, opts, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(RunError::Store(e)) => {
+            tracing::error!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("POINTSMAN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.with_target(false).init(),
+    }
+}

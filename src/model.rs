@@ -1,0 +1,139 @@
+//! Members grouped into apps and slots: the view every decision and every rendering reads.
+//!
+//! Pure and cheap to rebuild, so the controller rebuilds it from its snapshot on every change
+//! instead of patching it; nothing here is ever out of date with the containers it came from.
+
+use std::collections::BTreeMap;
+
+use crate::container::{Condition, Container};
+use crate::labels::{self, LabelError, Member, Role};
+use crate::rule::Rule;
+use crate::settings::Settings;
+use crate::state::AppRoles;
+use crate::timestamp::Instant;
+
+#[derive(Debug, Clone, Default)]
+pub struct Fleet {
+    pub apps: BTreeMap<String, App>,
+    /// Containers left out, each with the reason. Sorted, so logs can diff them.
+    pub errors: Vec<LabelError>,
+}
+
+#[derive(Debug, Clone)]
+pub struct App {
+    pub name: String,
+    pub slots: BTreeMap<String, Slot>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Slot {
+    pub name: String,
+    /// Sorted by container name.
+    pub members: Vec<Member>,
+}
+
+/// Roles as they apply right now: state resolved against the slots that exist.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Resolved {
+    pub stable: Option<String>,
+    pub candidate: Option<String>,
+    pub previous: Option<String>,
+}
+
+impl Fleet {
+    pub fn build<'a>(containers: impl IntoIterator<Item = &'a Container>, settings: &Settings) -> Fleet {
+        let mut fleet = Fleet::default();
+        for c in containers {
+            match labels::read(c, settings) {
+                Ok(Some(m)) => {
+                    let app = fleet
+                        .apps
+                        .entry(m.app.clone())
+                        .or_insert_with(|| App { name: m.app.clone(), slots: BTreeMap::new() });
+                    app.slots
+                        .entry(m.slot.clone())
+                        .or_insert_with(|| Slot { name: m.slot.clone(), members: Vec::new() })
+                        .members
+                        .push(m);
+                }
+                Ok(None) => {}
+                Err(e) => fleet.errors.push(e),
+            }
+        }
+        for app in fleet.apps.values_mut() {
+            for slot in app.slots.values_mut() {
+                slot.members.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+            }
+        }
+        fleet.errors.sort();
+        fleet
+    }
+
+    pub fn app(&self, name: &str) -> Option<&App> {
+        self.apps.get(name)
+    }
+}
+
+impl App {
+    /// The route of the app: taken from the stable slot when it has containers, else from the
+    /// oldest container, so a candidate with a changed rule cannot move the public route.
+    pub fn route(&self, roles: &Resolved) -> (&Rule, &[String]) {
+        let from_stable = roles.stable.as_ref().and_then(|s| self.slots.get(s)).and_then(|s| s.members.first());
+        let m = from_stable.unwrap_or_else(|| {
+            self.members().min_by_key(|m| (m.created, &m.name)).expect("an app has at least one member")
+        });
+        (&m.rule, &m.entrypoints)
+    }
+
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.slots.values().flat_map(|s| s.members.iter())
+    }
+
+    /// Resolves stored roles against the slots that exist now.
+    ///
+    /// The stable slot is kept even when it has no container (a recreate in progress must
+    /// not hand the public route to anyone else); the candidate is the pinned slot if it
+    /// exists and is not stable, else the most recently started other slot.
+    pub fn resolve(&self, roles: &AppRoles) -> Resolved {
+        let stable = roles.stable.clone();
+        let is_other = |s: &&Slot| Some(&s.name) != stable.as_ref();
+        let pinned = roles.pinned.as_ref().and_then(|p| self.slots.get(p)).filter(is_other);
+        let candidate = pinned
+            .or_else(|| self.slots.values().filter(is_other).max_by_key(|s| (s.last_started(), s.oldest_created(), &s.name)))
+            .map(|s| s.name.clone());
+        Resolved { stable, candidate, previous: roles.previous.clone() }
+    }
+}
+
+impl Slot {
+    /// Server URLs of routable members, sorted.
+    pub fn servers(&self) -> Vec<String> {
+        let mut urls: Vec<String> =
+            self.members.iter().filter(|m| m.routable()).filter_map(|m| m.url.clone()).collect();
+        urls.sort();
+        urls.dedup();
+        urls
+    }
+
+    pub fn is_routable(&self) -> bool {
+        self.members.iter().any(Member::routable)
+    }
+
+    /// Members that keep the slot from being promoted: anything not ready.
+    pub fn not_ready(&self) -> Vec<&Member> {
+        self.members.iter().filter(|m| m.condition != Condition::Ready || m.url.is_none()).collect()
+    }
+
+    pub fn last_started(&self) -> Instant {
+        self.members.iter().map(|m| m.started).max().unwrap_or_default()
+    }
+
+    pub fn oldest_created(&self) -> Instant {
+        self.members.iter().map(|m| m.created).min().unwrap_or_default()
+    }
+
+    /// Whether any member's labels ask for this slot to be stable.
+    pub fn labelled_stable(&self) -> bool {
+        self.members.iter().any(|m| m.seed_role == Role::Stable)
+    }
+}

@@ -1,0 +1,235 @@
+//! Role changes: seeding from labels, relabel, promote and rollback, as pure functions of the
+//! state and the fleet. The CLI and the controller call the same functions under the lock,
+//! so they agree on every rule.
+
+use crate::container::Condition;
+use crate::labels::LabelError;
+use crate::model::{App, Fleet};
+use crate::state::{Action, Actor, AppRoles, State, Transition};
+use crate::timestamp::Instant;
+
+/// An operation that was understood but not carried out. Exit code 1; the message names the
+/// app, slot or container and the next step.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("unknown app {app}: no container carries its label{known}")]
+    UnknownApp { app: String, known: String },
+    #[error("app {app} has no slot {slot}{known}")]
+    UnknownSlot { app: String, slot: String, known: String },
+    #[error("no container named {target} (or with an id starting so) carries the app label; check `pointsman status`")]
+    UnknownContainer { target: String },
+    #[error("{target} matches several containers ({matches}); give more of the id or the full name")]
+    AmbiguousContainer { target: String, matches: String },
+    #[error("{0}")]
+    BadContainer(LabelError),
+    #[error(
+        "app {app}: slot {slot} is the stable slot and cannot be made candidate; make another slot stable instead (`pointsman promote {app}` or `pointsman relabel {app}/SLOT version=stable`)"
+    )]
+    DemoteStable { app: String, slot: String },
+    #[error("app {app} has no candidate slot; deploy one with label {label} first")]
+    NoCandidate { app: String, label: String },
+    #[error("app {app}: slot {slot} is not ready: {details}; wait for it, fix it, or pass --force")]
+    NotReady { app: String, slot: String, details: String },
+    #[error("app {app}: there is no previous stable slot to roll back to; use `pointsman relabel {app}/SLOT version=stable`")]
+    NoPrevious { app: String },
+    #[error("app {app}: previous slot {slot} has no routable container; start it first or pick another slot with `pointsman relabel`")]
+    PreviousNotRoutable { app: String, slot: String },
+}
+
+/// What the labels of a fleet do to the state: slots seeded as stable, and notices about
+/// labels that were overruled (a second `stable`, a `stable` label on a joining slot).
+#[derive(Debug, Default)]
+pub struct Seeding {
+    pub transitions: Vec<Transition>,
+    pub notices: Vec<String>,
+}
+
+/// While an app has no stable slot, the first slot labelled `stable` becomes stable; with
+/// several in one listing, the one with the oldest container. Once an app has a stable slot,
+/// labels change nothing: a redeployed idle colour never steals the public route.
+pub fn seed(state: &mut State, fleet: &Fleet, now: Instant, by: Actor) -> Seeding {
+    let mut out = Seeding::default();
+    for app in fleet.apps.values() {
+        let roles = state.apps.entry(app.name.clone()).or_default();
+        if roles.stable.is_none() {
+            let first = app
+                .slots
+                .values()
+                .filter(|s| s.labelled_stable())
+                .min_by_key(|s| (s.oldest_created(), &s.name));
+            if let Some(slot) = first {
+                roles.stable = Some(slot.name.clone());
+                if roles.pinned.as_ref() == Some(&slot.name) {
+                    roles.pinned = None;
+                }
+                out.transitions.push(transition(now, &app.name, Action::Seed, None, &slot.name, by));
+            }
+        }
+        if let Some(stable) = roles.stable.clone() {
+            for slot in app.slots.values().filter(|s| s.labelled_stable() && s.name != stable) {
+                out.notices.push(format!(
+                    "app {}: slot {} is labelled stable but {} is the stable slot; {} serves as candidate (promote it with `pointsman promote {}`)",
+                    app.name, slot.name, stable, slot.name, app.name
+                ));
+            }
+        }
+    }
+    state.apps.retain(|_, r| *r != AppRoles::default());
+    for t in &out.transitions {
+        state.record(t.clone());
+    }
+    out
+}
+
+/// What a relabel or promote names: an app and one of its slots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub app: String,
+    pub slot: String,
+}
+
+/// Resolves `APP/SLOT`, a container name, or a container id prefix.
+pub fn find_target(fleet: &Fleet, target: &str) -> Result<Target, Refusal> {
+    if let Some((app, slot)) = target.split_once('/').filter(|_| !target.starts_with('/')) {
+        let a = app_of(fleet, app)?;
+        if !a.slots.contains_key(slot) {
+            return Err(Refusal::UnknownSlot { app: app.into(), slot: slot.into(), known: known_slots(a) });
+        }
+        return Ok(Target { app: app.into(), slot: slot.into() });
+    }
+    let name = target.strip_prefix('/').unwrap_or(target);
+    let members = || fleet.apps.values().flat_map(|a| a.members());
+    if let Some(m) = members().find(|m| m.name == name) {
+        return Ok(Target { app: m.app.clone(), slot: m.slot.clone() });
+    }
+    if let Some(e) = fleet.errors.iter().find(|e| e.container == name) {
+        return Err(Refusal::BadContainer(e.clone()));
+    }
+    let by_id: Vec<_> = if name.len() >= 4 { members().filter(|m| m.id.starts_with(name)).collect() } else { vec![] };
+    match by_id.as_slice() {
+        [m] => Ok(Target { app: m.app.clone(), slot: m.slot.clone() }),
+        [] => Err(Refusal::UnknownContainer { target: target.into() }),
+        many => Err(Refusal::AmbiguousContainer {
+            target: target.into(),
+            matches: many.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", "),
+        }),
+    }
+}
+
+/// Makes `target` the stable slot; the former stable slot is remembered as `previous`.
+/// `Ok(None)`: it already was.
+pub fn make_stable(
+    state: &mut State,
+    target: &Target,
+    action: Action,
+    by: Actor,
+    now: Instant,
+) -> Option<Transition> {
+    let roles = state.apps.entry(target.app.clone()).or_default();
+    if roles.stable.as_ref() == Some(&target.slot) {
+        return None;
+    }
+    let former = roles.stable.replace(target.slot.clone());
+    if former.is_some() {
+        roles.previous = former.clone();
+    }
+    if roles.pinned.as_ref() == Some(&target.slot) {
+        roles.pinned = None;
+    }
+    let t = transition(now, &target.app, action, former, &target.slot, by);
+    state.record(t.clone());
+    Some(t)
+}
+
+/// Pins `target` as its app's candidate. Refused for the stable slot.
+pub fn pin(state: &mut State, target: &Target, by: Actor, now: Instant) -> Result<Option<Transition>, Refusal> {
+    let roles = state.apps.entry(target.app.clone()).or_default();
+    if roles.stable.as_ref() == Some(&target.slot) {
+        return Err(Refusal::DemoteStable { app: target.app.clone(), slot: target.slot.clone() });
+    }
+    if roles.pinned.as_ref() == Some(&target.slot) {
+        return Ok(None);
+    }
+    let former = roles.pinned.replace(target.slot.clone());
+    let t = transition(now, &target.app, Action::Pin, former, &target.slot, by);
+    state.record(t.clone());
+    Ok(Some(t))
+}
+
+/// Makes the app's candidate stable, if every one of its containers is running and healthy
+/// (and it has at least one), or `force` is set.
+pub fn promote(
+    state: &mut State,
+    fleet: &Fleet,
+    app: &str,
+    label_hint: &str,
+    force: bool,
+    by: Actor,
+    now: Instant,
+) -> Result<Transition, Refusal> {
+    let a = app_of(fleet, app)?;
+    let resolved = a.resolve(&state.roles(app));
+    let Some(slot_name) = resolved.candidate else {
+        return Err(Refusal::NoCandidate { app: app.into(), label: format!("{label_hint}={app}") });
+    };
+    let slot = &a.slots[&slot_name];
+    let blockers = slot.not_ready();
+    if !force && (!blockers.is_empty() || slot.members.is_empty()) {
+        let details = if slot.members.is_empty() {
+            "it has no container".to_string()
+        } else {
+            blockers
+                .iter()
+                .map(|m| format!("{} is {}", m.name, describe(m.condition, m.url.is_some())))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(Refusal::NotReady { app: app.into(), slot: slot_name, details });
+    }
+    let target = Target { app: app.into(), slot: slot_name };
+    Ok(make_stable(state, &target, Action::Promote, by, now).expect("the candidate is never the stable slot"))
+}
+
+/// Makes the previous stable slot stable again, if it has a routable container.
+pub fn rollback(state: &mut State, fleet: &Fleet, app: &str, by: Actor, now: Instant) -> Result<Transition, Refusal> {
+    let a = app_of(fleet, app)?;
+    let roles = state.roles(app);
+    let Some(previous) = roles.previous.filter(|p| Some(p) != roles.stable.as_ref()) else {
+        return Err(Refusal::NoPrevious { app: app.into() });
+    };
+    if !a.slots.get(&previous).is_some_and(|s| s.is_routable()) {
+        return Err(Refusal::PreviousNotRoutable { app: app.into(), slot: previous });
+    }
+    let target = Target { app: app.into(), slot: previous };
+    Ok(make_stable(state, &target, Action::Rollback, by, now).expect("previous is not the stable slot"))
+}
+
+fn describe(c: Condition, addressed: bool) -> &'static str {
+    match c {
+        Condition::Ready if !addressed => "without an address on its network",
+        Condition::Ready => "ready",
+        Condition::Starting => "still starting (healthcheck not passed yet)",
+        Condition::Unhealthy => "unhealthy",
+        Condition::Paused => "paused",
+        Condition::Stopped => "not running",
+    }
+}
+
+fn app_of<'f>(fleet: &'f Fleet, app: &str) -> Result<&'f App, Refusal> {
+    fleet.app(app).ok_or_else(|| Refusal::UnknownApp {
+        app: app.into(),
+        known: if fleet.apps.is_empty() {
+            String::new()
+        } else {
+            format!(" (known apps: {})", fleet.apps.keys().cloned().collect::<Vec<_>>().join(", "))
+        },
+    })
+}
+
+fn known_slots(a: &App) -> String {
+    format!(" (its slots: {})", a.slots.keys().cloned().collect::<Vec<_>>().join(", "))
+}
+
+fn transition(now: Instant, app: &str, action: Action, from: Option<String>, to: &str, by: Actor) -> Transition {
+    Transition { at: now.to_rfc3339(), app: app.into(), action, from, to: to.into(), by }
+}

@@ -1,0 +1,153 @@
+//! Golden tests of the pure core: `fixtures/render/CASE/input.json` (inspect-shaped
+//! containers, optional state and settings) → `fixtures/render/CASE/expected/` (every
+//! rendered file, the state after seeding, and the errors and notices).
+//!
+//! `POINTSMAN_UPDATE_FIXTURES=1 cargo test --test golden` rewrites the expected files; review
+//! the diff before committing it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use pointsman::container::Container;
+use pointsman::model::Fleet;
+use pointsman::render;
+use pointsman::roles;
+use pointsman::settings::Settings;
+use pointsman::state::{Actor, State};
+use pointsman::timestamp::Instant;
+
+#[derive(serde::Deserialize)]
+struct Input {
+    #[serde(default)]
+    settings: InputSettings,
+    #[serde(default)]
+    state: Option<State>,
+    containers: Vec<Container>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct InputSettings {
+    label_prefix: Option<String>,
+    entrypoints: Option<Vec<String>>,
+    preview_entrypoint: Option<String>,
+    network: Option<String>,
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/render")
+}
+
+/// Everything the core produces for one case, by output file name.
+fn outputs(input: &Input) -> BTreeMap<String, String> {
+    let d = Settings::default();
+    let settings = Settings {
+        label_prefix: input.settings.label_prefix.clone().unwrap_or(d.label_prefix),
+        entrypoints: input.settings.entrypoints.clone().unwrap_or(d.entrypoints),
+        preview_entrypoint: input.settings.preview_entrypoint.clone(),
+        network: input.settings.network.clone(),
+    };
+    let fleet = Fleet::build(&input.containers, &settings);
+    let mut state = input.state.clone().unwrap_or_default();
+    let seeding = roles::seed(&mut state, &fleet, Instant(0), Actor::Controller);
+    let mut out: BTreeMap<String, String> = render::render_all(&fleet, &state, &settings)
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v).expect("rendered files are UTF-8")))
+        .collect();
+    out.insert("state.json".into(), serde_json::to_string_pretty(&state).unwrap() + "\n");
+    let mut report = String::new();
+    for e in &fleet.errors {
+        report += &format!("error: {e}\n");
+    }
+    for n in &seeding.notices {
+        report += &format!("notice: {n}\n");
+    }
+    out.insert("report.txt".into(), report);
+    out
+}
+
+#[test]
+fn golden_render_cases() {
+    let update = std::env::var_os("POINTSMAN_UPDATE_FIXTURES").is_some();
+    let mut cases: Vec<PathBuf> = fs::read_dir(fixtures()).unwrap().map(|e| e.unwrap().path()).collect();
+    cases.sort();
+    assert!(cases.len() >= 10, "fixtures are missing");
+    let mut failures = Vec::new();
+    for case in &cases {
+        let input: Input = serde_json::from_slice(&fs::read(case.join("input.json")).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", case.display()));
+        let actual = outputs(&input);
+        let expected_dir = case.join("expected");
+        if update {
+            let _ = fs::remove_dir_all(&expected_dir);
+            fs::create_dir_all(&expected_dir).unwrap();
+            for (name, text) in &actual {
+                fs::write(expected_dir.join(name), text).unwrap();
+            }
+            continue;
+        }
+        let mut expected = BTreeMap::new();
+        for entry in fs::read_dir(&expected_dir).unwrap_or_else(|_| panic!("{} has no expected/ (run with POINTSMAN_UPDATE_FIXTURES=1)", case.display())) {
+            let path = entry.unwrap().path();
+            expected.insert(path.file_name().unwrap().to_str().unwrap().to_string(), fs::read_to_string(&path).unwrap());
+        }
+        let names: std::collections::BTreeSet<_> = expected.keys().chain(actual.keys()).collect();
+        for name in names {
+            let (e, a) = (expected.get(name), actual.get(name));
+            if e != a {
+                failures.push(format!(
+                    "{}/expected/{name}:\n{}",
+                    case.file_name().unwrap().to_string_lossy(),
+                    diff(e.map_or("", String::as_str), a.map_or("", String::as_str))
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} golden file(s) differ (- expected, + actual); if the change is intended, rerun with POINTSMAN_UPDATE_FIXTURES=1\n\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// A line diff (longest common subsequence), showing changed lines with 2 lines of context.
+fn diff(expected: &str, actual: &str) -> String {
+    let a: Vec<&str> = expected.lines().collect();
+    let b: Vec<&str> = actual.lines().collect();
+    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+        }
+    }
+    let mut ops = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            ops.push((' ', a[i]));
+            i += 1;
+            j += 1;
+        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            ops.push(('+', b[j]));
+            j += 1;
+        } else {
+            ops.push(('-', a[i]));
+            i += 1;
+        }
+    }
+    let near = |k: usize| ops[k.saturating_sub(2)..(k + 3).min(ops.len())].iter().any(|(c, _)| *c != ' ');
+    let mut out = String::new();
+    let mut skipped = false;
+    for (k, (c, line)) in ops.iter().enumerate() {
+        if near(k) {
+            out += &format!("  {c} {line}\n");
+            skipped = false;
+        } else if !skipped {
+            out += "  ...\n";
+            skipped = true;
+        }
+    }
+    out
+}
