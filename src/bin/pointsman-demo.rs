@@ -27,7 +27,7 @@ use std::env;
 use std::fs;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -185,7 +185,7 @@ fn serve() -> io::Result<()> {
 }
 
 /// Serves requests on one connection until the client closes, asks to close, or idles out.
-fn handle(mut stream: TcpStream, responses: &Responses, health_file: &PathBuf) -> io::Result<()> {
+fn handle(mut stream: TcpStream, responses: &Responses, health_file: &Path) -> io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
@@ -225,7 +225,7 @@ fn respond(
     head_end: usize,
     chunk: &mut [u8],
     responses: &Responses,
-    health_file: &PathBuf,
+    health_file: &Path,
 ) -> io::Result<bool> {
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let mut lines = head.split("\r\n");
