@@ -1,0 +1,455 @@
+//! pointsman against a real Docker Engine and a real Traefik 3.7.
+//!
+//! Each test gets its own label prefix (so controllers of parallel tests never see each
+//! other's containers), its own dynamic directory and its own Traefik on free loopback ports.
+//! Containers are `pointsman-demo:dev`, which answers `SLOT VERSION` and has a Docker
+//! healthcheck that `docker exec C /pointsman-demo fail|recover` flips.
+//! These tests fail, never skip, when Docker, the images or Traefik are missing.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{Cleanup, Docker, Load, Traefik, wait_until};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pointsman");
+const APP: &str = "web";
+const HOST: &str = "web.test";
+/// Generous: Traefik's default 2 s throttle plus Docker's 1 s healthcheck interval.
+const SETTLE: Duration = Duration::from_secs(10);
+
+struct Harness {
+    prefix: String,
+    dir: PathBuf,
+    traefik: Traefik,
+    controller: Option<Child>,
+    cleanup: Cleanup,
+    started_controllers: usize,
+}
+
+impl Harness {
+    fn new(test: &str) -> Harness {
+        Docker::require_docker();
+        Docker::require_image(support::DEMO_IMAGE);
+        let cleanup = Cleanup::for_test(test);
+        let prefix = format!("pm{}", cleanup.id().replace('-', ""));
+        let dir = support::temp_dir(test).join("dynamic");
+        fs::create_dir_all(&dir).unwrap();
+        let traefik = Traefik::start(&dir);
+        Harness { prefix, dir, traefik, controller: None, cleanup, started_controllers: 0 }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env("POINTSMAN_DIR", &self.dir)
+            .env("POINTSMAN_LABEL_PREFIX", &self.prefix)
+            .env("POINTSMAN_PREVIEW_ENTRYPOINT", "preview")
+            .env("POINTSMAN_LOG", "pointsman=debug");
+        c
+    }
+
+    /// Runs the CLI to completion.
+    fn cli(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run pointsman")
+    }
+
+    fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "pointsman {args:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn start_controller(&mut self) {
+        assert!(self.controller.is_none());
+        self.started_controllers += 1;
+        let log = fs::File::create(self.log_path(self.started_controllers)).unwrap();
+        let child = self
+            .cmd(&["run", "--resync-interval", "30"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start pointsman run");
+        self.controller = Some(child);
+    }
+
+    fn log_path(&self, n: usize) -> PathBuf {
+        self.dir.parent().unwrap().join(format!("controller-{n}.log"))
+    }
+
+    fn controller_log(&self) -> String {
+        fs::read_to_string(self.log_path(self.started_controllers)).unwrap_or_default()
+    }
+
+    fn signal_controller(&mut self, signal: &str) -> std::process::ExitStatus {
+        let mut child = self.controller.take().expect("controller running");
+        let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        child.wait().unwrap()
+    }
+
+    /// Starts a demo container in `slot`, labelled for this test's controller.
+    fn deploy(&self, name: &str, slot: &str, version_label: Option<&str>, version: &str) -> String {
+        let name = format!("{}-{name}", self.cleanup.id());
+        let mut labels = vec![
+            (format!("{}.app", self.prefix), APP.to_string()),
+            (format!("{}.slot", self.prefix), slot.to_string()),
+            (format!("{}.host", self.prefix), HOST.to_string()),
+        ];
+        if let Some(v) = version_label {
+            labels.push((format!("{}.version", self.prefix), v.to_string()));
+        }
+        let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Docker::run_demo(&self.cleanup, &name, &labels, &[("SLOT", slot), ("VERSION", version)]);
+        name
+    }
+
+    fn wait_healthy(&self, container: &str) {
+        wait_until(&format!("{container} healthy"), SETTLE, || {
+            (Docker::health(container).as_deref() == Some("healthy")).then_some(())
+        });
+    }
+
+    /// The body of a public request (`SLOT VERSION`), or the status when it is not 200.
+    fn public(&self, headers: &[(&str, &str)]) -> String {
+        describe(self.traefik.get(HOST, "/", headers))
+    }
+
+    fn preview(&self) -> String {
+        describe(self.traefik.get_preview(HOST, "/", &[]))
+    }
+
+    fn wait_public(&self, headers: &[(&str, &str)], expected: &str) {
+        wait_until(&format!("public {headers:?} answers {expected:?}"), SETTLE, || {
+            let got = self.public(headers);
+            (got == expected).then_some(())
+        });
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::from_slice(&fs::read(self.dir.join(".pointsman/state.json")).expect("state.json")).unwrap()
+    }
+
+    fn stable(&self) -> Option<String> {
+        self.state()["apps"][APP]["stable"].as_str().map(String::from)
+    }
+
+    fn file(&self) -> String {
+        fs::read_to_string(self.dir.join(format!("pointsman-{APP}.yml"))).unwrap_or_default()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.controller.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- controller log ---\n{}", self.controller_log());
+        }
+    }
+}
+
+fn describe(r: std::io::Result<support::HttpResponse>) -> String {
+    match r {
+        Ok(r) if r.status == 200 => r.body.trim().to_string(),
+        Ok(r) => format!("HTTP {}", r.status),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+fn cookie(value: &str) -> (&'static str, String) {
+    ("Cookie", format!("session=abc; pointsman-{APP}={value}"))
+}
+
+/// The blue (stable) / green (candidate) pair every test starts from, served through Traefik.
+fn blue_green(h: &mut Harness) -> (String, String) {
+    let blue = h.deploy("blue", "blue", Some("stable"), "v1");
+    let green = h.deploy("green", "green", Some("candidate"), "v2");
+    h.start_controller();
+    h.wait_healthy(&blue);
+    h.wait_healthy(&green);
+    h.wait_public(&[], "blue v1");
+    h.wait_public(&[("X-Pointsman-Version", "candidate")], "green v2");
+    (blue, green)
+}
+
+// 6a
+#[test]
+fn stable_is_public_and_candidate_only_by_cookie_header_or_preview_entrypoint() {
+    let mut h = Harness::new("routes");
+    blue_green(&mut h);
+    for _ in 0..20 {
+        assert_eq!(h.public(&[]), "blue v1", "public traffic reaches only the stable slot");
+    }
+    let (k, v) = cookie("candidate");
+    assert_eq!(h.public(&[(k, &v)]), "green v2");
+    assert_eq!(h.public(&[("X-Pointsman-Version", "candidate")]), "green v2");
+    wait_until("preview entrypoint serves the candidate", SETTLE, || (h.preview() == "green v2").then_some(()));
+    // A cookie value naming a slot reaches that slot; a near miss does not.
+    let (k, v) = cookie("blue");
+    assert_eq!(h.public(&[(k, &v)]), "blue v1");
+    let (k, v) = cookie("green");
+    assert_eq!(h.public(&[(k, &v)]), "green v2");
+    let (k, v) = cookie("greenish");
+    assert_eq!(h.public(&[(k, &v)]), "blue v1");
+    assert_eq!(h.public(&[("Cookie", "pointsman-other=candidate")]), "blue v1");
+    // Another host is not routed at all.
+    assert_eq!(describe(h.traefik.get("other.test", "/", &[])), "HTTP 404");
+}
+
+// 6b
+#[test]
+fn promote_moves_every_new_request_and_rollback_moves_them_back() {
+    let mut h = Harness::new("promote");
+    blue_green(&mut h);
+    std::thread::sleep(Duration::from_millis(2100)); // past Traefik's throttle window
+    let load = Load::start(h.traefik.web_addr(), HOST, "/", &[], 4);
+    wait_until("load flowing", SETTLE, || (load.sent() > 50).then_some(()));
+
+    let out = h.cli_ok(&["promote", APP]);
+    assert!(out.contains("slot green is now stable (was blue)"), "{out}");
+    let switched = Instant::now();
+    h.wait_public(&[], "green v2");
+    eprintln!("promote visible through Traefik after {:?}", switched.elapsed());
+    for _ in 0..20 {
+        assert_eq!(h.public(&[]), "green v2", "after the switch every new request goes to green");
+    }
+    // The former stable is now the candidate and still reachable.
+    assert_eq!(h.public(&[("X-Pointsman-Version", "candidate")]), "blue v1");
+
+    std::thread::sleep(Duration::from_millis(2100));
+    let out = h.cli_ok(&["rollback", APP]);
+    assert!(out.contains("slot blue is now stable (was green)"), "{out}");
+    h.wait_public(&[], "blue v1");
+    for _ in 0..20 {
+        assert_eq!(h.public(&[]), "blue v1");
+    }
+    let stats = load.stop();
+    assert_eq!(stats.failures(), 0, "no request failed during promote and rollback: {stats:?}");
+    assert!(stats.bodies.contains_key("green v2\n") && stats.bodies.contains_key("blue v1\n"), "{stats:?}");
+
+    let history = h.cli_ok(&["history", "--json"]);
+    let history: Vec<serde_json::Value> = serde_json::from_str(&history).unwrap();
+    let actions: Vec<&str> = history.iter().map(|t| t["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["seed", "promote", "rollback"]);
+    assert_eq!(history[1]["by"], "cli");
+    assert_eq!(history[0]["by"], "controller");
+}
+
+// 6c
+#[test]
+fn promote_refuses_an_unhealthy_candidate_unless_forced() {
+    let mut h = Harness::new("gate");
+    let (_, green) = blue_green(&mut h);
+    Docker::run(&["exec", &green, "/pointsman-demo", "fail"]);
+    wait_until("green unhealthy", SETTLE, || (Docker::health(&green).as_deref() == Some("unhealthy")).then_some(()));
+
+    let out = h.cli(&["promote", APP]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "refused: {stderr}");
+    assert!(stderr.contains("slot green") && stderr.contains("unhealthy") && stderr.contains("--force"), "{stderr}");
+    assert_eq!(h.stable().as_deref(), Some("blue"), "a refused promote changes nothing");
+    assert_eq!(h.public(&[]), "blue v1");
+
+    let out = h.cli_ok(&["promote", APP, "--force"]);
+    assert!(out.contains("slot green is now stable"), "{out}");
+    assert_eq!(h.stable().as_deref(), Some("green"));
+    // Forced onto a slot with no healthy server: Traefik answers 503 (empty list), not 404.
+    h.wait_public(&[], "HTTP 503");
+
+    // An unknown app is refused too, naming it.
+    let out = h.cli(&["promote", "nosuchapp"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown app nosuchapp"));
+}
+
+// 6d
+#[test]
+fn stopped_or_unhealthy_containers_leave_the_server_list_and_come_back() {
+    let mut h = Harness::new("servers");
+    let one = h.deploy("blue-1", "blue", Some("stable"), "r1");
+    let two = h.deploy("blue-2", "blue", Some("stable"), "r2");
+    h.start_controller();
+    h.wait_healthy(&one);
+    h.wait_healthy(&two);
+    let (ip1, ip2) = (Docker::ip(&one), Docker::ip(&two));
+    let servers = |h: &Harness| -> (bool, bool) {
+        let f = h.file();
+        (f.contains(&format!("http://{ip1}:80")), f.contains(&format!("http://{ip2}:80")))
+    };
+    wait_until("both replicas routed", SETTLE, || (servers(&h) == (true, true)).then_some(()));
+    let seen = |h: &Harness| -> std::collections::BTreeSet<String> { (0..30).map(|_| h.public(&[])).collect() };
+    wait_until("traffic spread over both replicas", SETTLE, || (seen(&h).len() == 2).then_some(()));
+
+    Docker::run(&["exec", &two, "/pointsman-demo", "fail"]);
+    wait_until("unhealthy replica removed", SETTLE, || (servers(&h) == (true, false)).then_some(()));
+    wait_until("only r1 answers", SETTLE, || (seen(&h) == ["blue r1".to_string()].into()).then_some(()));
+
+    Docker::run(&["exec", &two, "/pointsman-demo", "recover"]);
+    wait_until("recovered replica back", SETTLE, || (servers(&h) == (true, true)).then_some(()));
+
+    Docker::run(&["stop", "-t", "1", &one]);
+    wait_until("stopped replica removed", SETTLE, || (servers(&h).1 && !h.file().contains(&format!("http://{ip1}:80"))).then_some(()));
+    wait_until("only r2 answers", SETTLE, || (seen(&h) == ["blue r2".to_string()].into()).then_some(()));
+
+    Docker::run(&["start", &one]);
+    h.wait_healthy(&one);
+    let ip1 = Docker::ip(&one);
+    wait_until("restarted replica back", SETTLE, || h.file().contains(&format!("http://{ip1}:80")).then_some(()));
+    wait_until("both answer again", SETTLE, || (seen(&h).len() == 2).then_some(()));
+}
+
+// 6e
+#[test]
+fn roles_survive_sigkill_and_a_relabel_made_while_the_controller_was_down() {
+    let mut h = Harness::new("sigkill");
+    let (blue, _) = blue_green(&mut h);
+    h.cli_ok(&["promote", APP]);
+    h.wait_public(&[], "green v2");
+
+    let status = h.signal_controller("KILL");
+    assert!(!status.success());
+    // The CLI works without a controller: relabel back to blue by container name.
+    let out = h.cli_ok(&["relabel", &blue, "version=stable"]);
+    assert!(out.contains("slot blue is now stable (was green)"), "{out}");
+    h.wait_public(&[], "blue v1");
+
+    h.start_controller();
+    wait_until("controller synced", SETTLE, || h.controller_log().contains("synced with Docker").then_some(()));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(h.stable().as_deref(), Some("blue"), "the restarted controller keeps every role");
+    assert_eq!(h.state()["apps"][APP]["previous"], "green");
+    for _ in 0..10 {
+        assert_eq!(h.public(&[]), "blue v1");
+    }
+    // A graceful stop leaves the files alone.
+    let before = h.file();
+    let status = h.signal_controller("TERM");
+    assert!(status.success(), "SIGTERM is a clean exit: {status}");
+    assert_eq!(h.file(), before);
+    assert_eq!(h.public(&[]), "blue v1", "Traefik keeps routing while pointsman is down");
+}
+
+// 6f
+#[test]
+fn a_cli_relabel_made_while_the_controller_runs_is_never_overwritten() {
+    let mut h = Harness::new("concurrent");
+    blue_green(&mut h);
+    h.cli_ok(&["relabel", &format!("{APP}/green"), "version=stable"]);
+    h.wait_public(&[], "green v2");
+    // Make the controller render several times: churn a third slot.
+    for i in 0..3 {
+        let c = h.deploy(&format!("red-{i}"), "red", Some("stable"), "v3");
+        h.wait_healthy(&c);
+        wait_until("controller saw red", SETTLE, || h.file().contains("web-slot-red").then_some(()));
+        Docker::run(&["rm", "-f", &c]);
+        wait_until("controller saw red leave", SETTLE, || (!h.file().contains("web-slot-red")).then_some(()));
+        assert_eq!(h.stable().as_deref(), Some("green"));
+        assert_eq!(h.public(&[]), "green v2");
+    }
+    let log = h.controller_log();
+    assert!(log.contains("is labelled stable but green is the stable slot"), "the overruled label is logged:\n{log}");
+    let out = h.cli(&["render", "--check"]);
+    assert!(out.status.success(), "no drift: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+// 6g
+#[test]
+fn a_recreated_idle_slot_stays_candidate_whatever_its_label_says() {
+    let mut h = Harness::new("redeploy");
+    let (_, green) = blue_green(&mut h);
+    std::thread::sleep(Duration::from_millis(2100));
+    let load = Load::start(h.traefik.web_addr(), HOST, "/", &[], 2);
+    wait_until("load flowing", SETTLE, || (load.sent() > 20).then_some(()));
+
+    Docker::run(&["rm", "-f", &green]);
+    let green = h.deploy("green-v3", "green", Some("stable"), "v3");
+    h.wait_healthy(&green);
+    h.wait_public(&[("X-Pointsman-Version", "candidate")], "green v3");
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = load.stop();
+    assert_eq!(stats.failures(), 0, "{stats:?}");
+    assert_eq!(
+        stats.bodies.keys().collect::<Vec<_>>(),
+        ["blue v1\n"],
+        "public traffic never moved while green was redeployed"
+    );
+    assert_eq!(h.stable().as_deref(), Some("blue"));
+    let status = h.cli_ok(&["status", APP]);
+    assert!(status.contains("stable=blue candidate=green"), "{status}");
+}
+
+#[test]
+fn a_corrupt_state_file_stops_pointsman_with_exit_2_naming_the_file() {
+    let h = Harness::new("corrupt");
+    let state = h.dir.join(".pointsman/state.json");
+    fs::create_dir_all(state.parent().unwrap()).unwrap();
+    fs::write(&state, "{\"format\": 1, \"apps\": {\"web\": {\"stable\": ").unwrap();
+    fs::write(h.dir.join("pointsman-web.yml"), "http: {}\n").unwrap();
+    for args in [vec!["run"], vec!["history"], vec!["promote", APP], vec!["render"]] {
+        let out = h.cli(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(&state.display().to_string()) && stderr.contains("corrupt"), "{args:?}: {stderr}");
+    }
+    assert_eq!(fs::read_to_string(h.dir.join("pointsman-web.yml")).unwrap(), "http: {}\n", "config untouched");
+    assert!(fs::read_to_string(&state).unwrap().ends_with("\"stable\": "), "state untouched");
+}
+
+#[test]
+fn every_golden_file_is_accepted_by_traefik() {
+    // Each expected file of the golden fixtures, loaded by a real Traefik: every router must
+    // be enabled, so pointsman never writes a file Traefik rejects.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/render");
+    let dir = support::temp_dir("golden-traefik");
+    let mut expected_routers = Vec::new();
+    for case in fs::read_dir(&fixtures).unwrap().map(|e| e.unwrap().path()) {
+        for f in fs::read_dir(case.join("expected")).unwrap().map(|e| e.unwrap().path()) {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.ends_with(".yml") {
+                continue;
+            }
+            // Router names are global in Traefik: prefix them per case.
+            let tag = case.file_name().unwrap().to_string_lossy().replace(['-', '_', '.'], "");
+            let doc: serde_json::Value = serde_json::from_str(
+                fs::read_to_string(&f).unwrap().split_once('\n').unwrap().1,
+            )
+            .unwrap();
+            let mut renamed = serde_json::json!({"http": {"routers": {}, "services": {}}});
+            for (r, v) in doc["http"]["routers"].as_object().unwrap() {
+                let mut v = v.clone();
+                v["service"] = format!("{tag}-{}", v["service"].as_str().unwrap()).into();
+                v["entryPoints"] = serde_json::json!(["web"]);
+                renamed["http"]["routers"][format!("{tag}-{r}")] = v;
+                expected_routers.push(format!("{tag}-{r}@file"));
+            }
+            for (s, v) in doc["http"]["services"].as_object().unwrap() {
+                renamed["http"]["services"][format!("{tag}-{s}")] = v.clone();
+            }
+            fs::write(dir.join(format!("{tag}-{name}")), serde_json::to_string_pretty(&renamed).unwrap()).unwrap();
+        }
+    }
+    assert!(expected_routers.len() > 20);
+    let traefik = Traefik::start(&dir);
+    let routers = wait_until("Traefik loaded every router", SETTLE, || {
+        let routers = traefik.api_json("/api/http/routers?per_page=1000")?;
+        let names: Vec<String> = routers.as_array()?.iter().filter_map(|r| r["name"].as_str().map(String::from)).collect();
+        expected_routers.iter().all(|r| names.contains(r)).then_some(routers)
+    });
+    for r in routers.as_array().unwrap() {
+        if expected_routers.iter().any(|e| r["name"] == e.as_str()) {
+            assert_eq!(r["status"], "enabled", "Traefik rejected {}: {r}\n{}", r["name"], traefik.log());
+        }
+    }
+}
