@@ -203,12 +203,11 @@ async fn status(config: &Config, store: &Store, only: Option<&str>, as_json: boo
     };
     // Show what the next render would do, without writing it.
     roles::seed(&mut state, &fleet, Instant::now(), Actor::Cli);
-    if let Some(app) = only {
-        if !fleet.apps.contains_key(app) && !state.apps.contains_key(app) {
-            return Err(roles::promote(&mut state, &fleet, app, "", false, Actor::Cli, Instant::now())
-                .expect_err("an unknown app is refused")
-                .into());
-        }
+    if let Some(app) = only
+        && !fleet.apps.contains_key(app)
+        && !state.apps.contains_key(app)
+    {
+        return Err(roles::unknown_app(&fleet, app).into());
     }
     let mut names: Vec<&String> = fleet.apps.keys().chain(state.apps.keys()).collect();
     names.sort();

@@ -60,7 +60,7 @@ impl Controller {
                 self.synced = true;
             }
             WatchEvent::Upsert(c) => {
-                self.snapshot.insert(c.id.clone(), c);
+                self.snapshot.insert(c.id.clone(), *c);
             }
             WatchEvent::Remove(id) => {
                 self.snapshot.remove(&id);

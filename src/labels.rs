@@ -148,13 +148,13 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
         None => settings.entrypoints.clone(),
         Some(list) => parse_entrypoints(list).map_err(|e| fail("entrypoints", e))?,
     };
-    if let Some(preview) = &settings.preview_entrypoint {
-        if entrypoints.contains(preview) {
-            return Err(fail(
-                "entrypoints",
-                format!("includes the preview entrypoint `{preview}`, which serves only candidates"),
-            ));
-        }
+    if let Some(preview) = &settings.preview_entrypoint
+        && entrypoints.contains(preview)
+    {
+        return Err(fail(
+            "entrypoints",
+            format!("includes the preview entrypoint `{preview}`, which serves only candidates"),
+        ));
     }
 
     let port = match get("port")? {

@@ -216,14 +216,19 @@ fn describe(c: Condition, addressed: bool) -> &'static str {
 }
 
 fn app_of<'f>(fleet: &'f Fleet, app: &str) -> Result<&'f App, Refusal> {
-    fleet.app(app).ok_or_else(|| Refusal::UnknownApp {
+    fleet.app(app).ok_or_else(|| unknown_app(fleet, app))
+}
+
+/// The refusal for an app no container carries, listing the apps that exist.
+pub fn unknown_app(fleet: &Fleet, app: &str) -> Refusal {
+    Refusal::UnknownApp {
         app: app.into(),
         known: if fleet.apps.is_empty() {
             String::new()
         } else {
             format!(" (known apps: {})", fleet.apps.keys().cloned().collect::<Vec<_>>().join(", "))
         },
-    })
+    }
 }
 
 fn known_slots(a: &App) -> String {

@@ -1,15 +1,2149 @@
-// TEMPORARY STUB (lead) — helper-1 replaces this file entirely.
+//! Parsing and validation of Traefik v3 HTTP router rules.
+//!
+//! Pointsman writes router rules into Traefik's file-provider configuration.
+//! Traefik only validates a rule when it loads that file, and a rule it
+//! rejects does not fail loudly: the router is dropped with an error in
+//! Traefik's log, and the release it was meant to route to serves 404s. The
+//! only safe place to catch a bad rule is before pointsman writes it, so
+//! every rule goes through [`Rule::parse`], which accepts a rule only if
+//! Traefik would accept it too.
+//!
+//! # What Traefik does with a rule
+//!
+//! This module mirrors Traefik's own pipeline (checked against the v3 source,
+//! `master` at v3.7.9):
+//!
+//! 1. `pkg/rules/parser.go` hands the rule to `github.com/vulcand/predicate`,
+//!    which parses it with Go's `go/parser.ParseExpr`: **a rule is a Go
+//!    expression**. That is where the syntax comes from: string arguments are
+//!    Go string literals, either raw (`` `...` ``, no escapes) or interpreted
+//!    (`"..."`, with Go's escapes); `'...'` is a Go rune literal, which
+//!    predicate refuses; `!` binds tighter than `&&`, which binds tighter than
+//!    `||`; any other operator, unquoted or numeric argument, or nested call
+//!    is refused.
+//! 2. The same file registers each matcher under four spellings only: as
+//!    written (`PathPrefix`), lower case (`pathprefix`), upper case
+//!    (`PATHPREFIX`) and title case (`Pathprefix`). `pathPrefix` is unknown.
+//! 3. `pkg/muxer/http/mux.go` (`addRule`) calls `rules.CheckRule`: a matcher
+//!    needs at least one argument and **no argument may be empty**.
+//! 4. `pkg/muxer/http/matcher.go` (`httpFuncs`) fixes each matcher's arity
+//!    and checks its arguments: `Host` and `HostRegexp` refuse non-ASCII,
+//!    `Path` and `PathPrefix` must start with `/`, regexps must compile under
+//!    Go's `regexp` package, `ClientIP` must be an IP address or CIDR block.
+//!
+//! | matcher        | arguments                     | checked here                        |
+//! |----------------|-------------------------------|-------------------------------------|
+//! | `Host`         | host                          | ASCII only                          |
+//! | `HostRegexp`   | regexp                        | ASCII only, RE2 syntax              |
+//! | `Path`         | path                          | starts with `/`                     |
+//! | `PathPrefix`   | path                          | starts with `/`                     |
+//! | `PathRegexp`   | regexp                        | RE2 syntax                          |
+//! | `Method`       | method                        | HTTP token (stricter, see below)    |
+//! | `Header`       | name, value                   | -                                   |
+//! | `HeaderRegexp` | name, regexp                  | RE2 syntax                          |
+//! | `Query`        | key \[, value\]               | -                                   |
+//! | `QueryRegexp`  | key \[, regexp\]              | RE2 syntax when the regexp is given |
+//! | `ClientIP`     | IP or CIDR                    | parses as an IP address or CIDR     |
+//!
+//! # Where this module is stricter than Traefik
+//!
+//! Being stricter is safe (pointsman refuses to write the rule and says why);
+//! being laxer is not. These rules are accepted by Traefik but refused here:
+//!
+//! - newlines and other control characters, tabs included, anywhere: a rule
+//!   is one line of config, and Go's automatic semicolon insertion makes
+//!   newlines inside a rule a trap anyway;
+//! - `{{` and `}}` anywhere, even inside strings: Traefik runs every
+//!   file-provider file through Go's `text/template` before parsing it;
+//! - rules longer than [`MAX_RULE_LEN`] bytes, and parentheses or negations
+//!   nested more than 64 deep;
+//! - Go comments (`/* */`, `//`) and the variadic spread `Host(`a`...)`,
+//!   which Go's parser allows and predicate silently ignores;
+//! - `"..."` strings whose escapes decode to invalid UTF-8 (`"\xff"`);
+//! - a `Method` argument that is not an HTTP token (Traefik accepts
+//!   `Method(`GET POST`)`, which can never match anything);
+//! - in regexps: `\p{...}` names other than `Any`, the Unicode general
+//!   categories and the Unicode 13 scripts (Go 1.25 added aliases and
+//!   case-insensitive names; Traefik releases built with older Go reject
+//!   them), groups nested more than 100 deep, and patterns whose length
+//!   times their largest repetition product exceeds 200 000 (a cheap
+//!   over-estimate of Go's "expression too large" limit, which is about
+//!   3.3 million compiled instructions).
+//!
+//! The regexp check is a syntax check of Go's RE2 dialect, written after
+//! `regexp/syntax/parse.go`: groups and flags, named captures, character
+//! classes (ranges, POSIX and Perl classes, `\p{..}`), escapes, repetition
+//! operators and counts (including Go's rule that nested counted repetitions
+//! may not multiply past 1000). It does not build or run an automaton.
+//!
+//! Accepted on purpose, because Traefik accepts them: a trailing comma in an
+//! argument list (`Host(`a.com`,)`), spaces between a matcher and its `(`,
+//! and `Host(`*`)` (a catch-all since Traefik v3.7).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+/// Longest rule [`Rule::parse`] accepts, in bytes (after trimming).
+///
+/// Traefik has no limit of its own, but a rule this long is a bug in
+/// whatever generated it, and the limit keeps parsing cheap on hostile input.
+pub const MAX_RULE_LEN: usize = 4096;
+
+/// Deepest nesting of parentheses and `!` accepted. The parser is recursive,
+/// so this is what keeps a rule like `((((…` from exhausting the stack.
+const MAX_DEPTH: usize = 64;
+
+/// A parsed, validated rule.
+///
+/// Holding a `Rule` means the text passed every check Traefik applies when it
+/// loads a router (and a few stricter ones, see the module docs), so it is
+/// safe to write into dynamic configuration as-is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule(String);
+pub struct Rule {
+    text: String,
+    expr: Expr,
+}
+
 impl Rule {
-    pub fn parse(text: &str) -> Result<Rule, RuleError> { let t = text.trim(); if t.is_empty() { return Err(RuleError::Empty) } Ok(Rule(t.to_string())) }
-    pub fn hosts(&self) -> Vec<String> { vec![] }
-    pub fn has_host_matcher(&self) -> bool { true }
-    pub fn as_str(&self) -> &str { &self.0 }
+    /// Parses and validates a Traefik v3 rule.
+    ///
+    /// Surrounding whitespace (including a trailing newline left by a YAML
+    /// block scalar) is trimmed; what remains is what [`Rule::as_str`]
+    /// returns and what pointsman writes. Columns in errors count characters
+    /// from 1 in `text` as given, before trimming.
+    pub fn parse(text: &str) -> Result<Rule, RuleError> {
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err(RuleError::Empty);
+        }
+        if trimmed.len() > MAX_RULE_LEN {
+            return Err(RuleError::TooLong {
+                len: trimmed.len(),
+                max: MAX_RULE_LEN,
+            });
+        }
+        let leading = text.len() - text.trim_start().len();
+        let lead_chars = text[..leading].chars().count();
+        check_characters(trimmed, lead_chars)?;
+        let expr = Parser::new(trimmed, lead_chars).parse_rule()?;
+        Ok(Rule {
+            text: trimmed.to_owned(),
+            expr,
+        })
+    }
+
+    /// Lowercased host names named by `Host(...)` matchers anywhere in the
+    /// rule (not `HostRegexp`), sorted, deduplicated.
+    ///
+    /// Like Traefik's own `ParseDomains`, this includes hosts under a negation
+    /// and the literal `*`: it answers "which names does this rule mention",
+    /// not "which names does it match".
+    pub fn hosts(&self) -> Vec<String> {
+        let mut hosts = Vec::new();
+        self.expr.visit(false, &mut |matcher, _| {
+            if matcher.kind == MatcherKind::Host {
+                hosts.extend(matcher.args.first().map(|h| h.to_ascii_lowercase()));
+            }
+        });
+        hosts.sort();
+        hosts.dedup();
+        hosts
+    }
+
+    /// True when the rule has at least one `Host` or `HostRegexp` matcher
+    /// that is not under a negation, i.e. it is not a catch-all.
+    ///
+    /// Negation is counted the way Traefik evaluates it: `Host` under two
+    /// `!` is positive again (`!!Host(`a`)`, or `!(!Host(`a`) && …)` by De
+    /// Morgan). `Host(`*`)` matches every host, so it does not count.
+    pub fn has_host_matcher(&self) -> bool {
+        let mut found = false;
+        self.expr.visit(false, &mut |matcher, negated| {
+            let restricts_host = match matcher.kind {
+                MatcherKind::Host => matcher.args.first().is_some_and(|h| h != "*"),
+                MatcherKind::HostRegexp => true,
+                _ => false,
+            };
+            found |= restricts_host && !negated;
+        });
+        found
+    }
+
+    /// The original text (trimmed).
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
 }
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl FromStr for Rule {
+    type Err = RuleError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Rule::parse(s)
+    }
+}
+
+/// Builds a rule from the `host` label shorthand:
+/// `"a.com,b.com"` becomes ``Host(`a.com`) || Host(`b.com`)``.
+///
+/// Entries are separated by commas; spaces around an entry are ignored and
+/// repeated entries (compared case-insensitively) are kept once. Each entry
+/// must be a plain DNS name: ASCII letters, digits and hyphens in dot-separated
+/// labels. Wildcards (`*.a.com`) are refused because `Host` only understands
+/// them from Traefik v3.7 on; use a `HostRegexp` rule instead. The stricter
+/// check (Traefik itself accepts any ASCII in `Host`) exists because a typo in
+/// a label would otherwise become a router that silently matches nothing.
 pub fn from_hosts(list: &str) -> Result<Rule, RuleError> {
-    let hosts: Vec<String> = list.split(',').map(|h| format!("Host(`{}`)", h.trim())).collect();
-    Ok(Rule(hosts.join(" || ")))
+    if list.trim().is_empty() {
+        return Err(RuleError::EmptyHostList);
+    }
+    let mut hosts: Vec<&str> = Vec::new();
+    for entry in list.split(',') {
+        let host = entry.trim();
+        check_host_name(host).map_err(|reason| RuleError::InvalidHost {
+            host: host.to_owned(),
+            reason,
+        })?;
+        if !hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+            hosts.push(host);
+        }
+    }
+    let text = hosts
+        .iter()
+        .map(|h| format!("Host(`{h}`)"))
+        .collect::<Vec<_>>()
+        .join(" || ");
+    // Belt and braces: the generated text goes through the same validator
+    // as hand-written rules (this is also where the length limit applies).
+    Rule::parse(&text)
 }
+
+/// Why a rule was refused. Messages are meant for the operator who wrote the
+/// label, so they name the problem, where it is, and the fix when obvious.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RuleError { #[error("rule is empty")] Empty }
+pub enum RuleError {
+    #[error("rule is empty")]
+    Empty,
+    #[error("rule is {len} bytes long; pointsman accepts at most {max} bytes")]
+    TooLong { len: usize, max: usize },
+    #[error("rule contains a newline at column {column}")]
+    Newline { column: usize },
+    #[error("rule contains control character U+{code:04X} at column {column}")]
+    ControlCharacter { column: usize, code: u32 },
+    #[error(
+        "rule contains `{delimiter}` at column {column}: Traefik evaluates dynamic config as a Go template"
+    )]
+    TemplateDelimiter {
+        column: usize,
+        delimiter: &'static str,
+    },
+    #[error("unexpected character `{found}` at column {column}{hint}")]
+    UnexpectedCharacter {
+        column: usize,
+        found: char,
+        /// Empty, or `": "` followed by advice.
+        hint: &'static str,
+    },
+    #[error("unterminated string starting at column {column}")]
+    UnterminatedString { column: usize },
+    #[error("invalid escape sequence `{sequence}` at column {column}")]
+    InvalidEscape { column: usize, sequence: String },
+    #[error(
+        "string at column {column} decodes to invalid UTF-8; write non-ASCII characters as themselves or as \\u escapes"
+    )]
+    InvalidUtf8 { column: usize },
+    #[error("unbalanced parenthesis at column {column}")]
+    UnbalancedParenthesis { column: usize },
+    #[error("missing operand after `{operator}` at column {column}")]
+    MissingOperand {
+        column: usize,
+        operator: &'static str,
+    },
+    #[error("expected {expected} at column {column}, found {found}")]
+    UnexpectedToken {
+        column: usize,
+        expected: &'static str,
+        found: String,
+    },
+    #[error("unknown matcher `{name}` at column {column}{}", did_you_mean(*.suggestion))]
+    UnknownMatcher {
+        column: usize,
+        name: String,
+        suggestion: Option<&'static str>,
+    },
+    #[error("{matcher} at column {column} must be followed by its arguments, e.g. {matcher}(`...`)")]
+    MissingArguments {
+        column: usize,
+        matcher: &'static str,
+    },
+    #[error(
+        "argument at column {column} must be a quoted string, e.g. Host(`example.com`) or Host(\"example.com\")"
+    )]
+    UnquotedArgument { column: usize },
+    #[error("{matcher} takes {expected}, got {got} (matcher at column {column})")]
+    WrongArity {
+        column: usize,
+        matcher: &'static str,
+        expected: &'static str,
+        got: usize,
+    },
+    #[error("{matcher} argument at column {column} is empty; Traefik rejects empty arguments")]
+    EmptyArgument {
+        column: usize,
+        matcher: &'static str,
+    },
+    #[error("invalid {matcher} argument at column {column}: {reason}")]
+    InvalidArgument {
+        column: usize,
+        matcher: &'static str,
+        reason: String,
+    },
+    #[error("parentheses and negations nest more than {max} levels deep at column {column}")]
+    TooDeep { column: usize, max: usize },
+    #[error("host list is empty")]
+    EmptyHostList,
+    #[error("invalid host `{host}` in host list: {reason}")]
+    InvalidHost { host: String, reason: String },
+}
+
+fn did_you_mean(suggestion: Option<&'static str>) -> String {
+    suggestion
+        .map(|s| format!(" (did you mean {s}?)"))
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------
+// Syntax tree
+// ---------------------------------------------------------------------------
+
+/// The parsed rule. `&&` and `||` chains are kept flat (n-ary) so that a
+/// long chain does not turn into a deep tree: only parentheses and `!` add
+/// depth, and those are bounded by [`MAX_DEPTH`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Expr {
+    Matcher(Matcher),
+    Not(Box<Expr>),
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+}
+
+impl Expr {
+    /// Calls `f` on every matcher with whether it is negated (an odd number
+    /// of `!` above it).
+    fn visit(&self, negated: bool, f: &mut impl FnMut(&Matcher, bool)) {
+        match self {
+            Expr::Matcher(m) => f(m, negated),
+            Expr::Not(inner) => inner.visit(!negated, f),
+            Expr::And(operands) | Expr::Or(operands) => {
+                for operand in operands {
+                    operand.visit(negated, f);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Matcher {
+    kind: MatcherKind,
+    /// Decoded argument values (quotes removed, escapes applied).
+    args: Vec<String>,
+}
+
+/// The Traefik v3 HTTP matchers, from `httpFuncs` in
+/// `pkg/muxer/http/matcher.go`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MatcherKind {
+    Host,
+    HostRegexp,
+    Path,
+    PathPrefix,
+    PathRegexp,
+    Method,
+    Header,
+    HeaderRegexp,
+    Query,
+    QueryRegexp,
+    ClientIp,
+}
+
+impl MatcherKind {
+    const ALL: [MatcherKind; 11] = [
+        MatcherKind::Host,
+        MatcherKind::HostRegexp,
+        MatcherKind::Path,
+        MatcherKind::PathPrefix,
+        MatcherKind::PathRegexp,
+        MatcherKind::Method,
+        MatcherKind::Header,
+        MatcherKind::HeaderRegexp,
+        MatcherKind::Query,
+        MatcherKind::QueryRegexp,
+        MatcherKind::ClientIp,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            MatcherKind::Host => "Host",
+            MatcherKind::HostRegexp => "HostRegexp",
+            MatcherKind::Path => "Path",
+            MatcherKind::PathPrefix => "PathPrefix",
+            MatcherKind::PathRegexp => "PathRegexp",
+            MatcherKind::Method => "Method",
+            MatcherKind::Header => "Header",
+            MatcherKind::HeaderRegexp => "HeaderRegexp",
+            MatcherKind::Query => "Query",
+            MatcherKind::QueryRegexp => "QueryRegexp",
+            MatcherKind::ClientIp => "ClientIP",
+        }
+    }
+
+    /// Allowed argument counts, inclusive, as in `expectNParameters(...)`.
+    fn arity(self) -> (usize, usize) {
+        match self {
+            MatcherKind::Header | MatcherKind::HeaderRegexp => (2, 2),
+            MatcherKind::Query | MatcherKind::QueryRegexp => (1, 2),
+            _ => (1, 1),
+        }
+    }
+
+    fn arity_text(self) -> &'static str {
+        match self.arity() {
+            (2, 2) => "exactly 2 arguments",
+            (1, 2) => "1 or 2 arguments",
+            _ => "exactly 1 argument",
+        }
+    }
+
+    /// Finds a matcher by one of the four spellings Traefik registers
+    /// (`rules.NewParser`): as written, lower, UPPER, and Title case, where
+    /// Title case is `cases.Title` of the lower-case name (`Hostregexp`).
+    fn lookup(spelling: &str) -> Option<MatcherKind> {
+        MatcherKind::ALL.into_iter().find(|kind| {
+            let name = kind.name();
+            let lower = name.to_ascii_lowercase();
+            let mut title = lower.clone();
+            title[..1].make_ascii_uppercase();
+            spelling == name
+                || spelling == lower
+                || spelling == name.to_ascii_uppercase()
+                || spelling == title
+        })
+    }
+
+    /// A guess at what an unknown matcher name was meant to be.
+    fn suggest(spelling: &str) -> Option<&'static str> {
+        // Traefik v2 names that v3 renamed or never had for HTTP.
+        const RENAMED: [(&str, MatcherKind); 4] = [
+            ("headers", MatcherKind::Header),
+            ("headersregexp", MatcherKind::HeaderRegexp),
+            ("hostheader", MatcherKind::Host),
+            ("hostsni", MatcherKind::Host),
+        ];
+        let lower = spelling.to_lowercase();
+        if let Some(kind) = MatcherKind::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(&lower))
+        {
+            return Some(kind.name());
+        }
+        if let Some((_, kind)) = RENAMED.iter().find(|(old, _)| *old == lower) {
+            return Some(kind.name());
+        }
+        if lower.chars().count() > 24 {
+            return None;
+        }
+        MatcherKind::ALL
+            .into_iter()
+            .map(|k| (edit_distance(&lower, &k.name().to_ascii_lowercase()), k))
+            .filter(|(distance, _)| *distance <= 2)
+            .min_by_key(|(distance, _)| *distance)
+            .map(|(_, k)| k.name())
+    }
+}
+
+/// Levenshtein distance, for "did you mean" suggestions on short names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+// ---------------------------------------------------------------------------
+// Whole-text checks
+// ---------------------------------------------------------------------------
+
+/// Checks that are about the text as a whole rather than its grammar: they
+/// run before tokenizing so that, for example, a `{{` inside a string is
+/// still caught.
+fn check_characters(text: &str, lead_chars: usize) -> Result<(), RuleError> {
+    for (index, c) in text.chars().enumerate() {
+        let column = lead_chars + index + 1;
+        if matches!(c, '\n' | '\r' | '\u{2028}' | '\u{2029}') {
+            return Err(RuleError::Newline { column });
+        }
+        if c.is_control() {
+            return Err(RuleError::ControlCharacter {
+                column,
+                code: u32::from(c),
+            });
+        }
+    }
+    let first = ["{{", "}}"]
+        .into_iter()
+        .filter_map(|delimiter| text.find(delimiter).map(|at| (at, delimiter)))
+        .min();
+    if let Some((at, delimiter)) = first {
+        return Err(RuleError::TemplateDelimiter {
+            column: lead_chars + text[..at].chars().count() + 1,
+            delimiter,
+        });
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Tokenizer
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TokenKind {
+    /// A bare word: a matcher name where one is expected, otherwise an error.
+    Word(String),
+    /// A string literal, already decoded.
+    Str(String),
+    LParen,
+    RParen,
+    Comma,
+    And,
+    Or,
+    Not,
+    Eof,
+}
+
+impl TokenKind {
+    /// How the token is named in "expected X, found Y" errors.
+    fn describe(&self) -> String {
+        match self {
+            TokenKind::Word(word) => format!("`{word}`"),
+            TokenKind::Str(_) => "a quoted string".to_owned(),
+            TokenKind::LParen => "`(`".to_owned(),
+            TokenKind::RParen => "`)`".to_owned(),
+            TokenKind::Comma => "`,`".to_owned(),
+            TokenKind::And => "`&&`".to_owned(),
+            TokenKind::Or => "`||`".to_owned(),
+            TokenKind::Not => "`!`".to_owned(),
+            TokenKind::Eof => "the end of the rule".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    kind: TokenKind,
+    column: usize,
+}
+
+/// Turns the rule into tokens on demand, so that an error is always the
+/// leftmost one (`Host(a.com)` reports the unquoted `a`, not the `.`).
+struct Lexer {
+    chars: Vec<char>,
+    pos: usize,
+    /// Characters trimmed off the front, so columns refer to the input.
+    lead_chars: usize,
+}
+
+impl Lexer {
+    fn column(&self, pos: usize) -> usize {
+        self.lead_chars + pos + 1
+    }
+
+    fn next_token(&mut self) -> Result<Token, RuleError> {
+        // Only the space is whitespace here: tabs and newlines were refused
+        // by `check_characters`, and Go would refuse other Unicode spaces.
+        while self.chars.get(self.pos) == Some(&' ') {
+            self.pos += 1;
+        }
+        let start = self.pos;
+        let column = self.column(start);
+        let Some(&c) = self.chars.get(start) else {
+            return Ok(Token {
+                kind: TokenKind::Eof,
+                column,
+            });
+        };
+        let next = self.chars.get(start + 1).copied();
+        let kind = match c {
+            '(' => self.single(TokenKind::LParen),
+            ')' => self.single(TokenKind::RParen),
+            ',' => self.single(TokenKind::Comma),
+            '!' => self.single(TokenKind::Not),
+            '&' if next == Some('&') => self.double(TokenKind::And),
+            '|' if next == Some('|') => self.double(TokenKind::Or),
+            '`' => self.raw_string()?,
+            '"' => self.interpreted_string()?,
+            c if is_word_char(c) => {
+                let end = (start..self.chars.len())
+                    .find(|&i| !is_word_char(self.chars[i]))
+                    .unwrap_or(self.chars.len());
+                self.pos = end;
+                TokenKind::Word(self.chars[start..end].iter().collect())
+            }
+            found => {
+                let hint = match found {
+                    '&' => ": did you mean `&&`?",
+                    '|' => ": did you mean `||`?",
+                    '\'' => ": single quotes are not allowed; quote arguments with backticks or double quotes",
+                    '/' => ": comments are not allowed in rules",
+                    '=' | '<' | '>' => ": rules combine matchers with `&&`, `||` and `!` only",
+                    _ => "",
+                };
+                return Err(RuleError::UnexpectedCharacter {
+                    column,
+                    found,
+                    hint,
+                });
+            }
+        };
+        Ok(Token { kind, column })
+    }
+
+    fn single(&mut self, kind: TokenKind) -> TokenKind {
+        self.pos += 1;
+        kind
+    }
+
+    fn double(&mut self, kind: TokenKind) -> TokenKind {
+        self.pos += 2;
+        kind
+    }
+
+    /// A Go raw string: everything up to the next backtick, no escapes.
+    fn raw_string(&mut self) -> Result<TokenKind, RuleError> {
+        let start = self.pos;
+        let end = (start + 1..self.chars.len())
+            .find(|&i| self.chars[i] == '`')
+            .ok_or(RuleError::UnterminatedString {
+                column: self.column(start),
+            })?;
+        self.pos = end + 1;
+        Ok(TokenKind::Str(self.chars[start + 1..end].iter().collect()))
+    }
+
+    /// A Go interpreted string, with Go's escapes: `\a \b \f \n \r \t \v \\
+    /// \"`, `\NNN` (octal, at most 255), `\xHH`, `\uHHHH`, `\UHHHHHHHH` (a
+    /// valid code point). `\'` is only valid in rune literals, so it is
+    /// refused, as Go does. Octal and hex escapes produce bytes, so the result
+    /// is checked to be UTF-8 at the end.
+    fn interpreted_string(&mut self) -> Result<TokenKind, RuleError> {
+        let start = self.pos;
+        let column = self.column(start);
+        let mut bytes = Vec::new();
+        let mut i = start + 1;
+        loop {
+            let Some(&c) = self.chars.get(i) else {
+                return Err(RuleError::UnterminatedString { column });
+            };
+            match c {
+                '"' => break,
+                '\\' => i = self.escape(i, column, &mut bytes)?,
+                c => {
+                    let mut buf = [0; 4];
+                    bytes.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                    i += 1;
+                }
+            }
+        }
+        self.pos = i + 1;
+        String::from_utf8(bytes)
+            .map(TokenKind::Str)
+            .map_err(|_| RuleError::InvalidUtf8 { column })
+    }
+
+    /// Decodes the escape starting at the backslash at `at`, appending its
+    /// bytes; returns the index just past it.
+    fn escape(&self, at: usize, string_column: usize, out: &mut Vec<u8>) -> Result<usize, RuleError> {
+        let Some(&kind) = self.chars.get(at + 1) else {
+            return Err(RuleError::UnterminatedString {
+                column: string_column,
+            });
+        };
+        let simple = match kind {
+            'a' => Some(0x07),
+            'b' => Some(0x08),
+            'f' => Some(0x0c),
+            'n' => Some(b'\n'),
+            'r' => Some(b'\r'),
+            't' => Some(b'\t'),
+            'v' => Some(0x0b),
+            '\\' => Some(b'\\'),
+            '"' => Some(b'"'),
+            _ => None,
+        };
+        if let Some(byte) = simple {
+            out.push(byte);
+            return Ok(at + 2);
+        }
+        let (first_digit, digits, radix) = match kind {
+            '0'..='7' => (at + 1, 3, 8),
+            'x' => (at + 2, 2, 16),
+            'u' => (at + 2, 4, 16),
+            'U' => (at + 2, 8, 16),
+            _ => return Err(self.invalid_escape(at, at + 2)),
+        };
+        let mut value: u32 = 0;
+        for i in first_digit..first_digit + digits {
+            match self.chars.get(i) {
+                None => {
+                    return Err(RuleError::UnterminatedString {
+                        column: string_column,
+                    });
+                }
+                Some(d) => match d.to_digit(radix) {
+                    Some(v) => value = value * radix + v,
+                    None => return Err(self.invalid_escape(at, i + 1)),
+                },
+            }
+        }
+        let end = first_digit + digits;
+        match kind {
+            'u' | 'U' => {
+                let c = char::from_u32(value).ok_or_else(|| self.invalid_escape(at, end))?;
+                let mut buf = [0; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+            _ => {
+                let byte = u8::try_from(value).map_err(|_| self.invalid_escape(at, end))?;
+                out.push(byte);
+            }
+        }
+        Ok(end)
+    }
+
+    fn invalid_escape(&self, start: usize, end: usize) -> RuleError {
+        let end = end.min(self.chars.len());
+        RuleError::InvalidEscape {
+            column: self.column(start),
+            sequence: self.chars[start..end].iter().collect(),
+        }
+    }
+}
+
+/// Characters of a bare word. Broader than a Go identifier on purpose: any
+/// word that is not a matcher name is an error anyway, and a longer word
+/// makes for a clearer "unknown matcher" message.
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+// ---------------------------------------------------------------------------
+// Parser
+// ---------------------------------------------------------------------------
+
+/// Recursive descent over Go's precedence for the three operators Traefik
+/// supports:
+///
+/// ```text
+/// rule    = or EOF
+/// or      = and { "||" and }
+/// and     = unary { "&&" unary }
+/// unary   = "!" unary | primary
+/// primary = "(" or ")" | NAME "(" [ STRING { "," STRING } [ "," ] ] ")"
+/// ```
+struct Parser {
+    lexer: Lexer,
+    peeked: Option<Token>,
+    depth: usize,
+}
+
+impl Parser {
+    fn new(text: &str, lead_chars: usize) -> Parser {
+        Parser {
+            lexer: Lexer {
+                chars: text.chars().collect(),
+                pos: 0,
+                lead_chars,
+            },
+            peeked: None,
+            depth: 0,
+        }
+    }
+
+    fn peek(&mut self) -> Result<&Token, RuleError> {
+        if self.peeked.is_none() {
+            self.peeked = Some(self.lexer.next_token()?);
+        }
+        Ok(self.peeked.get_or_insert_with(|| Token {
+            kind: TokenKind::Eof,
+            column: 0,
+        }))
+    }
+
+    fn next(&mut self) -> Result<Token, RuleError> {
+        match self.peeked.take() {
+            Some(token) => Ok(token),
+            None => self.lexer.next_token(),
+        }
+    }
+
+    fn parse_rule(&mut self) -> Result<Expr, RuleError> {
+        let expr = self.parse_or()?;
+        let token = self.next()?;
+        match token.kind {
+            TokenKind::Eof => Ok(expr),
+            TokenKind::RParen => Err(RuleError::UnbalancedParenthesis {
+                column: token.column,
+            }),
+            other => Err(RuleError::UnexpectedToken {
+                column: token.column,
+                expected: "`&&` or `||`",
+                found: other.describe(),
+            }),
+        }
+    }
+
+    fn parse_or(&mut self) -> Result<Expr, RuleError> {
+        let first = self.parse_and()?;
+        let mut operands = Vec::new();
+        while self.peek()?.kind == TokenKind::Or {
+            let operator = self.next()?;
+            self.expect_operand("||", operator.column)?;
+            operands.push(self.parse_and()?);
+        }
+        Ok(if operands.is_empty() {
+            first
+        } else {
+            operands.insert(0, first);
+            Expr::Or(operands)
+        })
+    }
+
+    fn parse_and(&mut self) -> Result<Expr, RuleError> {
+        let first = self.parse_unary()?;
+        let mut operands = Vec::new();
+        while self.peek()?.kind == TokenKind::And {
+            let operator = self.next()?;
+            self.expect_operand("&&", operator.column)?;
+            operands.push(self.parse_unary()?);
+        }
+        Ok(if operands.is_empty() {
+            first
+        } else {
+            operands.insert(0, first);
+            Expr::And(operands)
+        })
+    }
+
+    fn parse_unary(&mut self) -> Result<Expr, RuleError> {
+        if self.peek()?.kind != TokenKind::Not {
+            return self.parse_primary();
+        }
+        let operator = self.next()?;
+        self.enter(operator.column)?;
+        self.expect_operand("!", operator.column)?;
+        let inner = self.parse_unary()?;
+        self.depth -= 1;
+        Ok(Expr::Not(Box::new(inner)))
+    }
+
+    fn parse_primary(&mut self) -> Result<Expr, RuleError> {
+        let token = self.next()?;
+        match token.kind {
+            TokenKind::LParen => {
+                self.enter(token.column)?;
+                match self.peek()?.kind {
+                    TokenKind::Eof => {
+                        return Err(RuleError::UnbalancedParenthesis {
+                            column: token.column,
+                        });
+                    }
+                    TokenKind::RParen => {
+                        let close = self.next()?;
+                        return Err(RuleError::UnexpectedToken {
+                            column: close.column,
+                            expected: "a matcher inside the parentheses",
+                            found: close.kind.describe(),
+                        });
+                    }
+                    _ => {}
+                }
+                let inner = self.parse_or()?;
+                let close = self.next()?;
+                match close.kind {
+                    TokenKind::RParen => {
+                        self.depth -= 1;
+                        Ok(inner)
+                    }
+                    TokenKind::Eof => Err(RuleError::UnbalancedParenthesis {
+                        column: token.column,
+                    }),
+                    other => Err(RuleError::UnexpectedToken {
+                        column: close.column,
+                        expected: "`&&`, `||` or `)`",
+                        found: other.describe(),
+                    }),
+                }
+            }
+            TokenKind::Word(name) => self.parse_matcher(&name, token.column),
+            TokenKind::RParen => Err(RuleError::UnbalancedParenthesis {
+                column: token.column,
+            }),
+            other => Err(RuleError::UnexpectedToken {
+                column: token.column,
+                expected: "a matcher such as Host(`example.com`), `!` or `(`",
+                found: other.describe(),
+            }),
+        }
+    }
+
+    /// After `&&`, `||` or `!`: turns "nothing follows" into an error that
+    /// points at the dangling operator rather than at what follows it.
+    fn expect_operand(&mut self, operator: &'static str, column: usize) -> Result<(), RuleError> {
+        match self.peek()?.kind {
+            TokenKind::Eof | TokenKind::RParen | TokenKind::And | TokenKind::Or | TokenKind::Comma => {
+                Err(RuleError::MissingOperand { column, operator })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn enter(&mut self, column: usize) -> Result<(), RuleError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(RuleError::TooDeep {
+                column,
+                max: MAX_DEPTH,
+            });
+        }
+        Ok(())
+    }
+
+    fn parse_matcher(&mut self, name: &str, column: usize) -> Result<Expr, RuleError> {
+        let kind = MatcherKind::lookup(name).ok_or_else(|| RuleError::UnknownMatcher {
+            column,
+            name: name.to_owned(),
+            suggestion: MatcherKind::suggest(name),
+        })?;
+        let open = self.next()?;
+        if open.kind != TokenKind::LParen {
+            return Err(RuleError::MissingArguments {
+                column,
+                matcher: kind.name(),
+            });
+        }
+        let mut args: Vec<(String, usize)> = Vec::new();
+        loop {
+            let token = self.next()?;
+            match token.kind {
+                TokenKind::RParen => break,
+                TokenKind::Str(value) => {
+                    args.push((value, token.column));
+                    let separator = self.next()?;
+                    match separator.kind {
+                        TokenKind::Comma => continue,
+                        TokenKind::RParen => break,
+                        TokenKind::Eof => {
+                            return Err(RuleError::UnbalancedParenthesis {
+                                column: open.column,
+                            });
+                        }
+                        other => {
+                            return Err(RuleError::UnexpectedToken {
+                                column: separator.column,
+                                expected: "`,` or `)`",
+                                found: other.describe(),
+                            });
+                        }
+                    }
+                }
+                TokenKind::Word(_) => {
+                    return Err(RuleError::UnquotedArgument {
+                        column: token.column,
+                    });
+                }
+                TokenKind::Eof => {
+                    return Err(RuleError::UnbalancedParenthesis {
+                        column: open.column,
+                    });
+                }
+                other => {
+                    return Err(RuleError::UnexpectedToken {
+                        column: token.column,
+                        expected: "a quoted string argument",
+                        found: other.describe(),
+                    });
+                }
+            }
+        }
+        validate_matcher(kind, &args, column)?;
+        Ok(Expr::Matcher(Matcher {
+            kind,
+            args: args.into_iter().map(|(value, _)| value).collect(),
+        }))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Argument validation
+// ---------------------------------------------------------------------------
+
+/// The checks Traefik makes when it builds the matcher: arity
+/// (`expectNParameters`), no empty argument (`rules.CheckRule`), then the
+/// matcher's own checks in `pkg/muxer/http/matcher.go`.
+fn validate_matcher(kind: MatcherKind, args: &[(String, usize)], column: usize) -> Result<(), RuleError> {
+    let (min, max) = kind.arity();
+    if args.len() < min || args.len() > max {
+        return Err(RuleError::WrongArity {
+            column,
+            matcher: kind.name(),
+            expected: kind.arity_text(),
+            got: args.len(),
+        });
+    }
+    if let Some((_, column)) = args.iter().find(|(value, _)| value.is_empty()) {
+        return Err(RuleError::EmptyArgument {
+            column: *column,
+            matcher: kind.name(),
+        });
+    }
+    let check = |index: usize, result: Result<(), String>| {
+        result.map_err(|reason| RuleError::InvalidArgument {
+            column: args.get(index).map_or(column, |(_, c)| *c),
+            matcher: kind.name(),
+            reason,
+        })
+    };
+    let value = |index: usize| args.get(index).map_or("", |(v, _)| v.as_str());
+    match kind {
+        MatcherKind::Host => check(0, ascii_only(value(0))),
+        MatcherKind::HostRegexp => check(0, ascii_only(value(0)).and_then(|()| regexp(value(0)))),
+        MatcherKind::Path | MatcherKind::PathPrefix => check(0, starts_with_slash(value(0))),
+        MatcherKind::PathRegexp => check(0, regexp(value(0))),
+        MatcherKind::Method => check(0, http_token(value(0))),
+        MatcherKind::Header | MatcherKind::Query => Ok(()),
+        MatcherKind::HeaderRegexp => check(1, regexp(value(1))),
+        MatcherKind::QueryRegexp if args.len() == 2 => check(1, regexp(value(1))),
+        MatcherKind::QueryRegexp => Ok(()),
+        MatcherKind::ClientIp => check(0, ip_or_cidr(value(0))),
+    }
+}
+
+fn ascii_only(value: &str) -> Result<(), String> {
+    if value.is_ascii() {
+        Ok(())
+    } else {
+        Err("non-ASCII characters are not allowed; use the punycode (xn--) form of the name".to_owned())
+    }
+}
+
+fn starts_with_slash(value: &str) -> Result<(), String> {
+    if value.starts_with('/') {
+        Ok(())
+    } else {
+        Err(format!("path `{value}` does not start with `/`"))
+    }
+}
+
+fn regexp(value: &str) -> Result<(), String> {
+    re2::check(value).map_err(|reason| format!("{reason} (Go regexp syntax)"))
+}
+
+/// Stricter than Traefik, which upper-cases any string: a method that is not
+/// an HTTP token (RFC 9110 `tchar`s) can never match a request.
+fn http_token(value: &str) -> Result<(), String> {
+    let is_tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if value.chars().all(is_tchar) {
+        Ok(())
+    } else {
+        Err(format!("`{value}` is not an HTTP method"))
+    }
+}
+
+/// Traefik builds an `ip.Checker`: `net.ParseIP`, else `net.ParseCIDR`.
+/// Both refuse IPv4 octets with leading zeros and IPv6 zones, as Rust's
+/// parser does; the prefix length is decimal digits, at most 32 or 128.
+fn ip_or_cidr(value: &str) -> Result<(), String> {
+    if value.parse::<IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let invalid = || Err(format!("`{value}` is neither an IP address nor a CIDR block"));
+    let Some((address, bits)) = value.split_once('/') else {
+        return invalid();
+    };
+    let Ok(address) = address.parse::<IpAddr>() else {
+        return invalid();
+    };
+    let max_bits = if address.is_ipv4() { 32 } else { 128 };
+    let valid_bits = !bits.is_empty()
+        && bits.len() <= 8
+        && bits.bytes().all(|b| b.is_ascii_digit())
+        && bits.parse::<u32>().is_ok_and(|n| n <= max_bits);
+    if valid_bits { Ok(()) } else { invalid() }
+}
+
+/// Validates one entry of the `host` shorthand; the error is the reason.
+fn check_host_name(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("empty entry (look for a stray comma)".to_owned());
+    }
+    if host.starts_with("*.") || host == "*" {
+        return Err("wildcards are not supported here; write a HostRegexp rule instead".to_owned());
+    }
+    if let Some(c) = host.chars().find(|c| !c.is_ascii_alphanumeric() && !matches!(c, '-' | '.')) {
+        return Err(match c {
+            c if c.is_whitespace() => "contains whitespace".to_owned(),
+            '`' | '"' | '\'' => "contains a quote character".to_owned(),
+            c if !c.is_ascii() => "contains non-ASCII characters; use the punycode (xn--) form".to_owned(),
+            c => format!("contains `{c}`, which is not allowed in a DNS name"),
+        });
+    }
+    if host.len() > 253 {
+        return Err("is longer than 253 characters".to_owned());
+    }
+    for label in host.split('.') {
+        if label.is_empty() {
+            return Err("has an empty label (leading, trailing or doubled dot)".to_owned());
+        }
+        if label.len() > 63 {
+            return Err(format!("label `{label}` is longer than 63 characters"));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!("label `{label}` starts or ends with a hyphen"));
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Go regexp (RE2) syntax check
+// ---------------------------------------------------------------------------
+
+mod re2 {
+    //! A syntax checker for Go's `regexp` package, as Traefik compiles
+    //! matcher regexps (`regexp.Compile`, i.e. `syntax.Perl` flags). It walks
+    //! the pattern the way `regexp/syntax/parse.go` does and reports the same
+    //! errors, but only tracks what those errors depend on: for each open
+    //! group, whether a repetition operator has something to apply to, and
+    //! how much nested counted repetitions multiply.
+
+    /// Largest count in `x{n,m}`, and largest product of nested counts.
+    const MAX_REPEAT: u32 = 1000;
+    /// Stricter stand-in for Go's parse-tree height limit of 1000.
+    const MAX_GROUP_DEPTH: usize = 100;
+    /// Bound on pattern length × largest repetition product, a conservative
+    /// stand-in for Go's "expression too large" (about 3.3M instructions).
+    const MAX_EXPANDED: u64 = 200_000;
+
+    /// Unicode general categories, as in Go's `unicode.Categories`.
+    const CATEGORIES: &[&str] = &[
+        "C", "Cc", "Cf", "Co", "Cs", "L", "Ll", "Lm", "Lo", "Lt", "Lu", "M", "Mc", "Me", "Mn", "N", "Nd",
+        "Nl", "No", "P", "Pc", "Pd", "Pe", "Pf", "Pi", "Po", "Ps", "S", "Sc", "Sk", "Sm", "So", "Z",
+        "Zl", "Zp", "Zs",
+    ];
+
+    /// Unicode 13 scripts, as in Go's `unicode.Scripts` since Go 1.16.
+    const SCRIPTS: &[&str] = &[
+        "Adlam", "Ahom", "Anatolian_Hieroglyphs", "Arabic", "Armenian", "Avestan", "Balinese",
+        "Bamum", "Bassa_Vah", "Batak", "Bengali", "Bhaiksuki", "Bopomofo", "Brahmi", "Braille",
+        "Buginese", "Buhid", "Canadian_Aboriginal", "Carian", "Caucasian_Albanian", "Chakma",
+        "Cham", "Cherokee", "Chorasmian", "Common", "Coptic", "Cuneiform", "Cypriot", "Cyrillic",
+        "Deseret", "Devanagari", "Dives_Akuru", "Dogra", "Duployan", "Egyptian_Hieroglyphs",
+        "Elbasan", "Elymaic", "Ethiopic", "Georgian", "Glagolitic", "Gothic", "Grantha", "Greek",
+        "Gujarati", "Gunjala_Gondi", "Gurmukhi", "Han", "Hangul", "Hanifi_Rohingya", "Hanunoo",
+        "Hatran", "Hebrew", "Hiragana", "Imperial_Aramaic", "Inherited", "Inscriptional_Pahlavi",
+        "Inscriptional_Parthian", "Javanese", "Kaithi", "Kannada", "Katakana", "Kayah_Li",
+        "Kharoshthi", "Khitan_Small_Script", "Khmer", "Khojki", "Khudawadi", "Lao", "Latin",
+        "Lepcha", "Limbu", "Linear_A", "Linear_B", "Lisu", "Lycian", "Lydian", "Mahajani",
+        "Makasar", "Malayalam", "Mandaic", "Manichaean", "Marchen", "Masaram_Gondi", "Medefaidrin",
+        "Meetei_Mayek", "Mende_Kikakui", "Meroitic_Cursive", "Meroitic_Hieroglyphs", "Miao", "Modi",
+        "Mongolian", "Mro", "Multani", "Myanmar", "Nabataean", "Nandinagari", "New_Tai_Lue", "Newa",
+        "Nko", "Nushu", "Nyiakeng_Puachue_Hmong", "Ogham", "Ol_Chiki", "Old_Hungarian",
+        "Old_Italic", "Old_North_Arabian", "Old_Permic", "Old_Persian", "Old_Sogdian",
+        "Old_South_Arabian", "Old_Turkic", "Oriya", "Osage", "Osmanya", "Pahawh_Hmong",
+        "Palmyrene", "Pau_Cin_Hau", "Phags_Pa", "Phoenician", "Psalter_Pahlavi", "Rejang", "Runic",
+        "Samaritan", "Saurashtra", "Sharada", "Shavian", "Siddham", "SignWriting", "Sinhala",
+        "Sogdian", "Sora_Sompeng", "Soyombo", "Sundanese", "Syloti_Nagri", "Syriac", "Tagalog",
+        "Tagbanwa", "Tai_Le", "Tai_Tham", "Tai_Viet", "Takri", "Tamil", "Tangut", "Telugu", "Thaana",
+        "Thai", "Tibetan", "Tifinagh", "Tirhuta", "Ugaritic", "Vai", "Wancho", "Warang_Citi",
+        "Yezidi", "Yi", "Zanabazar_Square",
+    ];
+
+    /// POSIX class names usable inside brackets, `[[:alpha:]]` or `[[:^alpha:]]`.
+    const POSIX: &[&str] = &[
+        "alnum", "alpha", "ascii", "blank", "cntrl", "digit", "graph", "lower", "print", "punct",
+        "space", "upper", "word", "xdigit",
+    ];
+
+    pub(super) fn check(pattern: &str) -> Result<(), String> {
+        Checker {
+            s: pattern.chars().collect(),
+            i: 0,
+            groups: vec![Group::default()],
+            last_repeat: None,
+            max_weight: 1,
+        }
+        .run()
+    }
+
+    /// What the checker knows about one open group (the outermost "group"
+    /// is the whole pattern).
+    #[derive(Default)]
+    struct Group {
+        /// The repetition weight of the item a following `*` or `{n}` would
+        /// apply to; `None` at the start of the group or right after `|`,
+        /// where Go reports "missing argument to repetition operator".
+        last: Option<u32>,
+        /// Largest weight of any item in the group so far.
+        max_weight: u32,
+    }
+
+    struct Checker {
+        s: Vec<char>,
+        i: usize,
+        groups: Vec<Group>,
+        /// Where the previous item started, if it was a repetition operator:
+        /// Go refuses to stack them (`a**`).
+        last_repeat: Option<usize>,
+        max_weight: u32,
+    }
+
+    impl Checker {
+        fn run(mut self) -> Result<(), String> {
+            while let Some(&c) = self.s.get(self.i) {
+                let start = self.i;
+                let mut repeat = None;
+                match c {
+                    '(' => self.open_group()?,
+                    '|' => {
+                        self.i += 1;
+                        self.top().last = None;
+                    }
+                    ')' => self.close_group()?,
+                    '[' => {
+                        self.class()?;
+                        self.item(1);
+                    }
+                    '*' | '+' | '?' => {
+                        self.i += 1;
+                        self.repeat(start, None)?;
+                        repeat = Some(start);
+                    }
+                    '{' => match self.counts()? {
+                        Some(counts) => {
+                            self.repeat(start, Some(counts))?;
+                            repeat = Some(start);
+                        }
+                        None => {
+                            // Not a well-formed `{n,m}`: Go takes `{` literally.
+                            self.i += 1;
+                            self.item(1);
+                        }
+                    },
+                    '\\' => self.backslash()?,
+                    _ => {
+                        // Literals, `.`, `^` and `$` are all single items.
+                        self.i += 1;
+                        self.item(1);
+                    }
+                }
+                self.last_repeat = repeat;
+            }
+            if self.groups.len() != 1 {
+                return Err("missing closing )".to_owned());
+            }
+            if self.s.len() as u64 * u64::from(self.max_weight) > MAX_EXPANDED {
+                return Err("regexp is too large once its repetitions are expanded".to_owned());
+            }
+            Ok(())
+        }
+
+        fn top(&mut self) -> &mut Group {
+            if self.groups.is_empty() {
+                self.groups.push(Group::default());
+            }
+            let last = self.groups.len() - 1;
+            &mut self.groups[last]
+        }
+
+        fn item(&mut self, weight: u32) {
+            let group = self.top();
+            group.last = Some(weight);
+            group.max_weight = group.max_weight.max(weight);
+            self.max_weight = self.max_weight.max(weight);
+        }
+
+        fn snippet(&self, from: usize, to: usize) -> String {
+            let to = to.min(self.s.len());
+            self.s.get(from..to).unwrap_or_default().iter().collect()
+        }
+
+        fn open_group(&mut self) -> Result<(), String> {
+            let start = self.i;
+            if self.s.get(start + 1) != Some(&'?') {
+                self.i += 1;
+                return self.push_group();
+            }
+            let rest = self.s.len() - start;
+            let starts_with_p = rest > 4 && self.s[start + 2] == 'P' && self.s[start + 3] == '<';
+            let starts_with_name = rest > 3 && self.s[start + 2] == '<';
+            if starts_with_p || starts_with_name {
+                // (?P<name>...) or (?<name>...). The latter needs Go 1.22,
+                // which every Traefik v3 release is built with.
+                let name_start = start + if starts_with_p { 4 } else { 3 };
+                let Some(end) = (start..self.s.len()).find(|&k| self.s[k] == '>') else {
+                    return Err(format!("invalid named capture `{}`", self.snippet(start, self.s.len())));
+                };
+                let name = self.s.get(name_start..end).unwrap_or_default();
+                if name.is_empty() || !name.iter().all(|c| c.is_ascii_alphanumeric() || *c == '_') {
+                    return Err(format!("invalid named capture `{}`", self.snippet(start, end + 1)));
+                }
+                self.i = end + 1;
+                return self.push_group();
+            }
+            // Flags, possibly opening a non-capturing group: (?i) (?i-s:...) (?:...)
+            let mut k = start + 2;
+            let mut negated = false;
+            let mut saw_flag = false;
+            while let Some(&c) = self.s.get(k) {
+                k += 1;
+                match c {
+                    'i' | 'm' | 's' | 'U' => saw_flag = true,
+                    '-' if !negated => {
+                        negated = true;
+                        saw_flag = false;
+                    }
+                    ':' | ')' if !negated || saw_flag => {
+                        self.i = k;
+                        return if c == ':' { self.push_group() } else { Ok(()) };
+                    }
+                    _ => break,
+                }
+            }
+            Err(format!("invalid or unsupported Perl syntax `{}`", self.snippet(start, k)))
+        }
+
+        fn push_group(&mut self) -> Result<(), String> {
+            if self.groups.len() > MAX_GROUP_DEPTH {
+                return Err(format!("groups are nested more than {MAX_GROUP_DEPTH} deep"));
+            }
+            self.groups.push(Group {
+                last: None,
+                max_weight: 1,
+            });
+            Ok(())
+        }
+
+        fn close_group(&mut self) -> Result<(), String> {
+            self.i += 1;
+            if self.groups.len() <= 1 {
+                return Err("unexpected )".to_owned());
+            }
+            let weight = self.groups.pop().map_or(1, |g| g.max_weight);
+            self.item(weight);
+            Ok(())
+        }
+
+        /// Applies a repetition operator that started at `start`; `self.i` is
+        /// just past it. `counts` is `(min, max)` for `{..}`, `max == -1`
+        /// meaning unbounded.
+        fn repeat(&mut self, start: usize, counts: Option<(i64, i64)>) -> Result<(), String> {
+            if self.s.get(self.i) == Some(&'?') {
+                self.i += 1; // non-greedy
+            }
+            if let Some(previous) = self.last_repeat {
+                return Err(format!(
+                    "invalid nested repetition operator `{}`",
+                    self.snippet(previous, self.i)
+                ));
+            }
+            let Some(inner) = self.top().last else {
+                return Err(format!(
+                    "missing argument to repetition operator `{}`",
+                    self.snippet(start, self.i)
+                ));
+            };
+            // Go's repeatIsValid: along any path, the counts of nested
+            // `{n,m}` (m, or n when unbounded) may not multiply past 1000;
+            // `{0}` ends the path.
+            let weight = match counts {
+                None => inner,
+                Some((_, 0)) => 1,
+                Some((min, max)) => {
+                    let m = u32::try_from(if max < 0 { min } else { max }).unwrap_or(u32::MAX);
+                    if m == 0 { inner } else { m.saturating_mul(inner) }
+                }
+            };
+            if weight > MAX_REPEAT {
+                return Err(format!(
+                    "invalid repeat count `{}`: nested repetitions multiply past {MAX_REPEAT}",
+                    self.snippet(start, self.i)
+                ));
+            }
+            self.item(weight);
+            Ok(())
+        }
+
+        /// Parses `{n}`, `{n,}` or `{n,m}` at `self.i`. `Ok(None)` when the
+        /// text is not of that form (Go then treats `{` as a literal).
+        fn counts(&mut self) -> Result<Option<(i64, i64)>, String> {
+            let start = self.i;
+            let Some((mut min, mut k)) = self.int(start + 1) else {
+                return Ok(None);
+            };
+            let max = match self.s.get(k) {
+                Some(',') => {
+                    k += 1;
+                    match self.s.get(k) {
+                        Some('}') => -1,
+                        _ => {
+                            let Some((max, next)) = self.int(k) else {
+                                return Ok(None);
+                            };
+                            k = next;
+                            if max < 0 {
+                                min = -1; // too big, as Go's parseRepeat reports it
+                            }
+                            max
+                        }
+                    }
+                }
+                Some(_) => min,
+                None => return Ok(None),
+            };
+            if self.s.get(k) != Some(&'}') {
+                return Ok(None);
+            }
+            k += 1;
+            let limit = i64::from(MAX_REPEAT);
+            if min < 0 || min > limit || max > limit || (max >= 0 && min > max) {
+                return Err(format!("invalid repeat count `{}`", self.snippet(start, k)));
+            }
+            self.i = k;
+            Ok(Some((min, max)))
+        }
+
+        /// Go's parseInt: decimal, no leading zeros, -1 when too large.
+        fn int(&self, from: usize) -> Option<(i64, usize)> {
+            let first = *self.s.get(from)?;
+            if !first.is_ascii_digit() {
+                return None;
+            }
+            if first == '0' && self.s.get(from + 1).is_some_and(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            let mut k = from;
+            let mut n: i64 = 0;
+            while let Some(d) = self.s.get(k).and_then(|c| c.to_digit(10)) {
+                if n >= 0 {
+                    n = if n >= 100_000_000 { -1 } else { n * 10 + i64::from(d) };
+                }
+                k += 1;
+            }
+            Some((n, k))
+        }
+
+        fn backslash(&mut self) -> Result<(), String> {
+            let start = self.i;
+            match self.s.get(start + 1) {
+                Some('A' | 'b' | 'B' | 'z' | 'd' | 'D' | 's' | 'S' | 'w' | 'W') => {
+                    self.i += 2;
+                    self.item(1);
+                }
+                Some('C') => return Err("invalid escape sequence `\\C`".to_owned()),
+                Some('Q') => {
+                    // \Q...\E: everything up to \E (or the end) is literal.
+                    let body = start + 2;
+                    let end = (body..self.s.len())
+                        .find(|&k| self.s[k] == '\\' && self.s.get(k + 1) == Some(&'E'));
+                    self.i = end.map_or(self.s.len(), |k| k + 2);
+                    if end.unwrap_or(self.s.len()) > body {
+                        self.item(1);
+                    }
+                }
+                Some('p' | 'P') => {
+                    self.unicode_class()?;
+                    self.item(1);
+                }
+                _ => {
+                    self.escape()?;
+                    self.item(1);
+                }
+            }
+            Ok(())
+        }
+
+        /// `\pL`, `\p{Greek}`, `\P{^Lu}` at `self.i`.
+        fn unicode_class(&mut self) -> Result<(), String> {
+            let start = self.i;
+            let (name, end): (String, usize) = match self.s.get(start + 2) {
+                Some('{') => {
+                    let Some(close) = (start..self.s.len()).find(|&k| self.s[k] == '}') else {
+                        return Err(format!(
+                            "invalid character class range `{}`",
+                            self.snippet(start, self.s.len())
+                        ));
+                    };
+                    (self.snippet(start + 3, close), close + 1)
+                }
+                Some(&c) => (c.to_string(), start + 3),
+                None => (String::new(), start + 2),
+            };
+            self.i = end;
+            let bare = name.strip_prefix('^').unwrap_or(&name);
+            if bare == "Any" || CATEGORIES.contains(&bare) || SCRIPTS.contains(&bare) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "unknown or unsupported Unicode class `{}`",
+                    self.snippet(start, end)
+                ))
+            }
+        }
+
+        /// An escape outside the Perl/Unicode classes (Go's parseEscape);
+        /// returns the code point it stands for.
+        fn escape(&mut self) -> Result<u32, String> {
+            let start = self.i;
+            let Some(&c) = self.s.get(start + 1) else {
+                return Err("trailing backslash at end of expression".to_owned());
+            };
+            let mut k = start + 2;
+            let invalid = |this: &Self, end: usize| {
+                Err(format!("invalid escape sequence `{}`", this.snippet(start, end)))
+            };
+            let is_octal = |c: Option<&char>| c.is_some_and(|c| ('0'..='7').contains(c));
+            let value = match c {
+                // A lone \1-\7 would be a backreference, which RE2 lacks.
+                '1'..='7' if !is_octal(self.s.get(k)) => return invalid(self, k),
+                '0'..='7' => {
+                    let mut r = c.to_digit(8).unwrap_or(0);
+                    for _ in 1..3 {
+                        match self.s.get(k).and_then(|d| d.to_digit(8)) {
+                            Some(d) => {
+                                r = r * 8 + d;
+                                k += 1;
+                            }
+                            None => break,
+                        }
+                    }
+                    r
+                }
+                'x' => match self.s.get(k) {
+                    None => return invalid(self, k),
+                    Some('{') => {
+                        k += 1;
+                        let mut r: u32 = 0;
+                        let mut digits = 0;
+                        loop {
+                            let Some(&d) = self.s.get(k) else {
+                                return invalid(self, k);
+                            };
+                            k += 1;
+                            if d == '}' {
+                                break;
+                            }
+                            let Some(v) = d.to_digit(16) else {
+                                return invalid(self, k);
+                            };
+                            r = r * 16 + v;
+                            if r > 0x10FFFF {
+                                return invalid(self, k);
+                            }
+                            digits += 1;
+                        }
+                        if digits == 0 {
+                            return invalid(self, k);
+                        }
+                        r
+                    }
+                    Some(&h) => {
+                        let high = h.to_digit(16);
+                        let low = self.s.get(k + 1).and_then(|d| d.to_digit(16));
+                        k += 2;
+                        match (high, low) {
+                            (Some(high), Some(low)) => high * 16 + low,
+                            _ => return invalid(self, k),
+                        }
+                    }
+                },
+                'a' => 0x07,
+                'f' => 0x0c,
+                'n' => 0x0a,
+                'r' => 0x0d,
+                't' => 0x09,
+                'v' => 0x0b,
+                // Escaped punctuation stands for itself; escaped letters,
+                // digits and non-ASCII are errors unless listed above.
+                c if c.is_ascii() && !c.is_ascii_alphanumeric() => u32::from(c),
+                _ => return invalid(self, k),
+            };
+            self.i = k;
+            Ok(value)
+        }
+
+        /// A bracketed class at `self.i`, Go's parseClass.
+        fn class(&mut self) -> Result<(), String> {
+            let start = self.i;
+            let missing = |this: &Self| Err(format!("missing closing ] in `{}`", this.snippet(start, this.s.len())));
+            let mut k = start + 1;
+            if self.s.get(k) == Some(&'^') {
+                k += 1;
+            }
+            let mut first = true; // `]` right after `[` or `[^` is a literal
+            loop {
+                let Some(&c) = self.s.get(k) else {
+                    return missing(self);
+                };
+                if c == ']' && !first {
+                    k += 1;
+                    break;
+                }
+                first = false;
+                let next = self.s.get(k + 1).copied();
+                // [:alpha:]. Like Go, look for ":]" anywhere further on.
+                if c == '[' && next == Some(':') && k + 2 < self.s.len() {
+                    let close = (k + 2..self.s.len().saturating_sub(1))
+                        .find(|&j| self.s[j] == ':' && self.s[j + 1] == ']');
+                    if let Some(close) = close {
+                        let name = self.snippet(k + 2, close);
+                        let bare = name.strip_prefix('^').unwrap_or(&name);
+                        if !POSIX.contains(&bare) {
+                            return Err(format!(
+                                "invalid character class range `{}`",
+                                self.snippet(k, close + 2)
+                            ));
+                        }
+                        k = close + 2;
+                        continue;
+                    }
+                }
+                if c == '\\' && matches!(next, Some('p' | 'P')) {
+                    self.i = k;
+                    self.unicode_class()?;
+                    k = self.i;
+                    continue;
+                }
+                if c == '\\' && matches!(next, Some('d' | 'D' | 's' | 'S' | 'w' | 'W')) {
+                    k += 2;
+                    continue;
+                }
+                let range_start = k;
+                let Some(low) = self.class_char(&mut k)? else {
+                    return missing(self);
+                };
+                if self.s.get(k) == Some(&'-') && self.s.get(k + 1).is_some_and(|c| *c != ']') {
+                    k += 1;
+                    let Some(high) = self.class_char(&mut k)? else {
+                        return missing(self);
+                    };
+                    if high < low {
+                        return Err(format!(
+                            "invalid character class range `{}`",
+                            self.snippet(range_start, k)
+                        ));
+                    }
+                }
+            }
+            self.i = k;
+            Ok(())
+        }
+
+        /// One possibly escaped character inside brackets; `None` at the end
+        /// of the pattern.
+        fn class_char(&mut self, k: &mut usize) -> Result<Option<u32>, String> {
+            match self.s.get(*k) {
+                None => Ok(None),
+                Some('\\') => {
+                    self.i = *k;
+                    let value = self.escape()?;
+                    *k = self.i;
+                    Ok(Some(value))
+                }
+                Some(&c) => {
+                    *k += 1;
+                    Ok(Some(u32::from(c)))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `None`: the rule is valid. `Some(text)`: it is refused with an error
+    /// whose message contains `text`.
+    const CASES: &[(&str, Option<&str>)] = &[
+        // --- valid -----------------------------------------------------------
+        ("Host(`a.com`) && PathPrefix(`/api`)", None),
+        ("!Path(`/x`)", None),
+        ("((Host(`a.com`)) || (Host(`b.com`) && !(Path(`/x`) || Path(`/y`))))", None),
+        (r"HeaderRegexp(`Cookie`, `(^|;\s*)pointsman-web=candidate(;|$)`)", None),
+        (r#"Host("a.com") || (Host("b.com") && Path("/css"))"#, None),
+        (r#"PathPrefix("/caf\u00e9") && Path("/a\tb\x41\101")"#, None),
+        ("Host(`a.com`) || Host(`b.com`) || Host(`c.com`)", None),
+        ("host(`a.com`) && HOST(`b.com`) || Pathprefix(`/x`) || PATHPREFIX(`/y`) || pathprefix(`/z`)", None),
+        ("Method(`GET`) || method(`post`) || Method(`M-SEARCH`)", None),
+        ("Header(`X-Env`, `blue`) && HeaderRegexp(`X-Env`, `^(blue|green)$`)", None),
+        ("Query(`debug`) || Query(`mode`, `dark`)", None),
+        ("QueryRegexp(`mode`) || QueryRegexp(`mode`, `^d[a-z]+$`)", None),
+        ("ClientIP(`10.0.0.0/8`) || ClientIP(`::1`) || ClientIP(`2001:db8::/32`) || ClientIP(`192.168.1.1`)", None),
+        (r"HostRegexp(`^[a-z0-9-]+\.example\.com$`)", None),
+        ("PathRegexp(`^/api/v[0-9]+/`)", None),
+        ("   Host(`a.com`)  \n", None),
+        ("Host(`a.com`,)", None),
+        ("Host (`a.com`)&&Path(`/`)", None),
+        ("!!Host(`a.com`)", None),
+        ("Host(`*`) && !ClientIP(`10.0.0.1`)", None),
+        (r"PathRegexp(`(?i)^/(?P<lang>[a-z]{2})(?:/|$)\p{Greek}*[[:alpha:]\d_-]\Q.*\E.{2,5}?\x{1F600}`)", None),
+        (r"HeaderRegexp(`X`, `a{,5}|[]a]|[^]]|\b\pL\PL\p{^Han}|a{0}{}|(?<year>\d{4})|(?)`)", None),
+        // --- refused ---------------------------------------------------------
+        ("", Some("rule is empty")),
+        (" \t\n ", Some("rule is empty")),
+        ("Host(`a`) ||", Some("missing operand after `||` at column 11")),
+        ("Host(`a`) &&", Some("missing operand after `&&` at column 11")),
+        ("Host(`a`) && && Path(`/`)", Some("missing operand after `&&` at column 11")),
+        ("!", Some("missing operand after `!` at column 1")),
+        ("Host(a.com)", Some("argument at column 6 must be a quoted string")),
+        ("Host(123)", Some("argument at column 6 must be a quoted string")),
+        ("Hots(`a`)", Some("unknown matcher `Hots` at column 1 (did you mean Host?)")),
+        ("hostRegexp(`a`)", Some("unknown matcher `hostRegexp` at column 1 (did you mean HostRegexp?)")),
+        ("Headers(`a`, `b`)", Some("(did you mean Header?)")),
+        ("Foo(`a`)", Some("unknown matcher `Foo` at column 1")),
+        ("Host(`a`, `b`)", Some("Host takes exactly 1 argument, got 2")),
+        ("Host()", Some("Host takes exactly 1 argument, got 0")),
+        ("Header(`X-Env`)", Some("Header takes exactly 2 arguments, got 1")),
+        ("Query(`a`, `b`, `c`)", Some("Query takes 1 or 2 arguments, got 3")),
+        ("Host(``)", Some("Host argument at column 6 is empty")),
+        ("Query(`a`, ``)", Some("Query argument at column 12 is empty")),
+        ("Host('a.com')", Some("single quotes are not allowed")),
+        ("Host(`a.com`", Some("unbalanced parenthesis at column 5")),
+        ("(Host(`a.com`)", Some("unbalanced parenthesis at column 1")),
+        ("Host(`a.com`))", Some("unbalanced parenthesis at column 14")),
+        (")", Some("unbalanced parenthesis at column 1")),
+        ("Host(`a.com)", Some("unterminated string starting at column 6")),
+        (r#"Host("a.com)"#, Some("unterminated string starting at column 6")),
+        (r#"Host("a.com\")"#, Some("unterminated string starting at column 6")),
+        ("Host(`a`) & Path(`/`)", Some("unexpected character `&` at column 11: did you mean `&&`?")),
+        ("Host(`a`) | Path(`/`)", Some("did you mean `||`?")),
+        ("Host(`a`) Path(`/`)", Some("expected `&&` or `||` at column 11, found `Path`")),
+        ("Host(`a`)(`b`)", Some("expected `&&` or `||` at column 10, found `(`")),
+        ("Path(`/a` `b`)", Some("expected `,` or `)` at column 11, found a quoted string")),
+        ("Host(,)", Some("expected a quoted string argument at column 6, found `,`")),
+        ("Host(`a`,,)", Some("expected a quoted string argument at column 10")),
+        ("Host(`a`) && ()", Some("expected a matcher inside the parentheses at column 15")),
+        ("&& Host(`a`)", Some("expected a matcher such as Host(`example.com`), `!` or `(` at column 1")),
+        ("`a.com`", Some("found a quoted string")),
+        ("Host", Some("Host at column 1 must be followed by its arguments")),
+        ("Host(`a`) == Host(`b`)", Some("unexpected character `=` at column 11")),
+        ("Host(`a`) // comment", Some("comments are not allowed")),
+        ("Host(`a.com`...)", Some("unexpected character `.` at column 13")),
+        ("Path(`x`)", Some("invalid Path argument at column 6: path `x` does not start with `/`")),
+        ("PathPrefix(`api`)", Some("invalid PathPrefix argument at column 12")),
+        ("ClientIP(`10.0.0.300`)", Some("is neither an IP address nor a CIDR block")),
+        ("ClientIP(`10.0.0.0/33`)", Some("is neither an IP address nor a CIDR block")),
+        ("ClientIP(`localhost`)", Some("is neither an IP address nor a CIDR block")),
+        ("ClientIP(`fe80::1%eth0`)", Some("is neither an IP address nor a CIDR block")),
+        ("Method(`GET POST`)", Some("`GET POST` is not an HTTP method")),
+        ("Host(`exämple.com`)", Some("non-ASCII characters are not allowed")),
+        (r#"Host("ex\u00e4mple.com")"#, Some("non-ASCII characters are not allowed")),
+        ("HostRegexp(`[a-z`)", Some("missing closing ]")),
+        ("PathRegexp(`(unclosed`)", Some("missing closing )")),
+        ("PathRegexp(`unopened)`)", Some("unexpected )")),
+        ("HeaderRegexp(`X`, `a**`)", Some("invalid nested repetition operator `**`")),
+        ("PathRegexp(`*a`)", Some("missing argument to repetition operator `*`")),
+        ("PathRegexp(`(|+)`)", Some("missing argument to repetition operator `+`")),
+        (r"PathRegexp(`\q`)", Some("invalid escape sequence `\\q`")),
+        (r"PathRegexp(`/a\`)", Some("trailing backslash at end of expression")),
+        (r"PathRegexp(`(a)\1`)", Some("invalid escape sequence `\\1`")),
+        ("PathRegexp(`(?=x)`)", Some("invalid or unsupported Perl syntax `(?=`")),
+        ("PathRegexp(`(?P<>x)`)", Some("invalid named capture `(?P<>`")),
+        ("PathRegexp(`a{1001}`)", Some("invalid repeat count `{1001}`")),
+        ("PathRegexp(`a{5,2}`)", Some("invalid repeat count `{5,2}`")),
+        ("PathRegexp(`(a{100}){100}`)", Some("nested repetitions multiply past 1000")),
+        ("PathRegexp(`[z-a]`)", Some("invalid character class range `z-a`")),
+        ("PathRegexp(`[[:foo:]]`)", Some("invalid character class range `[:foo:]`")),
+        (r"PathRegexp(`\p{Klingon}`)", Some("unknown or unsupported Unicode class `\\p{Klingon}`")),
+        ("QueryRegexp(`k`, `(`)", Some("invalid QueryRegexp argument at column 18: missing closing )")),
+        ("Host(`{{ .Domain }}`)", Some("rule contains `{{` at column 7: Traefik evaluates dynamic config as a Go template")),
+        ("Path(`/a}}`)", Some("rule contains `}}` at column 9")),
+        ("Host(`a.com`)\n|| Host(`b.com`)", Some("rule contains a newline at column 14")),
+        ("Host(`a.com`)\t&& Path(`/`)", Some("rule contains control character U+0009 at column 14")),
+        ("Path(`/a\u{7f}`)", Some("control character U+007F")),
+        (r#"Path("/a\q")"#, Some("invalid escape sequence `\\q` at column 9")),
+        (r#"Path("/a\'")"#, Some("invalid escape sequence `\\'`")),
+        (r#"Path("/\400")"#, Some("invalid escape sequence `\\400`")),
+        (r#"Path("/\ud800")"#, Some("invalid escape sequence `\\ud800`")),
+        (r#"Path("/\xff")"#, Some("decodes to invalid UTF-8")),
+        ("Path(`/a`) && 1", Some("unknown matcher `1`")),
+    ];
+
+    #[test]
+    fn table() {
+        assert!(CASES.len() >= 40);
+        for (rule, expected) in CASES {
+            let result = Rule::parse(rule);
+            match (expected, &result) {
+                (None, Ok(parsed)) => assert_eq!(parsed.as_str(), rule.trim()),
+                (Some(text), Err(error)) => {
+                    let message = error.to_string();
+                    assert!(message.contains(text), "{rule:?}: expected error containing {text:?}, got {message:?}");
+                }
+                _ => panic!("{rule:?}: expected {expected:?}, got {result:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn precedence_follows_go() {
+        // `&&` binds tighter than `||`, `!` tighter than both.
+        let rule = Rule::parse("!Host(`a`) || Path(`/b`) && Method(`GET`)").unwrap();
+        let Expr::Or(operands) = &rule.expr else {
+            panic!("expected ||, got {:?}", rule.expr)
+        };
+        assert!(matches!(operands[0], Expr::Not(_)));
+        assert!(matches!(&operands[1], Expr::And(inner) if inner.len() == 2));
+    }
+
+    #[test]
+    fn string_values_are_decoded() {
+        let rule = Rule::parse(r#"Header("X-A", "a\"b\u00e9\x41\101\\") && Path(`/raw\n`)"#).unwrap();
+        let mut values = Vec::new();
+        rule.expr.visit(false, &mut |m, _| values.extend(m.args.clone()));
+        assert_eq!(values, ["X-A", "a\"béAA\\", "/raw\\n"]);
+    }
+
+    #[test]
+    fn hosts_are_lowercased_sorted_and_deduplicated() {
+        let rule = Rule::parse("Host(`B.com`) || (Host(`a.com`) && !Host(`b.COM`)) || HostRegexp(`c\\.com`)").unwrap();
+        assert_eq!(rule.hosts(), ["a.com", "b.com"]);
+        assert!(Rule::parse("PathPrefix(`/`)").unwrap().hosts().is_empty());
+    }
+
+    #[test]
+    fn host_matcher_detection_respects_negation() {
+        let cases = [
+            ("Host(`a.com`)", true),
+            ("HostRegexp(`.+`)", true),
+            ("Host(`a.com`) || PathPrefix(`/`)", true),
+            ("PathPrefix(`/`)", false),
+            ("!Host(`a.com`)", false),
+            ("!Host(`a.com`) && Path(`/x`)", false),
+            ("!!Host(`a.com`)", true),
+            ("!(!Host(`a.com`) && Path(`/x`))", true),
+            ("!(Host(`a.com`) || HostRegexp(`b`))", false),
+            ("Host(`*`)", false),
+            ("Host(`*.a.com`)", true),
+        ];
+        for (rule, expected) in cases {
+            assert_eq!(Rule::parse(rule).unwrap().has_host_matcher(), expected, "{rule}");
+        }
+    }
+
+    #[test]
+    fn columns_count_characters_of_the_untrimmed_input() {
+        assert_eq!(
+            Rule::parse("  Path(`/é`) &&"),
+            Err(RuleError::MissingOperand {
+                column: 14,
+                operator: "&&"
+            })
+        );
+        assert_eq!(
+            Rule::parse("Path(`/ü`) Host"),
+            Err(RuleError::UnexpectedToken {
+                column: 12,
+                expected: "`&&` or `||`",
+                found: "`Host`".to_owned()
+            })
+        );
+    }
+
+    #[test]
+    fn length_is_limited() {
+        let long = format!("Path(`/{}`)", "a".repeat(MAX_RULE_LEN));
+        assert_eq!(
+            Rule::parse(&long),
+            Err(RuleError::TooLong {
+                len: long.len(),
+                max: MAX_RULE_LEN
+            })
+        );
+        let exact = format!("Path(`/{}`)", "a".repeat(MAX_RULE_LEN - 9));
+        assert_eq!(exact.len(), MAX_RULE_LEN);
+        assert!(Rule::parse(&exact).is_ok());
+    }
+
+    #[test]
+    fn nesting_is_limited() {
+        let nested = |depth: usize| format!("{}Host(`a`){}", "(".repeat(depth), ")".repeat(depth));
+        assert!(Rule::parse(&nested(MAX_DEPTH)).is_ok());
+        assert!(matches!(Rule::parse(&nested(MAX_DEPTH + 1)), Err(RuleError::TooDeep { .. })));
+        let negated = format!("{}Host(`a`)", "!".repeat(MAX_DEPTH + 1));
+        assert!(matches!(Rule::parse(&negated), Err(RuleError::TooDeep { .. })));
+        // The stack survives hostile input far past the limit, too.
+        assert!(Rule::parse(&"(".repeat(MAX_RULE_LEN)).is_err());
+        assert!(Rule::parse(&"!".repeat(MAX_RULE_LEN)).is_err());
+        assert!(Rule::parse(&format!("PathRegexp(`{}`)", "(".repeat(4000))).is_err());
+    }
+
+    #[test]
+    fn long_operator_chains_stay_flat() {
+        let chain = vec!["Path(`/`)"; 300].join("&&");
+        let rule = Rule::parse(&chain).unwrap();
+        assert!(matches!(&rule.expr, Expr::And(operands) if operands.len() == 300));
+    }
+
+    #[test]
+    fn from_hosts_builds_a_host_rule() {
+        let rule = from_hosts("a.com,b.com").unwrap();
+        assert_eq!(rule.as_str(), "Host(`a.com`) || Host(`b.com`)");
+        assert_eq!(rule.hosts(), ["a.com", "b.com"]);
+        assert!(rule.has_host_matcher());
+        assert_eq!(from_hosts("a.com").unwrap().as_str(), "Host(`a.com`)");
+        assert_eq!(
+            from_hosts(" a.com , B.example-1.com ,A.COM").unwrap().as_str(),
+            "Host(`a.com`) || Host(`B.example-1.com`)"
+        );
+        assert_eq!(from_hosts("127.0.0.1").unwrap().as_str(), "Host(`127.0.0.1`)");
+    }
+
+    #[test]
+    fn from_hosts_rejects_bad_entries() {
+        assert_eq!(from_hosts(""), Err(RuleError::EmptyHostList));
+        assert_eq!(from_hosts("  "), Err(RuleError::EmptyHostList));
+        let cases = [
+            ("a.com,,b.com", "empty entry"),
+            ("a.com,", "empty entry"),
+            ("a b.com", "contains whitespace"),
+            ("*.a.com", "wildcards are not supported"),
+            ("a`.com", "contains a quote character"),
+            ("a\".com", "contains a quote character"),
+            ("exämple.com", "non-ASCII"),
+            ("a_b.com", "contains `_`"),
+            ("a.com/path", "contains `/`"),
+            ("a.com:8080", "contains `:`"),
+            ("{{.Host}}", "contains `{`"),
+            ("-a.com", "starts or ends with a hyphen"),
+            ("a..com", "empty label"),
+            ("a.com.", "empty label"),
+        ];
+        for (list, reason) in cases {
+            let error = from_hosts(list).unwrap_err().to_string();
+            assert!(error.contains(reason), "{list:?}: {error}");
+        }
+        let long_label = format!("{}.com", "a".repeat(64));
+        assert!(from_hosts(&long_label).unwrap_err().to_string().contains("longer than 63"));
+        let long_name = vec!["a".repeat(60); 5].join(".");
+        assert!(from_hosts(&long_name).unwrap_err().to_string().contains("longer than 253"));
+    }
+
+    #[test]
+    fn display_and_from_str_round_trip() {
+        let rule: Rule = " Host(`a.com`) ".parse().unwrap();
+        assert_eq!(rule.to_string(), "Host(`a.com`)");
+        assert_eq!(rule.to_string().parse::<Rule>(), Ok(rule));
+    }
+
+    /// xorshift64*: a tiny deterministic PRNG so the property tests need no
+    /// dependency and fail the same way every run.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len())]
+        }
+    }
+
+    /// The invariants every parse must keep, whatever the input.
+    fn check_invariants(input: &str) {
+        if let Ok(rule) = Rule::parse(input) {
+            assert_eq!(Rule::parse(rule.as_str()).as_ref(), Ok(&rule), "{input:?}");
+            assert!(rule.as_str().len() <= MAX_RULE_LEN);
+            assert!(!rule.as_str().contains(['\n', '\r']) && !rule.as_str().contains("{{"));
+            let hosts = rule.hosts();
+            assert!(hosts.windows(2).all(|w| w[0] < w[1]), "{hosts:?}");
+            let _ = rule.has_host_matcher();
+        }
+    }
+
+    /// The alphabet of the token soup: pieces of valid rules, and the
+    /// mistakes people make with them.
+    const TOKENS: &[&str] = &[
+        "Host", "host", "HOST", "Hots", "HostRegexp", "Path", "PathPrefix", "PathRegexp", "Method",
+        "Header", "HeaderRegexp", "Query", "QueryRegexp", "ClientIP", "(", ")", ",", " ", "&&", "||",
+        "!", "&", "|", "`a.com`", "`B.com`", "`/api`", "`/`", "``", "`GET`", "`10.0.0.0/8`", "`::1`",
+        r"`(^|;\s*)x=y(;|$)`", "`[a-`", "`a**`", "`(?i)x`", "`{2}`", r#""a.com""#, r#""/x\u00e9""#,
+        r#""\q""#, r#""\xff""#, "\"", "`", "'a'", "{{", "}}", "\\", "é", "\u{0}", "\n", "\t", "a.com",
+        "123", "...", "//", "==", "\u{2028}",
+    ];
+
+    /// A random rule as a list of tokens, valid by construction for the
+    /// matchers and arguments it picks (mutations then break it).
+    fn token_rule(rng: &mut Rng, depth: usize, out: &mut Vec<&'static str>) {
+        match if depth == 0 { 0 } else { rng.below(4) } {
+            0 | 1 => {
+                let (name, args): (&str, &[&str]) = match rng.below(5) {
+                    0 => (rng.pick(&["Host", "host", "HOST"]), &["`a.com`"]),
+                    1 => ("Host", &[r#""a.com""#]),
+                    2 => ("PathPrefix", &["`/api`"]),
+                    3 => ("HeaderRegexp", &["`Cookie`", r"`(^|;\s*)x=y(;|$)`"]),
+                    _ => ("ClientIP", &["`10.0.0.0/8`"]),
+                };
+                out.extend([name, "("]);
+                for (i, arg) in args.iter().enumerate() {
+                    if i > 0 {
+                        out.push(",");
+                    }
+                    out.push(arg);
+                }
+                out.push(")");
+            }
+            2 => {
+                out.push(rng.pick(&["!", "("]));
+                let open = *out.last().unwrap_or(&"") == "(";
+                token_rule(rng, depth - 1, out);
+                if open {
+                    out.push(")");
+                }
+            }
+            _ => {
+                token_rule(rng, depth - 1, out);
+                out.extend([" ", rng.pick(&["&&", "||"]), " "]);
+                token_rule(rng, depth - 1, out);
+            }
+        }
+    }
+
+    #[test]
+    fn random_token_soup_never_panics_and_round_trips() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let (mut accepted, mut refused) = (0, 0);
+        for round in 0..30_000 {
+            let mut tokens = Vec::new();
+            if round % 3 == 0 {
+                // Pure soup.
+                let len = 1 + rng.below(16);
+                tokens.extend((0..len).map(|_| rng.pick(TOKENS)));
+            } else {
+                // A valid rule with 0-3 random insertions, deletions or
+                // replacements.
+                token_rule(&mut rng, 4, &mut tokens);
+                for _ in 0..rng.below(4) {
+                    let at = rng.below(tokens.len() + 1);
+                    match rng.below(3) {
+                        0 => tokens.insert(at, rng.pick(TOKENS)),
+                        1 if at < tokens.len() => {
+                            tokens.remove(at);
+                        }
+                        _ if at < tokens.len() => tokens[at] = rng.pick(TOKENS),
+                        _ => {}
+                    }
+                }
+            }
+            let input = tokens.concat();
+            check_invariants(&input);
+            match Rule::parse(&input) {
+                Ok(_) => accepted += 1,
+                Err(_) => refused += 1,
+            }
+        }
+        // Both outcomes must be well represented, or the test is vacuous.
+        assert!(accepted > 3_000 && refused > 3_000, "{accepted} accepted, {refused} refused");
+    }
+
+    #[test]
+    fn random_characters_never_panic() {
+        const CHARS: &[&str] = &[
+            "(", ")", "`", "\"", "\\", "&", "|", "!", ",", " ", "{", "}", "[", "]", "*", "?", "+", "-",
+            "^", "$", ".", ":", "<", ">", "P", "p", "x", "u", "0", "7", "9", "a", "Q", "E", "é", "日",
+            "\u{10FFFF}", "\u{0}", "\r",
+        ];
+        let mut rng = Rng(42);
+        for round in 0..20_000 {
+            // Mostly short, sometimes past the length limit.
+            let len = if round % 500 == 0 { 4000 + rng.below(200) } else { rng.below(40) };
+            let input: String = (0..len).map(|_| rng.pick(CHARS)).collect();
+            check_invariants(&input);
+            // Also through every argument position, to reach the regexp
+            // checker, escape decoding and IP parsing with arbitrary text.
+            for matcher in ["HeaderRegexp(`h`, `{}`)", "Path(\"{}\")", "ClientIP(`{}`)", "HostRegexp(`{}`)"] {
+                check_invariants(&matcher.replace("{}", &input));
+            }
+        }
+    }
+
+    /// Random valid rules, built from a grammar, must all parse, round-trip,
+    /// and report exactly the hosts that went into them.
+    #[test]
+    fn random_valid_rules_parse() {
+        fn matcher(rng: &mut Rng, hosts: &mut Vec<String>) -> String {
+            match rng.below(8) {
+                0 | 1 => {
+                    let host = rng.pick(&["a.com", "B.com", "x.example.org", "*"]);
+                    hosts.push(host.to_ascii_lowercase());
+                    let name = rng.pick(&["Host", "host", "HOST"]);
+                    if rng.below(2) == 0 { format!("{name}(`{host}`)") } else { format!("{name}(\"{host}\")") }
+                }
+                2 => format!("PathPrefix(`{}`)", rng.pick(&["/", "/api", "/v1/x"])),
+                3 => format!("HostRegexp(`{}`)", rng.pick(&[r"^.+\.com$", "a|b", "[a-z]{2,3}"])),
+                4 => format!("Header(`{}`, `{}`)", rng.pick(&["X-A", "Cookie"]), rng.pick(&["1", "a b"])),
+                5 => format!("Query(`k`{})", rng.pick(&["", ", `v`"])),
+                6 => format!("ClientIP(`{}`)", rng.pick(&["10.0.0.0/8", "::1", "fd00::/8"])),
+                _ => format!("Method(`{}`)", rng.pick(&["GET", "post"])),
+            }
+        }
+        fn expr(rng: &mut Rng, depth: usize, hosts: &mut Vec<String>) -> String {
+            let space = |rng: &mut Rng| rng.pick(&["", " ", "  "]);
+            match if depth == 0 { 0 } else { rng.below(5) } {
+                0 | 1 => matcher(rng, hosts),
+                2 => format!("!{}", expr(rng, depth - 1, hosts)),
+                3 => format!("({}{}{})", space(rng), expr(rng, depth - 1, hosts), space(rng)),
+                _ => {
+                    let op = rng.pick(&["&&", "||"]);
+                    let left = expr(rng, depth - 1, hosts);
+                    let (s1, s2) = (space(rng), space(rng));
+                    format!("{left}{s1}{op}{s2}{}", expr(rng, depth - 1, hosts))
+                }
+            }
+        }
+        let mut rng = Rng(7);
+        for _ in 0..5_000 {
+            let mut hosts = Vec::new();
+            let text = expr(&mut rng, 5, &mut hosts);
+            let rule = Rule::parse(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            check_invariants(&text);
+            hosts.sort();
+            hosts.dedup();
+            assert_eq!(rule.hosts(), hosts, "{text}");
+        }
+    }
+}

@@ -156,10 +156,10 @@ impl Store {
         let mut names = Vec::new();
         for entry in fs::read_dir(&self.dir).map_err(read_err)? {
             let entry = entry.map_err(read_err)?;
-            if let Some(name) = entry.file_name().to_str() {
-                if render::app_of_file(name).is_some() {
-                    names.push(name.to_string());
-                }
+            if let Some(name) = entry.file_name().to_str()
+                && render::app_of_file(name).is_some()
+            {
+                names.push(name.to_string());
             }
         }
         names.sort();

@@ -28,7 +28,7 @@ use crate::settings::Settings;
 pub enum WatchEvent {
     /// Everything Docker has, replacing the whole snapshot at once.
     Resync(Vec<Container>),
-    Upsert(Container),
+    Upsert(Box<Container>),
     Remove(String),
     /// The connection to Docker is lost; the controller keeps the files as they are.
     Lost(String),
@@ -102,7 +102,7 @@ async fn watch_once(settings: &Settings, opts: &WatchOptions, tx: &mpsc::Sender<
                 Some(Ok(msg)) => match relevant(&msg, settings) {
                     Some(Relevant::Gone(id)) => WatchEvent::Remove(id),
                     Some(Relevant::Changed(id)) => match docker::inspect(&docker, &id).await? {
-                        Some(c) if c.label(&settings.label("app")).is_some() => WatchEvent::Upsert(c),
+                        Some(c) if c.label(&settings.label("app")).is_some() => WatchEvent::Upsert(Box::new(c)),
                         Some(_) => continue,
                         None => WatchEvent::Remove(id),
                     },

@@ -1,0 +1,645 @@
+//! `pointsman-load`: the load generator of the zero-downtime benchmark (`bench/run.sh`).
+//!
+//! wrk and oha count failures but cannot say *which backend* answered *when*, and that is the
+//! whole question during a blue/green switch. This program sends a fixed rate of keep-alive
+//! HTTP/1.1 GETs through Traefik and records, per response, a monotonic timestamp, the status
+//! and the `X-Slot` header. Meanwhile it runs the flip commands itself, one after another, on
+//! the same clock, so "time from the CLI's start to the first response from the new slot"
+//! needs no cross-process clock.
+//!
+//! ```text
+//! pointsman-load --addr IP:PORT [--host web.bench] [--path /] [--rate 1000] [--connections 8]
+//!                [--timeout-ms 2000] [--warmup-ms 3000] [--gap-ms 3000]
+//!                [--flips N --flip 'CMD ARG…' [--flip 'CMD ARG…']…]
+//!                [--duration-ms D] [--stop-file PATH] [--out summary.json] [--responses r.tsv]
+//! ```
+//!
+//! - Load: `--connections` threads, each with one keep-alive connection, together sending
+//!   `--rate` requests per second on a fixed schedule (a late response does not shift the
+//!   schedule; a thread more than one interval behind skips ahead instead of bursting).
+//!   A failure is a non-2xx status, a socket error (refused, reset, closed early) or no
+//!   complete response within `--timeout-ms`; after a failure the connection is reopened.
+//! - Flips: after `--warmup-ms`, run the `--flip` commands in turn (split on whitespace, no
+//!   shell) until `--flips` have run, waiting `--gap-ms` after each one ends. Then wait
+//!   `--gap-ms` more and stop. Without flips, stop after `--duration-ms` or when
+//!   `--stop-file` appears.
+//! - Per flip: `old` is the slot of the last good response before the command started, `new`
+//!   the first other slot answering after it; `to_new_ms` is the time from the command's start
+//!   to that first response and `last_old_ms` to the last response from `old` before the next
+//!   flip (0 when none came after the start).
+//!
+//! The summary (JSON) goes to `--out` and a readable version to stderr; `--responses` also
+//! writes every response as `done_us sent_us status slot` (status 0 = socket error,
+//! 1 = timeout). Exit status: 0 when it ran, whatever it measured; 2 on bad usage.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "usage: pointsman-load --addr IP:PORT [--host H] [--path P] [--rate R] [--connections N] \
+[--timeout-ms MS] [--warmup-ms MS] [--gap-ms MS] [--flips N --flip 'CMD ARG...'...] [--duration-ms MS] \
+[--stop-file PATH] [--out FILE] [--responses FILE]";
+
+struct Options {
+    addr: SocketAddr,
+    host: String,
+    path: String,
+    rate: f64,
+    connections: usize,
+    timeout: Duration,
+    warmup: Duration,
+    gap: Duration,
+    flips: usize,
+    flip_commands: Vec<Vec<String>>,
+    duration: Option<Duration>,
+    stop_file: Option<PathBuf>,
+    out: Option<PathBuf>,
+    responses: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let opts = match parse_args(std::env::args().skip(1).collect()) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("pointsman-load: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let clock = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let request = format!("GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: pointsman-load\r\n\r\n", opts.path, opts.host);
+    let interval = Duration::from_secs_f64(opts.connections as f64 / opts.rate);
+
+    let workers: Vec<_> = (0..opts.connections)
+        .map(|i| {
+            let (stop, request) = (stop.clone(), request.clone().into_bytes());
+            let (addr, timeout) = (opts.addr, opts.timeout);
+            // Spread the threads' schedules evenly over one interval.
+            let offset = interval.mul_f64(i as f64 / opts.connections as f64);
+            thread::spawn(move || load(addr, &request, timeout, clock, offset, interval, &stop))
+        })
+        .collect();
+
+    let flips = if opts.flips > 0 { run_flips(&opts, clock) } else { wait_until_done(&opts, clock) };
+    stop.store(true, Ordering::SeqCst);
+    let end_us = micros(clock);
+    let mut samples: Vec<Sample> = workers.into_iter().flat_map(|w| w.join().expect("load thread")).collect();
+    samples.sort_by_key(|s| s.done_us);
+
+    let report = Report::build(&samples, &flips, end_us);
+    eprint!("{}", report.text());
+    if let Some(path) = &opts.out {
+        if let Err(e) = fs::write(path, report.json()) {
+            eprintln!("pointsman-load: cannot write {}: {e}", path.display());
+        }
+    }
+    if let Some(path) = &opts.responses {
+        if let Err(e) = write_responses(path, &samples) {
+            eprintln!("pointsman-load: cannot write {}: {e}", path.display());
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn parse_args(args: Vec<String>) -> Result<Options, String> {
+    let mut o = Options {
+        addr: "127.0.0.1:80".parse().unwrap(),
+        host: "localhost".into(),
+        path: "/".into(),
+        rate: 1000.0,
+        connections: 8,
+        timeout: Duration::from_secs(2),
+        warmup: Duration::from_secs(3),
+        gap: Duration::from_secs(3),
+        flips: 0,
+        flip_commands: Vec::new(),
+        duration: None,
+        stop_file: None,
+        out: None,
+        responses: None,
+    };
+    let mut have_addr = false;
+    let mut it = args.into_iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        let ms = |v: String| v.parse::<u64>().map(Duration::from_millis).map_err(|_| format!("{v:?} is not milliseconds"));
+        match flag.as_str() {
+            "--addr" => {
+                let v = value()?;
+                o.addr = v.parse().map_err(|_| format!("--addr {v:?}: expected IP:PORT"))?;
+                have_addr = true;
+            }
+            "--host" => o.host = value()?,
+            "--path" => o.path = value()?,
+            "--rate" => o.rate = value()?.parse().map_err(|_| "--rate: expected requests per second")?,
+            "--connections" => o.connections = value()?.parse().map_err(|_| "--connections: expected a number")?,
+            "--timeout-ms" => o.timeout = ms(value()?)?,
+            "--warmup-ms" => o.warmup = ms(value()?)?,
+            "--gap-ms" => o.gap = ms(value()?)?,
+            "--duration-ms" => o.duration = Some(ms(value()?)?),
+            "--flips" => o.flips = value()?.parse().map_err(|_| "--flips: expected a number")?,
+            "--flip" => o.flip_commands.push(value()?.split_whitespace().map(String::from).collect()),
+            "--stop-file" => o.stop_file = Some(value()?.into()),
+            "--out" => o.out = Some(value()?.into()),
+            "--responses" => o.responses = Some(value()?.into()),
+            "-h" | "--help" => return Err("help".into()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if !have_addr {
+        return Err("--addr is required".into());
+    }
+    if !(o.rate > 0.0) || o.connections == 0 {
+        return Err("--rate and --connections must be positive".into());
+    }
+    if o.flips > 0 && (o.flip_commands.is_empty() || o.flip_commands.iter().any(Vec::is_empty)) {
+        return Err("--flips needs at least one non-empty --flip command".into());
+    }
+    if o.flips == 0 && o.duration.is_none() && o.stop_file.is_none() {
+        return Err("give --flips, --duration-ms or --stop-file, so the load stops by itself".into());
+    }
+    Ok(o)
+}
+
+fn micros(clock: Instant) -> u64 {
+    clock.elapsed().as_micros() as u64
+}
+
+// ---- load -------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Outcome {
+    Status(u16),
+    Timeout,
+    /// A socket error or a connection closed before a complete response.
+    Socket(String),
+}
+
+impl Outcome {
+    fn ok(&self) -> bool {
+        matches!(self, Outcome::Status(200..=299))
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Outcome::Status(s) => format!("status {s}"),
+            Outcome::Timeout => "timeout".into(),
+            Outcome::Socket(kind) => format!("socket: {kind}"),
+        }
+    }
+}
+
+struct Sample {
+    sent_us: u64,
+    done_us: u64,
+    outcome: Outcome,
+    slot: Option<Arc<str>>,
+}
+
+struct Connection {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+/// One thread's share of the load: one connection, a fixed schedule, every response recorded.
+fn load(
+    addr: SocketAddr,
+    request: &[u8],
+    timeout: Duration,
+    clock: Instant,
+    offset: Duration,
+    interval: Duration,
+    stop: &AtomicBool,
+) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    let mut slots: Vec<Arc<str>> = Vec::new();
+    let mut conn: Option<Connection> = None;
+    let mut next = clock + offset;
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if next > now {
+            thread::sleep(next - now);
+        } else if now - next > interval {
+            next = now; // more than one interval behind: skip ahead, do not burst
+        }
+        next += interval;
+        let sent_us = micros(clock);
+        let (outcome, slot) = match exchange(&mut conn, addr, request, timeout) {
+            Ok((status, slot)) => (Outcome::Status(status), slot),
+            Err(e) => {
+                conn = None;
+                (e, None)
+            }
+        };
+        let slot = slot.map(|s| match slots.iter().find(|known| ***known == *s) {
+            Some(known) => known.clone(),
+            None => {
+                slots.push(Arc::from(s));
+                slots.last().unwrap().clone()
+            }
+        });
+        samples.push(Sample { sent_us, done_us: micros(clock), outcome, slot });
+    }
+    samples
+}
+
+/// Sends one request on the connection (opening it if needed) and reads the whole response.
+fn exchange(
+    conn: &mut Option<Connection>,
+    addr: SocketAddr,
+    request: &[u8],
+    timeout: Duration,
+) -> Result<(u16, Option<String>), Outcome> {
+    let deadline = Instant::now() + timeout;
+    if conn.is_none() {
+        let stream = TcpStream::connect_timeout(&addr, timeout).map_err(io_outcome)?;
+        stream.set_nodelay(true).map_err(io_outcome)?;
+        *conn = Some(Connection { stream, buf: Vec::with_capacity(4096) });
+    }
+    let c = conn.as_mut().unwrap();
+    c.stream.set_write_timeout(Some(timeout)).map_err(io_outcome)?;
+    c.stream.write_all(request).map_err(io_outcome)?;
+
+    let head_end = loop {
+        if let Some(i) = find(&c.buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        fill(c, deadline)?;
+    };
+    let head = String::from_utf8_lossy(&c.buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Outcome::Socket("malformed status line".into()))?;
+    let (mut length, mut chunked, mut close, mut slot) = (None, false, false, None);
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else { continue };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            length = value.parse::<usize>().ok();
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value.to_ascii_lowercase().contains("chunked");
+        } else if name.eq_ignore_ascii_case("connection") {
+            close = value.eq_ignore_ascii_case("close");
+        } else if name.eq_ignore_ascii_case("x-slot") {
+            slot = Some(value.to_string());
+        }
+    }
+    c.buf.drain(..head_end);
+    if chunked {
+        read_chunked(c, deadline)?;
+    } else if let Some(n) = length {
+        while c.buf.len() < n {
+            fill(c, deadline)?;
+        }
+        c.buf.drain(..n);
+    } else if !(status == 204 || status == 304 || (100..200).contains(&status)) {
+        // No framing: the body runs to the end of the connection.
+        while fill(c, deadline).is_ok() {}
+        close = true;
+    }
+    if close {
+        *conn = None;
+    }
+    Ok((status, slot))
+}
+
+fn read_chunked(c: &mut Connection, deadline: Instant) -> Result<(), Outcome> {
+    loop {
+        let line_end = loop {
+            if let Some(i) = find(&c.buf, b"\r\n") {
+                break i;
+            }
+            fill(c, deadline)?;
+        };
+        let size_text = String::from_utf8_lossy(&c.buf[..line_end]).into_owned();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| Outcome::Socket("malformed chunk".into()))?;
+        c.buf.drain(..line_end + 2);
+        if size == 0 {
+            // Trailers, if any, end with an empty line.
+            loop {
+                if let Some(i) = find(&c.buf, b"\r\n") {
+                    let empty = i == 0;
+                    c.buf.drain(..i + 2);
+                    if empty {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                fill(c, deadline)?;
+            }
+        }
+        while c.buf.len() < size + 2 {
+            fill(c, deadline)?;
+        }
+        c.buf.drain(..size + 2);
+    }
+}
+
+/// Reads more bytes into the buffer before the deadline.
+fn fill(c: &mut Connection, deadline: Instant) -> Result<(), Outcome> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Outcome::Timeout);
+        }
+        c.stream.set_read_timeout(Some(left)).map_err(io_outcome)?;
+        match c.stream.read(&mut chunk) {
+            Ok(0) => return Err(Outcome::Socket("connection closed before a complete response".into())),
+            Ok(n) => {
+                c.buf.extend_from_slice(&chunk[..n]);
+                return Ok(());
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_outcome(e)),
+        }
+    }
+}
+
+fn io_outcome(e: io::Error) -> Outcome {
+    match e.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => Outcome::Timeout,
+        kind => Outcome::Socket(format!("{kind:?}")),
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+// ---- flips --------------------------------------------------------------------------------------
+
+struct Flip {
+    command: String,
+    start_us: u64,
+    end_us: u64,
+    /// The command's exit status, or -1 if it could not run or was killed.
+    exit: i32,
+}
+
+fn run_flips(opts: &Options, clock: Instant) -> Vec<Flip> {
+    thread::sleep(opts.warmup);
+    let mut flips = Vec::with_capacity(opts.flips);
+    for i in 0..opts.flips {
+        let argv = &opts.flip_commands[i % opts.flip_commands.len()];
+        let start_us = micros(clock);
+        let result = Command::new(&argv[0]).args(&argv[1..]).stdin(Stdio::null()).output();
+        let end_us = micros(clock);
+        let exit = match &result {
+            Ok(out) => {
+                if !out.status.success() {
+                    eprintln!(
+                        "pointsman-load: flip {} `{}` failed ({}): {}",
+                        i + 1,
+                        argv.join(" "),
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    );
+                }
+                out.status.code().unwrap_or(-1)
+            }
+            Err(e) => {
+                eprintln!("pointsman-load: flip {} `{}` could not run: {e}", i + 1, argv.join(" "));
+                -1
+            }
+        };
+        flips.push(Flip { command: argv.join(" "), start_us, end_us, exit });
+        thread::sleep(opts.gap);
+    }
+    flips
+}
+
+fn wait_until_done(opts: &Options, clock: Instant) -> Vec<Flip> {
+    let deadline = opts.duration.map(|d| clock + d);
+    loop {
+        if deadline.is_some_and(|d| Instant::now() >= d) || opts.stop_file.as_ref().is_some_and(|p| p.exists()) {
+            return Vec::new();
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---- analysis -----------------------------------------------------------------------------------
+
+struct FlipResult {
+    command: String,
+    exit: i32,
+    cli_ms: f64,
+    old: Option<String>,
+    new: Option<String>,
+    to_new_ms: Option<f64>,
+    last_old_ms: Option<f64>,
+    requests: usize,
+    failed: usize,
+}
+
+struct Report {
+    duration_s: f64,
+    requests: usize,
+    failed: usize,
+    failures: BTreeMap<String, usize>,
+    latency_ms: Vec<f64>,
+    flips: Vec<FlipResult>,
+}
+
+impl Report {
+    fn build(samples: &[Sample], flips: &[Flip], end_us: u64) -> Report {
+        let mut failures = BTreeMap::new();
+        for s in samples.iter().filter(|s| !s.outcome.ok()) {
+            *failures.entry(s.outcome.name()).or_insert(0) += 1;
+        }
+        let mut latency_ms: Vec<f64> =
+            samples.iter().filter(|s| s.outcome.ok()).map(|s| (s.done_us - s.sent_us) as f64 / 1000.0).collect();
+        latency_ms.sort_by(f64::total_cmp);
+
+        let mut results = Vec::new();
+        for (i, f) in flips.iter().enumerate() {
+            let window_end = flips.get(i + 1).map_or(end_us, |n| n.start_us);
+            let slot_of = |s: &Sample| s.slot.as_deref().filter(|_| s.outcome.ok()).map(String::from);
+            let old = samples.iter().rev().filter(|s| s.done_us < f.start_us).find_map(slot_of);
+            let window: Vec<&Sample> =
+                samples.iter().filter(|s| s.done_us >= f.start_us && s.done_us < window_end).collect();
+            let since = |s: &Sample| (s.done_us - f.start_us) as f64 / 1000.0;
+            let first_new = window.iter().find(|s| slot_of(s).is_some_and(|slot| Some(&slot) != old.as_ref()));
+            let last_old = window.iter().rev().find(|s| slot_of(s).is_some() && slot_of(s) == old);
+            results.push(FlipResult {
+                command: f.command.clone(),
+                exit: f.exit,
+                cli_ms: (f.end_us - f.start_us) as f64 / 1000.0,
+                new: first_new.and_then(|s| slot_of(s)),
+                to_new_ms: first_new.map(|s| since(s)),
+                last_old_ms: Some(last_old.map_or(0.0, |s| since(s))),
+                old,
+                requests: window.len(),
+                failed: window.iter().filter(|s| !s.outcome.ok()).count(),
+            });
+        }
+        Report {
+            duration_s: end_us as f64 / 1e6,
+            requests: samples.len(),
+            failed: samples.iter().filter(|s| !s.outcome.ok()).count(),
+            failures,
+            latency_ms,
+            flips: results,
+        }
+    }
+
+    fn switch_stats(&self) -> [(&'static str, Vec<f64>); 3] {
+        let collect = |f: fn(&FlipResult) -> Option<f64>| {
+            let mut v: Vec<f64> = self.flips.iter().filter_map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        [
+            ("to_new_ms", collect(|f| f.to_new_ms)),
+            ("last_old_ms", collect(|f| f.last_old_ms)),
+            ("cli_ms", collect(|f| Some(f.cli_ms))),
+        ]
+    }
+
+    fn text(&self) -> String {
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "pointsman-load: {} requests in {:.1} s ({:.0}/s), {} failed {:?}; latency ms p50 {:.2} p99 {:.2} max {:.2}",
+            self.requests,
+            self.duration_s,
+            self.requests as f64 / self.duration_s,
+            self.failed,
+            self.failures,
+            percentile(&self.latency_ms, 0.50),
+            percentile(&self.latency_ms, 0.99),
+            self.latency_ms.last().copied().unwrap_or(f64::NAN),
+        );
+        for (i, f) in self.flips.iter().enumerate() {
+            let _ = writeln!(
+                t,
+                "  flip {:>3}: {} -> {}  cli {:.1} ms  first new {} ms  last old {} ms  failed {}/{}{}",
+                i + 1,
+                f.old.as_deref().unwrap_or("?"),
+                f.new.as_deref().unwrap_or("?"),
+                f.cli_ms,
+                f.to_new_ms.map_or("never".into(), |v| format!("{v:.1}")),
+                f.last_old_ms.map_or("-".into(), |v| format!("{v:.1}")),
+                f.failed,
+                f.requests,
+                if f.exit == 0 { String::new() } else { format!("  EXIT {}", f.exit) },
+            );
+        }
+        if !self.flips.is_empty() {
+            for (name, v) in self.switch_stats() {
+                let _ = writeln!(
+                    t,
+                    "  {name:<12} n {:>3}  p50 {:.1}  p95 {:.1}  max {:.1}",
+                    v.len(),
+                    percentile(&v, 0.50),
+                    percentile(&v, 0.95),
+                    v.last().copied().unwrap_or(f64::NAN)
+                );
+            }
+        }
+        t
+    }
+
+    fn json(&self) -> String {
+        let num = |v: f64| if v.is_finite() { format!("{v:.3}") } else { "null".into() };
+        let opt = |v: Option<f64>| v.map_or("null".into(), num);
+        let stats = |v: &[f64]| {
+            format!(
+                "{{\"n\": {}, \"p50\": {}, \"p95\": {}, \"p99\": {}, \"max\": {}}}",
+                v.len(),
+                num(percentile(v, 0.50)),
+                num(percentile(v, 0.95)),
+                num(percentile(v, 0.99)),
+                num(v.last().copied().unwrap_or(f64::NAN))
+            )
+        };
+        let mut j = String::from("{\n");
+        let _ = writeln!(j, "  \"duration_s\": {},", num(self.duration_s));
+        let _ = writeln!(j, "  \"requests\": {},", self.requests);
+        let _ = writeln!(j, "  \"failed\": {},", self.failed);
+        let failures: Vec<String> = self.failures.iter().map(|(k, v)| format!("{}: {v}", quote(k))).collect();
+        let _ = writeln!(j, "  \"failures\": {{{}}},", failures.join(", "));
+        let _ = writeln!(j, "  \"latency_ms\": {},", stats(&self.latency_ms));
+        for (name, v) in self.switch_stats() {
+            let _ = writeln!(j, "  \"{name}\": {},", stats(&v));
+        }
+        let unswitched = self.flips.iter().filter(|f| f.to_new_ms.is_none()).count();
+        let failed_commands = self.flips.iter().filter(|f| f.exit != 0).count();
+        let _ = writeln!(j, "  \"flips_unswitched\": {unswitched},");
+        let _ = writeln!(j, "  \"flips_failed_commands\": {failed_commands},");
+        j.push_str("  \"flips\": [\n");
+        let rows: Vec<String> = self
+            .flips
+            .iter()
+            .map(|f| {
+                format!(
+                    "    {{\"command\": {}, \"exit\": {}, \"cli_ms\": {}, \"old\": {}, \"new\": {}, \"to_new_ms\": {}, \"last_old_ms\": {}, \"requests\": {}, \"failed\": {}}}",
+                    quote(&f.command),
+                    f.exit,
+                    num(f.cli_ms),
+                    f.old.as_deref().map_or("null".into(), quote),
+                    f.new.as_deref().map_or("null".into(), quote),
+                    opt(f.to_new_ms),
+                    opt(f.last_old_ms),
+                    f.requests,
+                    f.failed
+                )
+            })
+            .collect();
+        j.push_str(&rows.join(",\n"));
+        j.push_str("\n  ]\n}\n");
+        j
+    }
+}
+
+/// Nearest-rank percentile of sorted values; NaN when there are none.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn write_responses(path: &PathBuf, samples: &[Sample]) -> io::Result<()> {
+    let mut out = io::BufWriter::new(fs::File::create(path)?);
+    writeln!(out, "done_us\tsent_us\tstatus\tslot")?;
+    for s in samples {
+        let status = match &s.outcome {
+            Outcome::Status(c) => *c,
+            Outcome::Timeout => 1,
+            Outcome::Socket(_) => 0,
+        };
+        writeln!(out, "{}\t{}\t{status}\t{}", s.done_us, s.sent_us, s.slot.as_deref().unwrap_or("-"))?;
+    }
+    out.flush()
+}
