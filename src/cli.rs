@@ -32,6 +32,13 @@ pub struct Args {
     /// Network to take container addresses from, when a container has no network label.
     #[arg(long, env = "POINTSMAN_NETWORK", global = true)]
     pub network: Option<String>,
+    /// Accept rules without a Host matcher (catch-alls for every host on their entrypoints).
+    #[arg(long, env = "POINTSMAN_ALLOW_CATCH_ALL", global = true)]
+    pub allow_catch_all: bool,
+    /// Only let apps claim these hosts: a comma list of names (`a.com`) and wildcards
+    /// (`*.a.com`, any name under a.com). Default: any host.
+    #[arg(long, env = "POINTSMAN_ALLOW_HOST", global = true)]
+    pub allow_host: Option<String>,
     /// Log format (logs go to stderr).
     #[arg(long, env = "POINTSMAN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -148,11 +155,25 @@ impl Args {
                 )));
             }
         }
+        let mut allowed_hosts = Vec::new();
+        for pattern in self.allow_host.iter().flat_map(|l| l.split(',')).map(|p| p.trim().to_ascii_lowercase()) {
+            let name = pattern.strip_prefix("*.").unwrap_or(&pattern);
+            let ok = !name.is_empty()
+                && name.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+            if !ok {
+                return Err(UsageError(format!(
+                    "--allow-host {pattern:?}: give host names (app.example.com) or wildcards (*.example.com), comma-separated"
+                )));
+            }
+            allowed_hosts.push(pattern);
+        }
         let settings = Settings {
             label_prefix: prefix,
             entrypoints,
             preview_entrypoint: preview,
             network: self.network.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()),
+            allow_catch_all: self.allow_catch_all,
+            allowed_hosts,
         };
         let app_ok = |app: String| -> Result<String, UsageError> {
             if is_dns_label(&app) {

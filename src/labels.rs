@@ -49,6 +49,8 @@ pub struct Member {
     /// The role its `version` label asks for when its app has no stable slot yet.
     pub seed_role: Role,
     pub rule: Rule,
+    /// `rule` or `host`: the label the rule came from, for error messages.
+    pub rule_label: &'static str,
     pub entrypoints: Vec<String>,
     /// `http://IP:PORT`, when Docker has given the container an address.
     pub url: Option<String>,
@@ -81,9 +83,9 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
     let key_app = settings.label("app");
     let Some(app) = c.label(&key_app) else { return Ok(None) };
     let fail = |key: &str, reason: String| LabelError {
-        container: c.short_name().to_string(),
+        container: printable(c.short_name()),
         label: settings.label(key),
-        reason,
+        reason: printable(&reason),
     };
     let get = |key: &str| -> Result<Option<&str>, LabelError> {
         match c.label(&settings.label(key)) {
@@ -143,6 +145,29 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
             ));
         }
     };
+
+    let rule_key = if c.label(&settings.label("rule")).is_some() { "rule" } else { "host" };
+    if !rule.has_host_matcher() && !settings.allow_catch_all {
+        return Err(fail(
+            rule_key,
+            format!(
+                "rule `{}` has no Host matcher, so it would catch every host on its entrypoints; add Host(`...`), or start pointsman with --allow-catch-all",
+                rule.as_str()
+            ),
+        ));
+    }
+    if !settings.allowed_hosts.is_empty() {
+        let hosts = rule.hosts();
+        if hosts.is_empty() {
+            return Err(fail(rule_key, "with --allow-host, a rule must name its hosts with Host(`...`)".into()));
+        }
+        if let Some(h) = hosts.iter().find(|h| !settings.host_allowed(h)) {
+            return Err(fail(
+                rule_key,
+                format!("host {h} is outside the allowed hosts ({})", settings.allowed_hosts.join(", ")),
+            ));
+        }
+    }
 
     let entrypoints = match get("entrypoints")? {
         None => settings.entrypoints.clone(),
@@ -214,12 +239,31 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
         slot,
         seed_role,
         rule,
+        rule_label: rule_key,
         entrypoints,
         url,
         condition: c.condition(),
         created: c.created_at(),
         started: c.started_at(),
     }))
+}
+
+/// Label values end up in error messages and logs: control characters are shown escaped so
+/// a hostile value cannot forge log lines, and anything beyond 200 characters is elided.
+fn printable(s: &str) -> String {
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i == 200 {
+            out.push('…');
+            break;
+        }
+        if ch.is_control() {
+            out.extend(ch.escape_default());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
 }
 
 fn parse_entrypoints(list: &str) -> Result<Vec<String>, String> {

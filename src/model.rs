@@ -65,12 +65,43 @@ impl Fleet {
                 slot.members.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
             }
         }
+        fleet.refuse_host_conflicts(settings);
         fleet.errors.sort();
         fleet
     }
 
     pub fn app(&self, name: &str) -> Option<&App> {
         self.apps.get(name)
+    }
+
+    /// Two apps claiming one host would make Traefik pick between them by rule length: the
+    /// app whose oldest container is younger is refused as a whole, the earlier one keeps
+    /// serving. Each of the refused app's containers gets an error naming the other app.
+    fn refuse_host_conflicts(&mut self, settings: &Settings) {
+        let mut order: Vec<(Instant, String)> =
+            self.apps.values().map(|a| (a.members().map(|m| m.created).min().unwrap_or_default(), a.name.clone())).collect();
+        order.sort();
+        let mut claimed: BTreeMap<String, String> = BTreeMap::new();
+        for (_, name) in order {
+            let app = &self.apps[&name];
+            let hosts: std::collections::BTreeSet<String> = app.members().flat_map(|m| m.rule.hosts()).collect();
+            if let Some((host, owner)) = hosts.iter().find_map(|h| claimed.get(h).map(|o| (h.clone(), o.clone()))) {
+                let app = self.apps.remove(&name).expect("listed above");
+                for m in app.members() {
+                    self.errors.push(LabelError {
+                        container: m.name.clone(),
+                        label: settings.label(m.rule_label),
+                        reason: format!(
+                            "host {host} is already served by app {owner}, whose containers are older; app {name} is refused until one of them gives it up"
+                        ),
+                    });
+                }
+                continue;
+            }
+            for h in hosts {
+                claimed.insert(h, name.clone());
+            }
+        }
     }
 }
 

@@ -57,11 +57,11 @@
 //!   file-provider file through Go's `text/template` before parsing it;
 //! - rules longer than [`MAX_RULE_LEN`] bytes, and parentheses or negations
 //!   nested more than 64 deep;
-//! - Go comments (`/* */`, `//`) and the variadic spread `Host(`a`...)`,
+//! - Go comments (`/* */`, `//`) and the variadic spread ``Host(`a`...)``,
 //!   which Go's parser allows and predicate silently ignores;
 //! - `"..."` strings whose escapes decode to invalid UTF-8 (`"\xff"`);
 //! - a `Method` argument that is not an HTTP token (Traefik accepts
-//!   `Method(`GET POST`)`, which can never match anything);
+//!   ``Method(`GET POST`)``, which can never match anything);
 //! - in regexps: `\p{...}` names other than `Any`, the Unicode general
 //!   categories and the Unicode 13 scripts (Go 1.25 added aliases and
 //!   case-insensitive names; Traefik releases built with older Go reject
@@ -77,8 +77,8 @@
 //! may not multiply past 1000). It does not build or run an automaton.
 //!
 //! Accepted on purpose, because Traefik accepts them: a trailing comma in an
-//! argument list (`Host(`a.com`,)`), spaces between a matcher and its `(`,
-//! and `Host(`*`)` (a catch-all since Traefik v3.7).
+//! argument list (``Host(`a.com`,)``), spaces between a matcher and its `(`,
+//! and ``Host(`*`)`` (a catch-all since Traefik v3.7).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -112,6 +112,11 @@ impl Rule {
     /// block scalar) is trimmed; what remains is what [`Rule::as_str`]
     /// returns and what pointsman writes. Columns in errors count characters
     /// from 1 in `text` as given, before trimming.
+    ///
+    /// # Errors
+    ///
+    /// A [`RuleError`] saying what is wrong and where, for any rule Traefik
+    /// would refuse (and for the stricter cases listed in the module docs).
     pub fn parse(text: &str) -> Result<Rule, RuleError> {
         let trimmed = text.trim();
         if trimmed.is_empty() {
@@ -154,9 +159,13 @@ impl Rule {
     /// True when the rule has at least one `Host` or `HostRegexp` matcher
     /// that is not under a negation, i.e. it is not a catch-all.
     ///
-    /// Negation is counted the way Traefik evaluates it: `Host` under two
-    /// `!` is positive again (`!!Host(`a`)`, or `!(!Host(`a`) && …)` by De
-    /// Morgan). `Host(`*`)` matches every host, so it does not count.
+    /// This is a syntactic check, and deliberately conservative: a matcher
+    /// with any `!` above it does not count, even ``!!Host(`a`)``, because
+    /// negated host matchers are how catch-alls hide
+    /// (``!(!Host(`a`) && Path(`/x`))`` matches every host). ``Host(`*`)``
+    /// matches every host, so it does not count either. It does not try to
+    /// prove the rule host-restricted: ``Host(`a`) || PathPrefix(`/`)``
+    /// counts.
     pub fn has_host_matcher(&self) -> bool {
         let mut found = false;
         self.expr.visit(false, &mut |matcher, negated| {
@@ -200,6 +209,12 @@ impl FromStr for Rule {
 /// them from Traefik v3.7 on; use a `HostRegexp` rule instead. The stricter
 /// check (Traefik itself accepts any ASCII in `Host`) exists because a typo in
 /// a label would otherwise become a router that silently matches nothing.
+///
+/// # Errors
+///
+/// [`RuleError::EmptyHostList`] for an empty list, [`RuleError::InvalidHost`]
+/// for the first bad entry, and [`RuleError::TooLong`] when the resulting rule
+/// is over [`MAX_RULE_LEN`].
 pub fn from_hosts(list: &str) -> Result<Rule, RuleError> {
     if list.trim().is_empty() {
         return Err(RuleError::EmptyHostList);
@@ -278,7 +293,9 @@ pub enum RuleError {
         name: String,
         suggestion: Option<&'static str>,
     },
-    #[error("{matcher} at column {column} must be followed by its arguments, e.g. {matcher}(`...`)")]
+    #[error(
+        "{matcher} at column {column} must be followed by its arguments, e.g. {matcher}(`...`)"
+    )]
     MissingArguments {
         column: usize,
         matcher: &'static str,
@@ -335,12 +352,11 @@ enum Expr {
 }
 
 impl Expr {
-    /// Calls `f` on every matcher with whether it is negated (an odd number
-    /// of `!` above it).
+    /// Calls `f` on every matcher, with whether any `!` is above it.
     fn visit(&self, negated: bool, f: &mut impl FnMut(&Matcher, bool)) {
         match self {
             Expr::Matcher(m) => f(m, negated),
-            Expr::Not(inner) => inner.visit(!negated, f),
+            Expr::Not(inner) => inner.visit(true, f),
             Expr::And(operands) | Expr::Or(operands) => {
                 for operand in operands {
                     operand.visit(negated, f);
@@ -609,7 +625,9 @@ impl Lexer {
                 let hint = match found {
                     '&' => ": did you mean `&&`?",
                     '|' => ": did you mean `||`?",
-                    '\'' => ": single quotes are not allowed; quote arguments with backticks or double quotes",
+                    '\'' => {
+                        ": single quotes are not allowed; quote arguments with backticks or double quotes"
+                    }
                     '/' => ": comments are not allowed in rules",
                     '=' | '<' | '>' => ": rules combine matchers with `&&`, `||` and `!` only",
                     _ => "",
@@ -678,7 +696,12 @@ impl Lexer {
 
     /// Decodes the escape starting at the backslash at `at`, appending its
     /// bytes; returns the index just past it.
-    fn escape(&self, at: usize, string_column: usize, out: &mut Vec<u8>) -> Result<usize, RuleError> {
+    fn escape(
+        &self,
+        at: usize,
+        string_column: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, RuleError> {
         let Some(&kind) = self.chars.get(at + 1) else {
             return Err(RuleError::UnterminatedString {
                 column: string_column,
@@ -786,13 +809,11 @@ impl Parser {
     }
 
     fn peek(&mut self) -> Result<&Token, RuleError> {
-        if self.peeked.is_none() {
-            self.peeked = Some(self.lexer.next_token()?);
-        }
-        Ok(self.peeked.get_or_insert_with(|| Token {
-            kind: TokenKind::Eof,
-            column: 0,
-        }))
+        let token = match self.peeked.take() {
+            Some(token) => token,
+            None => self.lexer.next_token()?,
+        };
+        Ok(self.peeked.insert(token))
     }
 
     fn next(&mut self) -> Result<Token, RuleError> {
@@ -916,9 +937,11 @@ impl Parser {
     /// points at the dangling operator rather than at what follows it.
     fn expect_operand(&mut self, operator: &'static str, column: usize) -> Result<(), RuleError> {
         match self.peek()?.kind {
-            TokenKind::Eof | TokenKind::RParen | TokenKind::And | TokenKind::Or | TokenKind::Comma => {
-                Err(RuleError::MissingOperand { column, operator })
-            }
+            TokenKind::Eof
+            | TokenKind::RParen
+            | TokenKind::And
+            | TokenKind::Or
+            | TokenKind::Comma => Err(RuleError::MissingOperand { column, operator }),
             _ => Ok(()),
         }
     }
@@ -956,7 +979,7 @@ impl Parser {
                     args.push((value, token.column));
                     let separator = self.next()?;
                     match separator.kind {
-                        TokenKind::Comma => continue,
+                        TokenKind::Comma => {} // another argument, or `)` after a trailing comma
                         TokenKind::RParen => break,
                         TokenKind::Eof => {
                             return Err(RuleError::UnbalancedParenthesis {
@@ -1006,7 +1029,11 @@ impl Parser {
 /// The checks Traefik makes when it builds the matcher: arity
 /// (`expectNParameters`), no empty argument (`rules.CheckRule`), then the
 /// matcher's own checks in `pkg/muxer/http/matcher.go`.
-fn validate_matcher(kind: MatcherKind, args: &[(String, usize)], column: usize) -> Result<(), RuleError> {
+fn validate_matcher(
+    kind: MatcherKind,
+    args: &[(String, usize)],
+    column: usize,
+) -> Result<(), RuleError> {
     let (min, max) = kind.arity();
     if args.len() < min || args.len() > max {
         return Err(RuleError::WrongArity {
@@ -1048,7 +1075,10 @@ fn ascii_only(value: &str) -> Result<(), String> {
     if value.is_ascii() {
         Ok(())
     } else {
-        Err("non-ASCII characters are not allowed; use the punycode (xn--) form of the name".to_owned())
+        Err(
+            "non-ASCII characters are not allowed; use the punycode (xn--) form of the name"
+                .to_owned(),
+        )
     }
 }
 
@@ -1082,7 +1112,11 @@ fn ip_or_cidr(value: &str) -> Result<(), String> {
     if value.parse::<IpAddr>().is_ok() {
         return Ok(());
     }
-    let invalid = || Err(format!("`{value}` is neither an IP address nor a CIDR block"));
+    let invalid = || {
+        Err(format!(
+            "`{value}` is neither an IP address nor a CIDR block"
+        ))
+    };
     let Some((address, bits)) = value.split_once('/') else {
         return invalid();
     };
@@ -1105,11 +1139,16 @@ fn check_host_name(host: &str) -> Result<(), String> {
     if host.starts_with("*.") || host == "*" {
         return Err("wildcards are not supported here; write a HostRegexp rule instead".to_owned());
     }
-    if let Some(c) = host.chars().find(|c| !c.is_ascii_alphanumeric() && !matches!(c, '-' | '.')) {
+    if let Some(c) = host
+        .chars()
+        .find(|c| !c.is_ascii_alphanumeric() && !matches!(c, '-' | '.'))
+    {
         return Err(match c {
             c if c.is_whitespace() => "contains whitespace".to_owned(),
             '`' | '"' | '\'' => "contains a quote character".to_owned(),
-            c if !c.is_ascii() => "contains non-ASCII characters; use the punycode (xn--) form".to_owned(),
+            c if !c.is_ascii() => {
+                "contains non-ASCII characters; use the punycode (xn--) form".to_owned()
+            }
             c => format!("contains `{c}`, which is not allowed in a DNS name"),
         });
     }
@@ -1152,12 +1191,13 @@ mod re2 {
 
     /// Unicode general categories, as in Go's `unicode.Categories`.
     const CATEGORIES: &[&str] = &[
-        "C", "Cc", "Cf", "Co", "Cs", "L", "Ll", "Lm", "Lo", "Lt", "Lu", "M", "Mc", "Me", "Mn", "N", "Nd",
-        "Nl", "No", "P", "Pc", "Pd", "Pe", "Pf", "Pi", "Po", "Ps", "S", "Sc", "Sk", "Sm", "So", "Z",
-        "Zl", "Zp", "Zs",
+        "C", "Cc", "Cf", "Co", "Cs", "L", "Ll", "Lm", "Lo", "Lt", "Lu", "M", "Mc", "Me", "Mn", "N",
+        "Nd", "Nl", "No", "P", "Pc", "Pd", "Pe", "Pf", "Pi", "Po", "Ps", "S", "Sc", "Sk", "Sm",
+        "So", "Z", "Zl", "Zp", "Zs",
     ];
 
     /// Unicode 13 scripts, as in Go's `unicode.Scripts` since Go 1.16.
+    #[rustfmt::skip]
     const SCRIPTS: &[&str] = &[
         "Adlam", "Ahom", "Anatolian_Hieroglyphs", "Arabic", "Armenian", "Avestan", "Balinese",
         "Bamum", "Bassa_Vah", "Batak", "Bengali", "Bhaiksuki", "Bopomofo", "Brahmi", "Braille",
@@ -1175,13 +1215,13 @@ mod re2 {
         "Mongolian", "Mro", "Multani", "Myanmar", "Nabataean", "Nandinagari", "New_Tai_Lue", "Newa",
         "Nko", "Nushu", "Nyiakeng_Puachue_Hmong", "Ogham", "Ol_Chiki", "Old_Hungarian",
         "Old_Italic", "Old_North_Arabian", "Old_Permic", "Old_Persian", "Old_Sogdian",
-        "Old_South_Arabian", "Old_Turkic", "Oriya", "Osage", "Osmanya", "Pahawh_Hmong",
-        "Palmyrene", "Pau_Cin_Hau", "Phags_Pa", "Phoenician", "Psalter_Pahlavi", "Rejang", "Runic",
-        "Samaritan", "Saurashtra", "Sharada", "Shavian", "Siddham", "SignWriting", "Sinhala",
-        "Sogdian", "Sora_Sompeng", "Soyombo", "Sundanese", "Syloti_Nagri", "Syriac", "Tagalog",
-        "Tagbanwa", "Tai_Le", "Tai_Tham", "Tai_Viet", "Takri", "Tamil", "Tangut", "Telugu", "Thaana",
-        "Thai", "Tibetan", "Tifinagh", "Tirhuta", "Ugaritic", "Vai", "Wancho", "Warang_Citi",
-        "Yezidi", "Yi", "Zanabazar_Square",
+        "Old_South_Arabian", "Old_Turkic", "Oriya", "Osage", "Osmanya", "Pahawh_Hmong", "Palmyrene",
+        "Pau_Cin_Hau", "Phags_Pa", "Phoenician", "Psalter_Pahlavi", "Rejang", "Runic", "Samaritan",
+        "Saurashtra", "Sharada", "Shavian", "Siddham", "SignWriting", "Sinhala", "Sogdian",
+        "Sora_Sompeng", "Soyombo", "Sundanese", "Syloti_Nagri", "Syriac", "Tagalog", "Tagbanwa",
+        "Tai_Le", "Tai_Tham", "Tai_Viet", "Takri", "Tamil", "Tangut", "Telugu", "Thaana", "Thai",
+        "Tibetan", "Tifinagh", "Tirhuta", "Ugaritic", "Vai", "Wancho", "Warang_Citi", "Yezidi",
+        "Yi", "Zanabazar_Square",
     ];
 
     /// POSIX class names usable inside brackets, `[[:alpha:]]` or `[[:^alpha:]]`.
@@ -1307,11 +1347,17 @@ mod re2 {
                 // which every Traefik v3 release is built with.
                 let name_start = start + if starts_with_p { 4 } else { 3 };
                 let Some(end) = (start..self.s.len()).find(|&k| self.s[k] == '>') else {
-                    return Err(format!("invalid named capture `{}`", self.snippet(start, self.s.len())));
+                    return Err(format!(
+                        "invalid named capture `{}`",
+                        self.snippet(start, self.s.len())
+                    ));
                 };
                 let name = self.s.get(name_start..end).unwrap_or_default();
                 if name.is_empty() || !name.iter().all(|c| c.is_ascii_alphanumeric() || *c == '_') {
-                    return Err(format!("invalid named capture `{}`", self.snippet(start, end + 1)));
+                    return Err(format!(
+                        "invalid named capture `{}`",
+                        self.snippet(start, end + 1)
+                    ));
                 }
                 self.i = end + 1;
                 return self.push_group();
@@ -1335,12 +1381,17 @@ mod re2 {
                     _ => break,
                 }
             }
-            Err(format!("invalid or unsupported Perl syntax `{}`", self.snippet(start, k)))
+            Err(format!(
+                "invalid or unsupported Perl syntax `{}`",
+                self.snippet(start, k)
+            ))
         }
 
         fn push_group(&mut self) -> Result<(), String> {
             if self.groups.len() > MAX_GROUP_DEPTH {
-                return Err(format!("groups are nested more than {MAX_GROUP_DEPTH} deep"));
+                return Err(format!(
+                    "groups are nested more than {MAX_GROUP_DEPTH} deep"
+                ));
             }
             self.groups.push(Group {
                 last: None,
@@ -1386,7 +1437,11 @@ mod re2 {
                 Some((_, 0)) => 1,
                 Some((min, max)) => {
                     let m = u32::try_from(if max < 0 { min } else { max }).unwrap_or(u32::MAX);
-                    if m == 0 { inner } else { m.saturating_mul(inner) }
+                    if m == 0 {
+                        inner
+                    } else {
+                        m.saturating_mul(inner)
+                    }
                 }
             };
             if weight > MAX_REPEAT {
@@ -1451,7 +1506,11 @@ mod re2 {
             let mut n: i64 = 0;
             while let Some(d) = self.s.get(k).and_then(|c| c.to_digit(10)) {
                 if n >= 0 {
-                    n = if n >= 100_000_000 { -1 } else { n * 10 + i64::from(d) };
+                    n = if n >= 100_000_000 {
+                        -1
+                    } else {
+                        n * 10 + i64::from(d)
+                    };
                 }
                 k += 1;
             }
@@ -1525,7 +1584,10 @@ mod re2 {
             };
             let mut k = start + 2;
             let invalid = |this: &Self, end: usize| {
-                Err(format!("invalid escape sequence `{}`", this.snippet(start, end)))
+                Err(format!(
+                    "invalid escape sequence `{}`",
+                    this.snippet(start, end)
+                ))
             };
             let is_octal = |c: Option<&char>| c.is_some_and(|c| ('0'..='7').contains(c));
             let value = match c {
@@ -1600,7 +1662,12 @@ mod re2 {
         /// A bracketed class at `self.i`, Go's parseClass.
         fn class(&mut self) -> Result<(), String> {
             let start = self.i;
-            let missing = |this: &Self| Err(format!("missing closing ] in `{}`", this.snippet(start, this.s.len())));
+            let missing = |this: &Self| {
+                Err(format!(
+                    "missing closing ] in `{}`",
+                    this.snippet(start, this.s.len())
+                ))
+            };
             let mut k = start + 1;
             if self.s.get(k) == Some(&'^') {
                 k += 1;
@@ -1694,17 +1761,38 @@ mod tests {
         // --- valid -----------------------------------------------------------
         ("Host(`a.com`) && PathPrefix(`/api`)", None),
         ("!Path(`/x`)", None),
-        ("((Host(`a.com`)) || (Host(`b.com`) && !(Path(`/x`) || Path(`/y`))))", None),
-        (r"HeaderRegexp(`Cookie`, `(^|;\s*)pointsman-web=candidate(;|$)`)", None),
+        (
+            "((Host(`a.com`)) || (Host(`b.com`) && !(Path(`/x`) || Path(`/y`))))",
+            None,
+        ),
+        (
+            r"HeaderRegexp(`Cookie`, `(^|;\s*)pointsman-web=candidate(;|$)`)",
+            None,
+        ),
         (r#"Host("a.com") || (Host("b.com") && Path("/css"))"#, None),
         (r#"PathPrefix("/caf\u00e9") && Path("/a\tb\x41\101")"#, None),
         ("Host(`a.com`) || Host(`b.com`) || Host(`c.com`)", None),
-        ("host(`a.com`) && HOST(`b.com`) || Pathprefix(`/x`) || PATHPREFIX(`/y`) || pathprefix(`/z`)", None),
-        ("Method(`GET`) || method(`post`) || Method(`M-SEARCH`)", None),
-        ("Header(`X-Env`, `blue`) && HeaderRegexp(`X-Env`, `^(blue|green)$`)", None),
+        (
+            "host(`a.com`) && HOST(`b.com`) || Pathprefix(`/x`) || PATHPREFIX(`/y`) || pathprefix(`/z`)",
+            None,
+        ),
+        (
+            "Method(`GET`) || method(`post`) || Method(`M-SEARCH`)",
+            None,
+        ),
+        (
+            "Header(`X-Env`, `blue`) && HeaderRegexp(`X-Env`, `^(blue|green)$`)",
+            None,
+        ),
         ("Query(`debug`) || Query(`mode`, `dark`)", None),
-        ("QueryRegexp(`mode`) || QueryRegexp(`mode`, `^d[a-z]+$`)", None),
-        ("ClientIP(`10.0.0.0/8`) || ClientIP(`::1`) || ClientIP(`2001:db8::/32`) || ClientIP(`192.168.1.1`)", None),
+        (
+            "QueryRegexp(`mode`) || QueryRegexp(`mode`, `^d[a-z]+$`)",
+            None,
+        ),
+        (
+            "ClientIP(`10.0.0.0/8`) || ClientIP(`::1`) || ClientIP(`2001:db8::/32`) || ClientIP(`192.168.1.1`)",
+            None,
+        ),
         (r"HostRegexp(`^[a-z0-9-]+\.example\.com$`)", None),
         ("PathRegexp(`^/api/v[0-9]+/`)", None),
         ("   Host(`a.com`)  \n", None),
@@ -1712,85 +1800,252 @@ mod tests {
         ("Host (`a.com`)&&Path(`/`)", None),
         ("!!Host(`a.com`)", None),
         ("Host(`*`) && !ClientIP(`10.0.0.1`)", None),
-        (r"PathRegexp(`(?i)^/(?P<lang>[a-z]{2})(?:/|$)\p{Greek}*[[:alpha:]\d_-]\Q.*\E.{2,5}?\x{1F600}`)", None),
-        (r"HeaderRegexp(`X`, `a{,5}|[]a]|[^]]|\b\pL\PL\p{^Han}|a{0}{}|(?<year>\d{4})|(?)`)", None),
+        (
+            r"PathRegexp(`(?i)^/(?P<lang>[a-z]{2})(?:/|$)\p{Greek}*[[:alpha:]\d_-]\Q.*\E.{2,5}?\x{1F600}`)",
+            None,
+        ),
+        (
+            r"HeaderRegexp(`X`, `a{,5}|[]a]|[^]]|\b\pL\PL\p{^Han}|a{0}{}|(?<year>\d{4})|(?)`)",
+            None,
+        ),
         // --- refused ---------------------------------------------------------
         ("", Some("rule is empty")),
         (" \t\n ", Some("rule is empty")),
-        ("Host(`a`) ||", Some("missing operand after `||` at column 11")),
-        ("Host(`a`) &&", Some("missing operand after `&&` at column 11")),
-        ("Host(`a`) && && Path(`/`)", Some("missing operand after `&&` at column 11")),
+        (
+            "Host(`a`) ||",
+            Some("missing operand after `||` at column 11"),
+        ),
+        (
+            "Host(`a`) &&",
+            Some("missing operand after `&&` at column 11"),
+        ),
+        (
+            "Host(`a`) && && Path(`/`)",
+            Some("missing operand after `&&` at column 11"),
+        ),
         ("!", Some("missing operand after `!` at column 1")),
-        ("Host(a.com)", Some("argument at column 6 must be a quoted string")),
-        ("Host(123)", Some("argument at column 6 must be a quoted string")),
-        ("Hots(`a`)", Some("unknown matcher `Hots` at column 1 (did you mean Host?)")),
-        ("hostRegexp(`a`)", Some("unknown matcher `hostRegexp` at column 1 (did you mean HostRegexp?)")),
+        (
+            "Host(a.com)",
+            Some("argument at column 6 must be a quoted string"),
+        ),
+        (
+            "Host(123)",
+            Some("argument at column 6 must be a quoted string"),
+        ),
+        (
+            "Hots(`a`)",
+            Some("unknown matcher `Hots` at column 1 (did you mean Host?)"),
+        ),
+        (
+            "hostRegexp(`a`)",
+            Some("unknown matcher `hostRegexp` at column 1 (did you mean HostRegexp?)"),
+        ),
         ("Headers(`a`, `b`)", Some("(did you mean Header?)")),
         ("Foo(`a`)", Some("unknown matcher `Foo` at column 1")),
-        ("Host(`a`, `b`)", Some("Host takes exactly 1 argument, got 2")),
+        (
+            "Host(`a`, `b`)",
+            Some("Host takes exactly 1 argument, got 2"),
+        ),
         ("Host()", Some("Host takes exactly 1 argument, got 0")),
-        ("Header(`X-Env`)", Some("Header takes exactly 2 arguments, got 1")),
-        ("Query(`a`, `b`, `c`)", Some("Query takes 1 or 2 arguments, got 3")),
+        (
+            "Header(`X-Env`)",
+            Some("Header takes exactly 2 arguments, got 1"),
+        ),
+        (
+            "Query(`a`, `b`, `c`)",
+            Some("Query takes 1 or 2 arguments, got 3"),
+        ),
         ("Host(``)", Some("Host argument at column 6 is empty")),
-        ("Query(`a`, ``)", Some("Query argument at column 12 is empty")),
+        (
+            "Query(`a`, ``)",
+            Some("Query argument at column 12 is empty"),
+        ),
         ("Host('a.com')", Some("single quotes are not allowed")),
         ("Host(`a.com`", Some("unbalanced parenthesis at column 5")),
         ("(Host(`a.com`)", Some("unbalanced parenthesis at column 1")),
-        ("Host(`a.com`))", Some("unbalanced parenthesis at column 14")),
+        (
+            "Host(`a.com`))",
+            Some("unbalanced parenthesis at column 14"),
+        ),
         (")", Some("unbalanced parenthesis at column 1")),
-        ("Host(`a.com)", Some("unterminated string starting at column 6")),
-        (r#"Host("a.com)"#, Some("unterminated string starting at column 6")),
-        (r#"Host("a.com\")"#, Some("unterminated string starting at column 6")),
-        ("Host(`a`) & Path(`/`)", Some("unexpected character `&` at column 11: did you mean `&&`?")),
+        (
+            "Host(`a.com)",
+            Some("unterminated string starting at column 6"),
+        ),
+        (
+            r#"Host("a.com)"#,
+            Some("unterminated string starting at column 6"),
+        ),
+        (
+            r#"Host("a.com\")"#,
+            Some("unterminated string starting at column 6"),
+        ),
+        (
+            "Host(`a`) & Path(`/`)",
+            Some("unexpected character `&` at column 11: did you mean `&&`?"),
+        ),
         ("Host(`a`) | Path(`/`)", Some("did you mean `||`?")),
-        ("Host(`a`) Path(`/`)", Some("expected `&&` or `||` at column 11, found `Path`")),
-        ("Host(`a`)(`b`)", Some("expected `&&` or `||` at column 10, found `(`")),
-        ("Path(`/a` `b`)", Some("expected `,` or `)` at column 11, found a quoted string")),
-        ("Host(,)", Some("expected a quoted string argument at column 6, found `,`")),
-        ("Host(`a`,,)", Some("expected a quoted string argument at column 10")),
-        ("Host(`a`) && ()", Some("expected a matcher inside the parentheses at column 15")),
-        ("&& Host(`a`)", Some("expected a matcher such as Host(`example.com`), `!` or `(` at column 1")),
+        (
+            "Host(`a`) Path(`/`)",
+            Some("expected `&&` or `||` at column 11, found `Path`"),
+        ),
+        (
+            "Host(`a`)(`b`)",
+            Some("expected `&&` or `||` at column 10, found `(`"),
+        ),
+        (
+            "Path(`/a` `b`)",
+            Some("expected `,` or `)` at column 11, found a quoted string"),
+        ),
+        (
+            "Host(,)",
+            Some("expected a quoted string argument at column 6, found `,`"),
+        ),
+        (
+            "Host(`a`,,)",
+            Some("expected a quoted string argument at column 10"),
+        ),
+        (
+            "Host(`a`) && ()",
+            Some("expected a matcher inside the parentheses at column 15"),
+        ),
+        (
+            "&& Host(`a`)",
+            Some("expected a matcher such as Host(`example.com`), `!` or `(` at column 1"),
+        ),
         ("`a.com`", Some("found a quoted string")),
-        ("Host", Some("Host at column 1 must be followed by its arguments")),
-        ("Host(`a`) == Host(`b`)", Some("unexpected character `=` at column 11")),
+        (
+            "Host",
+            Some("Host at column 1 must be followed by its arguments"),
+        ),
+        (
+            "Host(`a`) == Host(`b`)",
+            Some("unexpected character `=` at column 11"),
+        ),
         ("Host(`a`) // comment", Some("comments are not allowed")),
-        ("Host(`a.com`...)", Some("unexpected character `.` at column 13")),
-        ("Path(`x`)", Some("invalid Path argument at column 6: path `x` does not start with `/`")),
-        ("PathPrefix(`api`)", Some("invalid PathPrefix argument at column 12")),
-        ("ClientIP(`10.0.0.300`)", Some("is neither an IP address nor a CIDR block")),
-        ("ClientIP(`10.0.0.0/33`)", Some("is neither an IP address nor a CIDR block")),
-        ("ClientIP(`localhost`)", Some("is neither an IP address nor a CIDR block")),
-        ("ClientIP(`fe80::1%eth0`)", Some("is neither an IP address nor a CIDR block")),
-        ("Method(`GET POST`)", Some("`GET POST` is not an HTTP method")),
-        ("Host(`exämple.com`)", Some("non-ASCII characters are not allowed")),
-        (r#"Host("ex\u00e4mple.com")"#, Some("non-ASCII characters are not allowed")),
+        (
+            "Host(`a.com`...)",
+            Some("unexpected character `.` at column 13"),
+        ),
+        (
+            "Path(`x`)",
+            Some("invalid Path argument at column 6: path `x` does not start with `/`"),
+        ),
+        (
+            "PathPrefix(`api`)",
+            Some("invalid PathPrefix argument at column 12"),
+        ),
+        (
+            "ClientIP(`10.0.0.300`)",
+            Some("is neither an IP address nor a CIDR block"),
+        ),
+        (
+            "ClientIP(`10.0.0.0/33`)",
+            Some("is neither an IP address nor a CIDR block"),
+        ),
+        (
+            "ClientIP(`localhost`)",
+            Some("is neither an IP address nor a CIDR block"),
+        ),
+        (
+            "ClientIP(`fe80::1%eth0`)",
+            Some("is neither an IP address nor a CIDR block"),
+        ),
+        (
+            "Method(`GET POST`)",
+            Some("`GET POST` is not an HTTP method"),
+        ),
+        (
+            "Host(`exämple.com`)",
+            Some("non-ASCII characters are not allowed"),
+        ),
+        (
+            r#"Host("ex\u00e4mple.com")"#,
+            Some("non-ASCII characters are not allowed"),
+        ),
         ("HostRegexp(`[a-z`)", Some("missing closing ]")),
         ("PathRegexp(`(unclosed`)", Some("missing closing )")),
         ("PathRegexp(`unopened)`)", Some("unexpected )")),
-        ("HeaderRegexp(`X`, `a**`)", Some("invalid nested repetition operator `**`")),
-        ("PathRegexp(`*a`)", Some("missing argument to repetition operator `*`")),
-        ("PathRegexp(`(|+)`)", Some("missing argument to repetition operator `+`")),
+        (
+            "HeaderRegexp(`X`, `a**`)",
+            Some("invalid nested repetition operator `**`"),
+        ),
+        (
+            "PathRegexp(`*a`)",
+            Some("missing argument to repetition operator `*`"),
+        ),
+        (
+            "PathRegexp(`(|+)`)",
+            Some("missing argument to repetition operator `+`"),
+        ),
         (r"PathRegexp(`\q`)", Some("invalid escape sequence `\\q`")),
-        (r"PathRegexp(`/a\`)", Some("trailing backslash at end of expression")),
-        (r"PathRegexp(`(a)\1`)", Some("invalid escape sequence `\\1`")),
-        ("PathRegexp(`(?=x)`)", Some("invalid or unsupported Perl syntax `(?=`")),
-        ("PathRegexp(`(?P<>x)`)", Some("invalid named capture `(?P<>`")),
-        ("PathRegexp(`a{1001}`)", Some("invalid repeat count `{1001}`")),
+        (
+            r"PathRegexp(`/a\`)",
+            Some("trailing backslash at end of expression"),
+        ),
+        (
+            r"PathRegexp(`(a)\1`)",
+            Some("invalid escape sequence `\\1`"),
+        ),
+        (
+            "PathRegexp(`(?=x)`)",
+            Some("invalid or unsupported Perl syntax `(?=`"),
+        ),
+        (
+            "PathRegexp(`(?P<>x)`)",
+            Some("invalid named capture `(?P<>`"),
+        ),
+        (
+            "PathRegexp(`a{1001}`)",
+            Some("invalid repeat count `{1001}`"),
+        ),
         ("PathRegexp(`a{5,2}`)", Some("invalid repeat count `{5,2}`")),
-        ("PathRegexp(`(a{100}){100}`)", Some("nested repetitions multiply past 1000")),
-        ("PathRegexp(`[z-a]`)", Some("invalid character class range `z-a`")),
-        ("PathRegexp(`[[:foo:]]`)", Some("invalid character class range `[:foo:]`")),
-        (r"PathRegexp(`\p{Klingon}`)", Some("unknown or unsupported Unicode class `\\p{Klingon}`")),
-        ("QueryRegexp(`k`, `(`)", Some("invalid QueryRegexp argument at column 18: missing closing )")),
-        ("Host(`{{ .Domain }}`)", Some("rule contains `{{` at column 7: Traefik evaluates dynamic config as a Go template")),
+        (
+            "PathRegexp(`(a{100}){100}`)",
+            Some("nested repetitions multiply past 1000"),
+        ),
+        (
+            "PathRegexp(`[z-a]`)",
+            Some("invalid character class range `z-a`"),
+        ),
+        (
+            "PathRegexp(`[[:foo:]]`)",
+            Some("invalid character class range `[:foo:]`"),
+        ),
+        (
+            r"PathRegexp(`\p{Klingon}`)",
+            Some("unknown or unsupported Unicode class `\\p{Klingon}`"),
+        ),
+        (
+            "QueryRegexp(`k`, `(`)",
+            Some("invalid QueryRegexp argument at column 18: missing closing )"),
+        ),
+        (
+            "Host(`{{ .Domain }}`)",
+            Some(
+                "rule contains `{{` at column 7: Traefik evaluates dynamic config as a Go template",
+            ),
+        ),
         ("Path(`/a}}`)", Some("rule contains `}}` at column 9")),
-        ("Host(`a.com`)\n|| Host(`b.com`)", Some("rule contains a newline at column 14")),
-        ("Host(`a.com`)\t&& Path(`/`)", Some("rule contains control character U+0009 at column 14")),
+        (
+            "Host(`a.com`)\n|| Host(`b.com`)",
+            Some("rule contains a newline at column 14"),
+        ),
+        (
+            "Host(`a.com`)\t&& Path(`/`)",
+            Some("rule contains control character U+0009 at column 14"),
+        ),
         ("Path(`/a\u{7f}`)", Some("control character U+007F")),
-        (r#"Path("/a\q")"#, Some("invalid escape sequence `\\q` at column 9")),
+        (
+            r#"Path("/a\q")"#,
+            Some("invalid escape sequence `\\q` at column 9"),
+        ),
         (r#"Path("/a\'")"#, Some("invalid escape sequence `\\'`")),
         (r#"Path("/\400")"#, Some("invalid escape sequence `\\400`")),
-        (r#"Path("/\ud800")"#, Some("invalid escape sequence `\\ud800`")),
+        (
+            r#"Path("/\ud800")"#,
+            Some("invalid escape sequence `\\ud800`"),
+        ),
         (r#"Path("/\xff")"#, Some("decodes to invalid UTF-8")),
         ("Path(`/a`) && 1", Some("unknown matcher `1`")),
     ];
@@ -1804,7 +2059,10 @@ mod tests {
                 (None, Ok(parsed)) => assert_eq!(parsed.as_str(), rule.trim()),
                 (Some(text), Err(error)) => {
                     let message = error.to_string();
-                    assert!(message.contains(text), "{rule:?}: expected error containing {text:?}, got {message:?}");
+                    assert!(
+                        message.contains(text),
+                        "{rule:?}: expected error containing {text:?}, got {message:?}"
+                    );
                 }
                 _ => panic!("{rule:?}: expected {expected:?}, got {result:?}"),
             }
@@ -1824,15 +2082,20 @@ mod tests {
 
     #[test]
     fn string_values_are_decoded() {
-        let rule = Rule::parse(r#"Header("X-A", "a\"b\u00e9\x41\101\\") && Path(`/raw\n`)"#).unwrap();
+        let rule =
+            Rule::parse(r#"Header("X-A", "a\"b\u00e9\x41\101\\") && Path(`/raw\n`)"#).unwrap();
         let mut values = Vec::new();
-        rule.expr.visit(false, &mut |m, _| values.extend(m.args.clone()));
+        rule.expr
+            .visit(false, &mut |m, _| values.extend(m.args.clone()));
         assert_eq!(values, ["X-A", "a\"béAA\\", "/raw\\n"]);
     }
 
     #[test]
     fn hosts_are_lowercased_sorted_and_deduplicated() {
-        let rule = Rule::parse("Host(`B.com`) || (Host(`a.com`) && !Host(`b.COM`)) || HostRegexp(`c\\.com`)").unwrap();
+        let rule = Rule::parse(
+            "Host(`B.com`) || (Host(`a.com`) && !Host(`b.COM`)) || HostRegexp(`c\\.com`)",
+        )
+        .unwrap();
         assert_eq!(rule.hosts(), ["a.com", "b.com"]);
         assert!(Rule::parse("PathPrefix(`/`)").unwrap().hosts().is_empty());
     }
@@ -1846,14 +2109,19 @@ mod tests {
             ("PathPrefix(`/`)", false),
             ("!Host(`a.com`)", false),
             ("!Host(`a.com`) && Path(`/x`)", false),
-            ("!!Host(`a.com`)", true),
-            ("!(!Host(`a.com`) && Path(`/x`))", true),
+            ("!!Host(`a.com`)", false),
+            ("!(!Host(`a.com`) && Path(`/x`))", false),
+            ("!Path(`/x`) && Host(`a.com`)", true),
             ("!(Host(`a.com`) || HostRegexp(`b`))", false),
             ("Host(`*`)", false),
             ("Host(`*.a.com`)", true),
         ];
         for (rule, expected) in cases {
-            assert_eq!(Rule::parse(rule).unwrap().has_host_matcher(), expected, "{rule}");
+            assert_eq!(
+                Rule::parse(rule).unwrap().has_host_matcher(),
+                expected,
+                "{rule}"
+            );
         }
     }
 
@@ -1895,9 +2163,15 @@ mod tests {
     fn nesting_is_limited() {
         let nested = |depth: usize| format!("{}Host(`a`){}", "(".repeat(depth), ")".repeat(depth));
         assert!(Rule::parse(&nested(MAX_DEPTH)).is_ok());
-        assert!(matches!(Rule::parse(&nested(MAX_DEPTH + 1)), Err(RuleError::TooDeep { .. })));
+        assert!(matches!(
+            Rule::parse(&nested(MAX_DEPTH + 1)),
+            Err(RuleError::TooDeep { .. })
+        ));
         let negated = format!("{}Host(`a`)", "!".repeat(MAX_DEPTH + 1));
-        assert!(matches!(Rule::parse(&negated), Err(RuleError::TooDeep { .. })));
+        assert!(matches!(
+            Rule::parse(&negated),
+            Err(RuleError::TooDeep { .. })
+        ));
         // The stack survives hostile input far past the limit, too.
         assert!(Rule::parse(&"(".repeat(MAX_RULE_LEN)).is_err());
         assert!(Rule::parse(&"!".repeat(MAX_RULE_LEN)).is_err());
@@ -1919,10 +2193,15 @@ mod tests {
         assert!(rule.has_host_matcher());
         assert_eq!(from_hosts("a.com").unwrap().as_str(), "Host(`a.com`)");
         assert_eq!(
-            from_hosts(" a.com , B.example-1.com ,A.COM").unwrap().as_str(),
+            from_hosts(" a.com , B.example-1.com ,A.COM")
+                .unwrap()
+                .as_str(),
             "Host(`a.com`) || Host(`B.example-1.com`)"
         );
-        assert_eq!(from_hosts("127.0.0.1").unwrap().as_str(), "Host(`127.0.0.1`)");
+        assert_eq!(
+            from_hosts("127.0.0.1").unwrap().as_str(),
+            "Host(`127.0.0.1`)"
+        );
     }
 
     #[test]
@@ -1950,9 +2229,19 @@ mod tests {
             assert!(error.contains(reason), "{list:?}: {error}");
         }
         let long_label = format!("{}.com", "a".repeat(64));
-        assert!(from_hosts(&long_label).unwrap_err().to_string().contains("longer than 63"));
+        assert!(
+            from_hosts(&long_label)
+                .unwrap_err()
+                .to_string()
+                .contains("longer than 63")
+        );
         let long_name = vec!["a".repeat(60); 5].join(".");
-        assert!(from_hosts(&long_name).unwrap_err().to_string().contains("longer than 253"));
+        assert!(
+            from_hosts(&long_name)
+                .unwrap_err()
+                .to_string()
+                .contains("longer than 253")
+        );
     }
 
     #[test]
@@ -1998,12 +2287,62 @@ mod tests {
     /// The alphabet of the token soup: pieces of valid rules, and the
     /// mistakes people make with them.
     const TOKENS: &[&str] = &[
-        "Host", "host", "HOST", "Hots", "HostRegexp", "Path", "PathPrefix", "PathRegexp", "Method",
-        "Header", "HeaderRegexp", "Query", "QueryRegexp", "ClientIP", "(", ")", ",", " ", "&&", "||",
-        "!", "&", "|", "`a.com`", "`B.com`", "`/api`", "`/`", "``", "`GET`", "`10.0.0.0/8`", "`::1`",
-        r"`(^|;\s*)x=y(;|$)`", "`[a-`", "`a**`", "`(?i)x`", "`{2}`", r#""a.com""#, r#""/x\u00e9""#,
-        r#""\q""#, r#""\xff""#, "\"", "`", "'a'", "{{", "}}", "\\", "é", "\u{0}", "\n", "\t", "a.com",
-        "123", "...", "//", "==", "\u{2028}",
+        "Host",
+        "host",
+        "HOST",
+        "Hots",
+        "HostRegexp",
+        "Path",
+        "PathPrefix",
+        "PathRegexp",
+        "Method",
+        "Header",
+        "HeaderRegexp",
+        "Query",
+        "QueryRegexp",
+        "ClientIP",
+        "(",
+        ")",
+        ",",
+        " ",
+        "&&",
+        "||",
+        "!",
+        "&",
+        "|",
+        "`a.com`",
+        "`B.com`",
+        "`/api`",
+        "`/`",
+        "``",
+        "`GET`",
+        "`10.0.0.0/8`",
+        "`::1`",
+        r"`(^|;\s*)x=y(;|$)`",
+        "`[a-`",
+        "`a**`",
+        "`(?i)x`",
+        "`{2}`",
+        r#""a.com""#,
+        r#""/x\u00e9""#,
+        r#""\q""#,
+        r#""\xff""#,
+        "\"",
+        "`",
+        "'a'",
+        "{{",
+        "}}",
+        "\\",
+        "é",
+        "\u{0}",
+        "\n",
+        "\t",
+        "a.com",
+        "123",
+        "...",
+        "//",
+        "==",
+        "\u{2028}",
     ];
 
     /// A random rule as a list of tokens, valid by construction for the
@@ -2077,25 +2416,73 @@ mod tests {
             }
         }
         // Both outcomes must be well represented, or the test is vacuous.
-        assert!(accepted > 3_000 && refused > 3_000, "{accepted} accepted, {refused} refused");
+        assert!(
+            accepted > 3_000 && refused > 3_000,
+            "{accepted} accepted, {refused} refused"
+        );
     }
 
     #[test]
     fn random_characters_never_panic() {
         const CHARS: &[&str] = &[
-            "(", ")", "`", "\"", "\\", "&", "|", "!", ",", " ", "{", "}", "[", "]", "*", "?", "+", "-",
-            "^", "$", ".", ":", "<", ">", "P", "p", "x", "u", "0", "7", "9", "a", "Q", "E", "é", "日",
-            "\u{10FFFF}", "\u{0}", "\r",
+            "(",
+            ")",
+            "`",
+            "\"",
+            "\\",
+            "&",
+            "|",
+            "!",
+            ",",
+            " ",
+            "{",
+            "}",
+            "[",
+            "]",
+            "*",
+            "?",
+            "+",
+            "-",
+            "^",
+            "$",
+            ".",
+            ":",
+            "<",
+            ">",
+            "P",
+            "p",
+            "x",
+            "u",
+            "0",
+            "7",
+            "9",
+            "a",
+            "Q",
+            "E",
+            "é",
+            "日",
+            "\u{10FFFF}",
+            "\u{0}",
+            "\r",
         ];
         let mut rng = Rng(42);
         for round in 0..20_000 {
             // Mostly short, sometimes past the length limit.
-            let len = if round % 500 == 0 { 4000 + rng.below(200) } else { rng.below(40) };
+            let len = if round % 500 == 0 {
+                4000 + rng.below(200)
+            } else {
+                rng.below(40)
+            };
             let input: String = (0..len).map(|_| rng.pick(CHARS)).collect();
             check_invariants(&input);
             // Also through every argument position, to reach the regexp
             // checker, escape decoding and IP parsing with arbitrary text.
-            for matcher in ["HeaderRegexp(`h`, `{}`)", "Path(\"{}\")", "ClientIP(`{}`)", "HostRegexp(`{}`)"] {
+            for matcher in [
+                "HeaderRegexp(`h`, `{}`)",
+                "Path(\"{}\")",
+                "ClientIP(`{}`)",
+                "HostRegexp(`{}`)",
+            ] {
                 check_invariants(&matcher.replace("{}", &input));
             }
         }
@@ -2111,13 +2498,27 @@ mod tests {
                     let host = rng.pick(&["a.com", "B.com", "x.example.org", "*"]);
                     hosts.push(host.to_ascii_lowercase());
                     let name = rng.pick(&["Host", "host", "HOST"]);
-                    if rng.below(2) == 0 { format!("{name}(`{host}`)") } else { format!("{name}(\"{host}\")") }
+                    if rng.below(2) == 0 {
+                        format!("{name}(`{host}`)")
+                    } else {
+                        format!("{name}(\"{host}\")")
+                    }
                 }
                 2 => format!("PathPrefix(`{}`)", rng.pick(&["/", "/api", "/v1/x"])),
-                3 => format!("HostRegexp(`{}`)", rng.pick(&[r"^.+\.com$", "a|b", "[a-z]{2,3}"])),
-                4 => format!("Header(`{}`, `{}`)", rng.pick(&["X-A", "Cookie"]), rng.pick(&["1", "a b"])),
+                3 => format!(
+                    "HostRegexp(`{}`)",
+                    rng.pick(&[r"^.+\.com$", "a|b", "[a-z]{2,3}"])
+                ),
+                4 => format!(
+                    "Header(`{}`, `{}`)",
+                    rng.pick(&["X-A", "Cookie"]),
+                    rng.pick(&["1", "a b"])
+                ),
                 5 => format!("Query(`k`{})", rng.pick(&["", ", `v`"])),
-                6 => format!("ClientIP(`{}`)", rng.pick(&["10.0.0.0/8", "::1", "fd00::/8"])),
+                6 => format!(
+                    "ClientIP(`{}`)",
+                    rng.pick(&["10.0.0.0/8", "::1", "fd00::/8"])
+                ),
                 _ => format!("Method(`{}`)", rng.pick(&["GET", "post"])),
             }
         }
@@ -2126,7 +2527,12 @@ mod tests {
             match if depth == 0 { 0 } else { rng.below(5) } {
                 0 | 1 => matcher(rng, hosts),
                 2 => format!("!{}", expr(rng, depth - 1, hosts)),
-                3 => format!("({}{}{})", space(rng), expr(rng, depth - 1, hosts), space(rng)),
+                3 => format!(
+                    "({}{}{})",
+                    space(rng),
+                    expr(rng, depth - 1, hosts),
+                    space(rng)
+                ),
                 _ => {
                     let op = rng.pick(&["&&", "||"]);
                     let left = expr(rng, depth - 1, hosts);

@@ -14,6 +14,11 @@ pub struct Settings {
     pub preview_entrypoint: Option<String>,
     /// Network to take a container's address from when it has no `network` label.
     pub network: Option<String>,
+    /// Accept rules without a `Host` matcher, which would catch every host on the entrypoint.
+    pub allow_catch_all: bool,
+    /// When not empty, every host a rule names must match one of these (`a.com` exactly,
+    /// `*.a.com` any name under it); an app claiming another host is refused.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for Settings {
@@ -23,6 +28,8 @@ impl Default for Settings {
             entrypoints: vec!["web".into()],
             preview_entrypoint: None,
             network: None,
+            allow_catch_all: false,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -30,5 +37,16 @@ impl Default for Settings {
 impl Settings {
     pub fn label(&self, key: &str) -> String {
         format!("{}.{key}", self.label_prefix)
+    }
+
+    /// Whether `--allow-host` lets an app claim `host` (lowercase).
+    pub fn host_allowed(&self, host: &str) -> bool {
+        self.allowed_hosts.is_empty()
+            || self.allowed_hosts.iter().any(|pattern| match pattern.strip_prefix("*.") {
+                Some(domain) => host.len() > domain.len() + 1
+                    && host.ends_with(domain)
+                    && host.as_bytes()[host.len() - domain.len() - 1] == b'.',
+                None => host == pattern,
+            })
     }
 }

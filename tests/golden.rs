@@ -33,6 +33,10 @@ struct InputSettings {
     entrypoints: Option<Vec<String>>,
     preview_entrypoint: Option<String>,
     network: Option<String>,
+    #[serde(default)]
+    allow_catch_all: bool,
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
 }
 
 fn fixtures() -> PathBuf {
@@ -47,6 +51,8 @@ fn outputs(input: &Input) -> BTreeMap<String, String> {
         entrypoints: input.settings.entrypoints.clone().unwrap_or(d.entrypoints),
         preview_entrypoint: input.settings.preview_entrypoint.clone(),
         network: input.settings.network.clone(),
+        allow_catch_all: input.settings.allow_catch_all,
+        allowed_hosts: input.settings.allowed_hosts.clone(),
     };
     let fleet = Fleet::build(&input.containers, &settings);
     let mut state = input.state.clone().unwrap_or_default();
