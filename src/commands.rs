@@ -131,10 +131,16 @@ async fn change(
     let mut state = store.load_state(&lock)?;
     let now = Instant::now();
     roles::seed(&mut state, &fleet, now, Actor::Cli);
+    let before = state.clone();
     let message = op(&mut state, &fleet, now)?;
     store.save_state(&lock, &state)?;
     let files = render::render_all(&fleet, &state, &config.settings);
-    store.sync(&lock, &files)?;
+    if let Err(e) = store.sync(&lock, &files) {
+        // Undo the role change so the error means "nothing happened"; if even that fails, the
+        // next render (controller or CLI) applies the saved state.
+        let _ = store.save_state(&lock, &before);
+        return Err(e.into());
+    }
     drop(lock);
     println!("{message}");
     Ok(())
@@ -252,7 +258,8 @@ async fn status(config: &Config, store: &Store, only: Option<&str>, as_json: boo
             }),
         );
     }
-    let errors: Vec<String> = fleet.errors.iter().map(ToString::to_string).collect();
+    let mut errors: Vec<String> = fleet.errors.iter().map(ToString::to_string).collect();
+    errors.extend(crate::foreign::Scanner::default().scan(store.dir()).iter().map(ToString::to_string));
     if as_json {
         let doc = json!({ "dir": config.dir, "apps": apps, "errors": errors });
         println!("{}", serde_json::to_string_pretty(&doc).expect("serialises"));

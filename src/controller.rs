@@ -37,6 +37,8 @@ pub struct Controller {
     seen_notices: BTreeSet<String>,
     /// `(app, slot)` → a one-line description, to log only what changed.
     seen_slots: BTreeMap<(String, String), String>,
+    foreign: crate::foreign::Scanner,
+    seen_broken: BTreeSet<String>,
 }
 
 impl Controller {
@@ -49,6 +51,8 @@ impl Controller {
             seen_errors: BTreeSet::new(),
             seen_notices: BTreeSet::new(),
             seen_slots: BTreeMap::new(),
+            foreign: Default::default(),
+            seen_broken: BTreeSet::new(),
         }
     }
 
@@ -90,6 +94,7 @@ impl Controller {
             info!(app = %t.app, slot = %t.to, "slot is stable: its labels say so and the app had no stable slot");
         }
         self.log_news(&fleet, &state, seeding.notices);
+        self.warn_about_foreign_files();
         if !changes.is_empty() {
             debug!(
                 written = ?changes.written,
@@ -99,6 +104,18 @@ impl Controller {
             );
         }
         Ok(())
+    }
+
+    /// Logs each foreign file Traefik cannot load once, and once more when it is fixed.
+    fn warn_about_foreign_files(&mut self) {
+        let broken: BTreeSet<String> = self.foreign.scan(self.store.dir()).iter().map(ToString::to_string).collect();
+        for b in broken.difference(&self.seen_broken) {
+            error!("{b}");
+        }
+        if broken.is_empty() && !self.seen_broken.is_empty() {
+            info!("no broken foreign file left in the directory; Traefik reads changes again");
+        }
+        self.seen_broken = broken;
     }
 
     fn log_news(&mut self, fleet: &Fleet, state: &crate::state::State, notices: Vec<String>) {
@@ -125,7 +142,12 @@ impl Controller {
                     "idle"
                 };
                 let servers = slot.servers();
-                let line = format!("{role} with {} of {} containers routable: {}", servers.len(), slot.members.len(), servers.join(" "));
+                let line = format!(
+                    "{role} with {} of {} containers routable{}",
+                    servers.len(),
+                    slot.members.len(),
+                    if servers.is_empty() { String::new() } else { format!(": {}", servers.join(" ")) }
+                );
                 now.insert((app.name.clone(), slot.name.clone()), line);
             }
         }

@@ -31,6 +31,7 @@ pub mod commands;
 pub mod container;
 pub mod controller;
 pub mod docker;
+pub mod foreign;
 pub mod labels;
 pub mod model;
 pub mod render;

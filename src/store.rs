@@ -91,11 +91,14 @@ impl Store {
     /// Blocks until this process holds the exclusive lock.
     pub fn lock(&self) -> Result<Lock, StoreError> {
         let path = self.private.join("lock");
+        // flock works on a read-only descriptor too: on a read-only directory the lock is
+        // still taken, so refusals and reads work and only the writes fail, with their path.
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
+            .or_else(|_| File::open(&path))
             .map_err(|source| StoreError::Lock { path: path.clone(), source })?;
         file.lock().map_err(|source| StoreError::Lock { path, source })?;
         Ok(Lock { _file: file })

@@ -453,3 +453,100 @@ fn every_golden_file_is_accepted_by_traefik() {
         }
     }
 }
+
+/// A tmpfs of `size` mounted at `dir` for the test's lifetime (root only: CI runs as root).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).status();
+        assert!(ok.is_ok_and(|s| s.success()), "mounting a tmpfs needs root; these tests run as root in CI");
+        Tmpfs(dir.to_path_buf())
+    }
+
+    fn remount_read_only(&self) {
+        assert!(Command::new("mount").args(["-o", "remount,ro"]).arg(&self.0).status().unwrap().success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn fill(path: &Path) {
+    use std::io::Write;
+    let mut f = fs::File::create(path).unwrap();
+    let chunk = vec![b'x'; 4096];
+    while f.write_all(&chunk).and_then(|_| f.sync_all()).is_ok() {}
+}
+
+#[test]
+fn a_full_or_read_only_directory_is_a_clear_error_and_the_old_file_keeps_serving() {
+    let mut h = Harness::new("diskfull");
+    // Swap the harness's directory for a small tmpfs that Traefik watches instead.
+    let mount = Tmpfs::mount(&h.dir.parent().unwrap().join("small"), "256k");
+    h.dir = mount.0.clone();
+    h.traefik = Traefik::start(&h.dir);
+    blue_green(&mut h);
+    h.signal_controller("TERM");
+    let before_file = h.file();
+    let before_state = fs::read(h.dir.join(".pointsman/state.json")).unwrap();
+
+    fill(&h.dir.join(".pointsman/filler"));
+    let out = h.cli(&["promote", APP]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("No space left on device") && stderr.contains(&h.dir.display().to_string()), "{stderr}");
+    assert_eq!(h.file(), before_file, "the serving file is untouched");
+    assert_eq!(fs::read(h.dir.join(".pointsman/state.json")).unwrap(), before_state, "roles unchanged");
+    assert_eq!(h.public(&[]), "blue v1");
+    let leftovers: Vec<_> = fs::read_dir(h.dir.join(".pointsman")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(!leftovers.iter().any(|n| n.to_string_lossy().ends_with(".tmp")), "no temp file left: {leftovers:?}");
+
+    // The controller keeps serving the old file and says why it cannot write.
+    h.start_controller();
+    Docker::run(&["stop", "-t", "1", &format!("{}-green", h.cleanup.id())]);
+    wait_until("controller reports the write error", SETTLE, || {
+        h.controller_log().contains("No space left on device").then_some(())
+    });
+    assert_eq!(h.public(&[]), "blue v1");
+    // Space comes back: the controller converges on its own (it retries every second).
+    fs::remove_file(h.dir.join(".pointsman/filler")).unwrap();
+    wait_until("controller rewrote the file", SETTLE, || (!h.file().contains("web-slot-green")).then_some(()));
+    h.signal_controller("TERM");
+
+    let before_file = h.file();
+    mount.remount_read_only();
+    let out = h.cli(&["relabel", &format!("{APP}/blue"), "version=candidate"]);
+    assert_eq!(out.status.code(), Some(1), "refusals come before any write");
+    let out = h.cli(&["promote", APP, "--force"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("Read-only file system"), "{stderr}");
+    assert_eq!(h.file(), before_file);
+    assert_eq!(h.public(&[]), "blue v1");
+}
+
+#[test]
+fn a_broken_foreign_file_is_reported_by_status_and_the_controller() {
+    let mut h = Harness::new("foreign");
+    blue_green(&mut h);
+    fs::write(h.dir.join("middlewares.yml"), "http:\n  middlewares: [\n").unwrap();
+    let status = h.cli_ok(&["status"]);
+    assert!(
+        status.contains("middlewares.yml is not a file Traefik can load") && status.contains("ignores every change"),
+        "{status}"
+    );
+    // The controller notices on its next render.
+    Docker::run(&["exec", &format!("{}-green", h.cleanup.id()), "/pointsman-demo", "fail"]);
+    wait_until("controller warns", SETTLE, || h.controller_log().contains("middlewares.yml is not a file Traefik can load").then_some(()));
+    // And the warning is true: Traefik now ignores pointsman's change (green left the pool).
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(h.public(&[("X-Pointsman-Version", "candidate")]), "green v2", "Traefik kept its old config");
+    fs::remove_file(h.dir.join("middlewares.yml")).unwrap();
+    let status = h.cli_ok(&["status"]);
+    assert!(!status.contains("middlewares.yml"), "{status}");
+}
