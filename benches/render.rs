@@ -1,0 +1,308 @@
+//! Render + write of 1,000 apps through the library, timed with `std::time` (issue 4, target
+//! ≤ 50 ms). Run: `cargo bench --bench render`; with `POINTSMAN_BENCH_OUT=FILE` the figures are
+//! also written there as JSON for `bench/report.py`.
+//!
+//! The fleet: 1,000 apps, each with a `blue` (labelled stable) and a `green` (candidate) slot of
+//! one running container: 2,000 containers, shaped as Docker's inspect describes them. Files go
+//! to a directory under Cargo's target tmp dir, on the same disk as the repository, through
+//! `Store::sync`: temp file in `.pointsman/`, fsync, rename, fsync directory, per file.
+//!
+//! Cases, each timed several times (median, min, max):
+//! - `fleet`: `Fleet::build` of the 2,000 containers.
+//! - `render`: `render_all` of the 1,000 apps.
+//! - `first write`: `sync` into an empty directory (1,000 files written).
+//! - `no change`: `sync` of identical bytes (1,000 files read and compared, none written).
+//! - `one app flips`: what the controller does per change: lock, load state, seed, build,
+//!   render, sync (one file written), save state.
+//! - `all apps flip`: the same with every app's stable slot switched (1,000 files rewritten):
+//!   the headline "render + write of 1,000 apps".
+//! - `batched fsync`, `no fsync`: what-ifs outside the library, the same 1,000 rewrites with
+//!   each temp file fsynced but one directory fsync at the end, and with no fsync at all, to
+//!   show how much of `all apps flip` is durability work.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use pointsman::container::{Container, ContainerConfig, ContainerState, Endpoint, NetworkSettings};
+use pointsman::model::Fleet;
+use pointsman::render;
+use pointsman::roles;
+use pointsman::settings::Settings;
+use pointsman::state::{Actor, State};
+use pointsman::store::Store;
+use pointsman::timestamp;
+
+const APPS: usize = 1000;
+
+fn main() {
+    let settings = Settings::default();
+    let containers = fleet_of(APPS);
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("render-bench");
+    let _ = fs::remove_dir_all(&root);
+    fs::create_dir_all(&root).expect("bench directory");
+
+    let mut state = State::default();
+    let fleet = Fleet::build(&containers, &settings);
+    roles::seed(&mut state, &fleet, timestamp::Instant::now(), Actor::Controller);
+    let files = render::render_all(&fleet, &state, &settings);
+    assert_eq!(files.len(), APPS, "every app renders a file");
+    assert!(fleet.errors.is_empty(), "fixture containers are valid: {:?}", fleet.errors.first());
+    let bytes: usize = files.values().map(Vec::len).sum();
+
+    let mut results = Vec::new();
+    let mut case = |name: &str, about: &str, runs: usize, mut f: Box<dyn FnMut() -> Duration + '_>| {
+        f(); // warm-up
+        let mut times: Vec<Duration> = (0..runs).map(|_| f()).collect();
+        times.sort();
+        let r = CaseResult { name: name.into(), about: about.into(), runs, times };
+        println!(
+            "render-bench: {:<14} median {:>8.2} ms  min {:>8.2}  max {:>8.2}  ({runs} runs; {about})",
+            r.name,
+            ms(r.median()),
+            ms(r.times[0]),
+            ms(*r.times.last().unwrap())
+        );
+        results.push(r);
+    };
+
+    case("fleet", "Fleet::build of 2,000 containers", 50, Box::new(|| time(|| drop(Fleet::build(&containers, &settings)))));
+    case("render", "render_all of 1,000 apps", 50, Box::new(|| time(|| drop(render::render_all(&fleet, &state, &settings)))));
+
+    let mut n = 0;
+    case(
+        "first write",
+        "sync into an empty directory: 1,000 files written",
+        10,
+        Box::new(|| {
+            n += 1;
+            let dir = root.join(format!("empty-{n}"));
+            fs::create_dir_all(&dir).unwrap();
+            let elapsed = time(|| {
+                let store = Store::open(&dir).unwrap();
+                let lock = store.lock().unwrap();
+                let changes = store.sync(&lock, &files).unwrap();
+                assert_eq!(changes.written.len(), APPS);
+            });
+            fs::remove_dir_all(&dir).unwrap();
+            elapsed
+        }),
+    );
+
+    let dir = root.join("steady");
+    fs::create_dir_all(&dir).unwrap();
+    let store = Store::open(&dir).unwrap();
+    {
+        let lock = store.lock().unwrap();
+        store.sync(&lock, &files).unwrap();
+        store.save_state(&lock, &state).unwrap();
+    }
+    case(
+        "no change",
+        "sync of identical bytes: 1,000 files compared, none written",
+        50,
+        Box::new(|| {
+            time(|| {
+                let lock = store.lock().unwrap();
+                assert!(store.sync(&lock, &files).unwrap().is_empty());
+            })
+        }),
+    );
+
+    let mut flips = 0;
+    case(
+        "one app flips",
+        "lock, load state, seed, build, render, sync (1 file written), save state",
+        50,
+        Box::new(|| {
+            flips += 1;
+            let app = format!("a{:04}", flips % APPS);
+            time(|| {
+                let written = reconcile(&store, &containers, &settings, |state| flip(state, &app));
+                assert_eq!(written, 1);
+            })
+        }),
+    );
+    case(
+        "all apps flip",
+        "the same with every app switched: 1,000 files rewritten",
+        10,
+        Box::new(|| {
+            time(|| {
+                let written = reconcile(&store, &containers, &settings, |state| {
+                    let apps: Vec<String> = state.apps.keys().cloned().collect();
+                    apps.iter().for_each(|app| flip(state, app));
+                });
+                assert_eq!(written, APPS);
+            })
+        }),
+    );
+
+    // What-ifs, not the library's code path: the same 1,000 rewrites with the durability work
+    // arranged differently, to show where the time of `all apps flip` goes.
+    let rendered: Vec<BTreeMap<String, Vec<u8>>> = ["green", "blue"]
+        .iter()
+        .map(|stable| {
+            let mut s = state.clone();
+            s.apps.values_mut().for_each(|r| r.stable = Some(stable.to_string()));
+            render::render_all(&fleet, &s, &settings)
+        })
+        .collect();
+    let mut turn = 0;
+    for (name, about, durability) in [
+        ("batched fsync", "what-if: 1,000 temp files written, each fsynced, renamed, one directory fsync", Durability::Batched),
+        ("no fsync", "what-if: 1,000 temp files written and renamed, no fsync at all", Durability::None),
+    ] {
+        case(
+            name,
+            about,
+            10,
+            Box::new(|| {
+                turn += 1;
+                time(|| write_all(&dir, &rendered[turn % 2], durability))
+            }),
+        );
+    }
+    drop(case);
+    let _ = fs::remove_dir_all(&root);
+
+    println!("render-bench: {APPS} apps, {} containers, {} KiB of config", containers.len(), bytes / 1024);
+    if let Ok(path) = std::env::var("POINTSMAN_BENCH_OUT") {
+        fs::write(&path, json(&results, containers.len(), bytes)).expect("write POINTSMAN_BENCH_OUT");
+    }
+}
+
+/// The controller's recipe (see `controller::Controller::reconcile`), with `change` standing in
+/// for the CLI's role change. Returns how many files were written.
+fn reconcile(store: &Store, containers: &[Container], settings: &Settings, change: impl FnOnce(&mut State)) -> usize {
+    let fleet = Fleet::build(containers, settings);
+    let lock = store.lock().unwrap();
+    let mut state = store.load_state(&lock).unwrap();
+    roles::seed(&mut state, &fleet, timestamp::Instant::now(), Actor::Controller);
+    change(&mut state);
+    let files = render::render_all(&fleet, &state, settings);
+    let changes = store.sync(&lock, &files).unwrap();
+    store.save_state(&lock, &state).unwrap();
+    changes.written.len()
+}
+
+#[derive(Clone, Copy)]
+enum Durability {
+    Batched,
+    None,
+}
+
+/// Writes every file through a temp file in `.pointsman/` and a rename, like `Store::sync`, but
+/// with the fsyncs arranged as `durability` says.
+fn write_all(dir: &Path, files: &BTreeMap<String, Vec<u8>>, durability: Durability) {
+    use std::io::Write;
+    let tmp_dir = dir.join(".pointsman");
+    let mut renames = Vec::with_capacity(files.len());
+    for (name, bytes) in files {
+        let tmp = tmp_dir.join(format!("{name}.bench.tmp"));
+        let mut f = fs::File::create(&tmp).unwrap();
+        f.write_all(bytes).unwrap();
+        if let Durability::Batched = durability {
+            f.sync_all().unwrap();
+        }
+        renames.push((tmp, dir.join(name)));
+    }
+    for (tmp, dest) in renames {
+        fs::rename(tmp, dest).unwrap();
+    }
+    if let Durability::Batched = durability {
+        fs::File::open(dir).unwrap().sync_all().unwrap();
+    }
+}
+
+/// Switches an app's stable slot between blue and green (as a promote or rollback would).
+fn flip(state: &mut State, app: &str) {
+    let roles = state.apps.get_mut(app).expect("seeded app");
+    let next = if roles.stable.as_deref() == Some("blue") { "green" } else { "blue" };
+    roles.previous = roles.stable.replace(next.to_string());
+}
+
+fn fleet_of(apps: usize) -> Vec<Container> {
+    let mut out = Vec::with_capacity(apps * 2);
+    for a in 0..apps {
+        for (s, (slot, role)) in [("blue", "stable"), ("green", "candidate")].into_iter().enumerate() {
+            let n = a * 2 + s;
+            let app = format!("a{a:04}");
+            let labels = BTreeMap::from([
+                ("pointsman.app".to_string(), app.clone()),
+                ("pointsman.slot".to_string(), slot.to_string()),
+                ("pointsman.version".to_string(), role.to_string()),
+                ("pointsman.host".to_string(), format!("{app}.example.com")),
+            ]);
+            out.push(Container {
+                id: format!("{n:064x}"),
+                name: format!("/{app}-{slot}-1"),
+                created: format!("2026-11-26T04:{:02}:{:02}.{n:06}Z", n / 60 % 60, n % 60),
+                state: ContainerState {
+                    status: "running".into(),
+                    running: true,
+                    started_at: format!("2026-11-26T05:{:02}:{:02}.{n:06}Z", n / 60 % 60, n % 60),
+                    ..Default::default()
+                },
+                config: ContainerConfig {
+                    labels: Some(labels),
+                    exposed_ports: Some(BTreeMap::from([("80/tcp".to_string(), serde_json::json!({}))])),
+                },
+                network_settings: NetworkSettings {
+                    networks: Some(BTreeMap::from([(
+                        "bench".to_string(),
+                        Endpoint { ip_address: format!("10.{}.{}.{}", n >> 16 & 255, n >> 8 & 255, n & 255) },
+                    )])),
+                },
+            });
+        }
+    }
+    out
+}
+
+struct CaseResult {
+    name: String,
+    about: String,
+    runs: usize,
+    /// Sorted.
+    times: Vec<Duration>,
+}
+
+impl CaseResult {
+    fn median(&self) -> Duration {
+        self.times[(self.times.len() - 1) / 2]
+    }
+}
+
+fn time(f: impl FnOnce()) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn json(results: &[CaseResult], containers: usize, bytes: usize) -> String {
+    let cases: Vec<String> = results
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "name": r.name,
+                "about": r.about,
+                "runs": r.runs,
+                "median_ms": ms(r.median()),
+                "min_ms": ms(r.times[0]),
+                "max_ms": ms(*r.times.last().unwrap()),
+            })
+            .to_string()
+        })
+        .collect();
+    format!(
+        "{{\"apps\": {APPS}, \"containers\": {containers}, \"bytes\": {bytes}, \"dir\": {:?}, \"cases\": [\n  {}\n]}}\n",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).display().to_string(),
+        cases.join(",\n  ")
+    )
+}
