@@ -238,3 +238,181 @@ fn known_slots(a: &App) -> String {
 fn transition(now: Instant, app: &str, action: Action, from: Option<String>, to: &str, by: Actor) -> Transition {
     Transition { at: now.to_rfc3339(), app: app.into(), action, from, to: to.into(), by }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::{Container, Endpoint, Health};
+    use crate::settings::Settings;
+
+    /// `container("web-green-1").slot("green").healthy()`
+    struct Builder(Container);
+
+    fn container(name: &str) -> Builder {
+        let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+        let mut c = Container { id: format!("{hex:f<64}"), name: format!("/{name}"), ..Default::default() };
+        c.created = "2026-11-26T05:00:00Z".into();
+        c.state.running = true;
+        c.state.status = "running".into();
+        c.state.started_at = "2026-11-26T05:00:01Z".into();
+        c.config.exposed_ports = Some([("80/tcp".to_string(), serde_json::json!({}))].into());
+        c.network_settings.networks =
+            Some([("net".to_string(), Endpoint { ip_address: format!("10.0.0.{}", name.len()) })].into());
+        let mut b = Builder(c);
+        b = b.label("app", "web").label("host", "web.example.com");
+        b
+    }
+
+    impl Builder {
+        fn label(mut self, key: &str, value: &str) -> Builder {
+            self.0.config.labels.get_or_insert_default().insert(format!("pointsman.{key}"), value.into());
+            self
+        }
+        fn slot(self, slot: &str) -> Builder {
+            self.label("slot", slot)
+        }
+        fn stable(self) -> Builder {
+            self.label("version", "stable")
+        }
+        fn health(mut self, status: &str) -> Builder {
+            self.0.state.health = Some(Health { status: status.into() });
+            self
+        }
+        fn healthy(self) -> Builder {
+            self.health("healthy")
+        }
+        fn created(mut self, at: &str) -> Builder {
+            self.0.created = at.into();
+            self
+        }
+        fn started(mut self, at: &str) -> Builder {
+            self.0.state.started_at = at.into();
+            self
+        }
+        fn stopped(mut self) -> Builder {
+            self.0.state.running = false;
+            self
+        }
+    }
+
+    fn fleet(containers: Vec<Builder>) -> Fleet {
+        let cs: Vec<Container> = containers.into_iter().map(|b| b.0).collect();
+        Fleet::build(&cs, &Settings::default())
+    }
+
+    fn seeded(containers: Vec<Builder>) -> (State, Fleet) {
+        let f = fleet(containers);
+        let mut s = State::default();
+        seed(&mut s, &f, Instant(0), Actor::Controller);
+        (s, f)
+    }
+
+    #[test]
+    fn seeding_gives_the_same_roles_whichever_container_comes_first() {
+        let blue = || container("web-blue-1").slot("blue").stable();
+        let green = || container("web-green-1").slot("green");
+        // Green seen alone first (no stable yet), then both.
+        let mut s = State::default();
+        seed(&mut s, &fleet(vec![green()]), Instant(0), Actor::Controller);
+        assert_eq!(s.roles("web").stable, None);
+        seed(&mut s, &fleet(vec![green(), blue()]), Instant(0), Actor::Controller);
+        assert_eq!(s.roles("web").stable.as_deref(), Some("blue"));
+        // Blue first.
+        let (s2, _) = seeded(vec![blue()]);
+        assert_eq!(s2.roles("web").stable.as_deref(), Some("blue"));
+    }
+
+    #[test]
+    fn once_an_app_has_a_stable_slot_labels_change_nothing() {
+        let (mut s, _) = seeded(vec![container("web-blue-1").slot("blue").stable()]);
+        let f = fleet(vec![container("web-blue-1").slot("blue").stable(), container("web-green-1").slot("green").stable()]);
+        let out = seed(&mut s, &f, Instant(0), Actor::Controller);
+        assert!(out.transitions.is_empty());
+        assert_eq!(s.roles("web").stable.as_deref(), Some("blue"));
+        assert_eq!(out.notices.len(), 1, "the overruled label is reported");
+    }
+
+    #[test]
+    fn of_two_slots_labelled_stable_in_one_listing_the_oldest_container_wins() {
+        let (s, _) = seeded(vec![
+            container("web-a-1").slot("a").stable().created("2026-11-26T05:00:09Z"),
+            container("web-b-1").slot("b").stable().created("2026-11-26T05:00:01Z"),
+        ]);
+        assert_eq!(s.roles("web").stable.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn promote_requires_every_container_of_the_candidate_ready() {
+        let (mut s, f) = seeded(vec![
+            container("web-blue-1").slot("blue").stable(),
+            container("web-green-1").slot("green").healthy(),
+            container("web-green-2").slot("green").health("starting"),
+        ]);
+        let err = promote(&mut s, &f, "web", "pointsman.app", false, Actor::Cli, Instant(1)).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("slot green") && msg.contains("web-green-2 is still starting") && msg.contains("--force"), "{msg}");
+        assert_eq!(s.roles("web").stable.as_deref(), Some("blue"));
+        let t = promote(&mut s, &f, "web", "pointsman.app", true, Actor::Cli, Instant(1)).unwrap();
+        assert_eq!((t.from.as_deref(), t.to.as_str()), (Some("blue"), "green"));
+        assert_eq!(s.roles("web").previous.as_deref(), Some("blue"));
+    }
+
+    #[test]
+    fn promote_takes_the_pinned_candidate_else_the_latest_started() {
+        let cs = || {
+            vec![
+                container("web-blue-1").slot("blue").stable(),
+                container("web-old-1").slot("old").started("2026-11-26T05:01:00Z"),
+                container("web-new-1").slot("new").started("2026-11-26T05:09:00Z"),
+            ]
+        };
+        let (mut s, f) = seeded(cs());
+        assert_eq!(promote(&mut s, &f, "web", "", false, Actor::Cli, Instant(1)).unwrap().to, "new");
+        let (mut s, f) = seeded(cs());
+        pin(&mut s, &Target { app: "web".into(), slot: "old".into() }, Actor::Cli, Instant(1)).unwrap();
+        assert_eq!(promote(&mut s, &f, "web", "", false, Actor::Cli, Instant(1)).unwrap().to, "old");
+    }
+
+    #[test]
+    fn the_stable_slot_cannot_be_pinned_as_candidate() {
+        let (mut s, _) = seeded(vec![container("web-blue-1").slot("blue").stable()]);
+        let err = pin(&mut s, &Target { app: "web".into(), slot: "blue".into() }, Actor::Cli, Instant(1)).unwrap_err();
+        assert!(err.to_string().contains("promote web"), "names the next step: {err}");
+    }
+
+    #[test]
+    fn rollback_needs_a_previous_slot_with_a_routable_container() {
+        let (mut s, f) = seeded(vec![container("web-blue-1").slot("blue").stable(), container("web-green-1").slot("green")]);
+        assert!(matches!(rollback(&mut s, &f, "web", Actor::Cli, Instant(1)), Err(Refusal::NoPrevious { .. })));
+        promote(&mut s, &f, "web", "", false, Actor::Cli, Instant(1)).unwrap();
+        let down = fleet(vec![container("web-blue-1").slot("blue").stable().stopped(), container("web-green-1").slot("green")]);
+        assert!(matches!(rollback(&mut s, &down, "web", Actor::Cli, Instant(2)), Err(Refusal::PreviousNotRoutable { .. })));
+        assert_eq!(rollback(&mut s, &f, "web", Actor::Cli, Instant(2)).unwrap().to, "blue");
+    }
+
+    #[test]
+    fn targets_resolve_by_name_id_prefix_or_app_slot() {
+        let f = fleet(vec![container("web-blue-1").slot("blue"), container("web-green-1").slot("green")]);
+        let want = Target { app: "web".into(), slot: "green".into() };
+        assert_eq!(find_target(&f, "web-green-1").unwrap(), want);
+        assert_eq!(find_target(&f, "/web-green-1").unwrap(), want);
+        assert_eq!(find_target(&f, "web/green").unwrap(), want);
+        let id = f.apps["web"].slots["green"].members[0].id.clone();
+        assert_eq!(find_target(&f, &id[..20]).unwrap(), want);
+        assert!(matches!(find_target(&f, &id[..8]), Err(Refusal::AmbiguousContainer { .. })), "web- is shared");
+        assert!(matches!(find_target(&f, "web/purple"), Err(Refusal::UnknownSlot { .. })));
+        assert!(matches!(find_target(&f, "nope"), Err(Refusal::UnknownContainer { .. })));
+        assert!(matches!(find_target(&f, "shop/blue"), Err(Refusal::UnknownApp { .. })));
+    }
+
+    #[test]
+    fn history_keeps_the_last_thousand_transitions() {
+        let mut s = State::default();
+        for i in 0..1500 {
+            let slot = if i % 2 == 0 { "a" } else { "b" };
+            make_stable(&mut s, &Target { app: "web".into(), slot: slot.into() }, Action::Relabel, Actor::Cli, Instant(i));
+        }
+        assert_eq!(s.history.len(), crate::state::HISTORY_LIMIT);
+        assert_eq!(s.history.back().unwrap().to, "b");
+    }
+}
