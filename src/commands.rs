@@ -53,7 +53,7 @@ pub async fn execute(config: &Config) -> Result<(), Failure> {
         Action::Run { .. } => unreachable!("run is the controller's"),
         Action::Relabel { target, role } => {
             let role = *role;
-            change(config, &store, |state, fleet, now| {
+            change(config, &store, Scope::Target(target), |state, fleet, now| {
                 let target = roles::find_target(fleet, target)?;
                 let done = match role {
                     Role::Stable => {
@@ -78,14 +78,14 @@ pub async fn execute(config: &Config) -> Result<(), Failure> {
         }
         Action::Promote { app, force } => {
             let label = config.settings.label("app");
-            change(config, &store, |state, fleet, now| {
+            change(config, &store, Scope::App(app), |state, fleet, now| {
                 let t = roles::promote(state, fleet, app, &label, *force, Actor::Cli, now)?;
                 Ok(switched(&t.app, &t.to, t.from.as_deref()))
             })
             .await
         }
         Action::Rollback { app } => {
-            change(config, &store, |state, fleet, now| {
+            change(config, &store, Scope::App(app), |state, fleet, now| {
                 let t = roles::rollback(state, fleet, app, Actor::Cli, now)?;
                 Ok(switched(&t.app, &t.to, t.from.as_deref()))
             })
@@ -119,31 +119,71 @@ async fn containers(config: &Config) -> Result<Vec<Container>, Failure> {
     Ok(docker::list(&docker, &config.settings).await?)
 }
 
+/// Which app a writing command is about, before Docker is asked.
+enum Scope<'a> {
+    App(&'a str),
+    /// A relabel target: `APP/SLOT`, a container name or an id prefix.
+    Target(&'a str),
+}
+
 /// Lists Docker, then under the lock: read state, seed, apply `op`, save, render, write.
+///
+/// Scoped to one app: only that app's containers are inspected and only its file is written,
+/// so the cost does not grow with the number of apps. The other apps come from one listing
+/// (enough to see their host claims); their files are the controller's business.
 async fn change(
     config: &Config,
     store: &Store,
+    scope: Scope<'_>,
     op: impl FnOnce(&mut State, &Fleet, Instant) -> Result<String, Failure>,
 ) -> Result<(), Failure> {
-    let all = containers(config).await?;
+    let docker = docker::connect().await?;
+    let summaries = docker::list_summaries(&docker, &config.settings).await?;
+    let key = config.settings.label("app");
+    let app = match scope {
+        Scope::App(app) => Some(app.to_string()),
+        Scope::Target(target) => app_of_target(&summaries, &key, target),
+    };
+    let (mine, mut all): (Vec<Container>, Vec<Container>) =
+        summaries.into_iter().partition(|c| app.is_some() && c.label(&key) == app.as_deref());
+    all.extend(docker::inspect_all(&docker, mine.into_iter().map(|c| c.id).collect()).await?);
     let fleet = Fleet::build(&all, &config.settings);
+    let scoped = app.as_deref().map(|a| fleet.only(a)).unwrap_or_default();
+
     let lock = store.lock()?;
     let mut state = store.load_state(&lock)?;
     let now = Instant::now();
-    roles::seed(&mut state, &fleet, now, Actor::Cli);
+    roles::seed(&mut state, &scoped, now, Actor::Cli);
     let before = state.clone();
     let message = op(&mut state, &fleet, now)?;
     store.save_state(&lock, &state)?;
-    let files = render::render_all(&fleet, &state, &config.settings);
-    if let Err(e) = store.sync(&lock, &files) {
-        // Undo the role change so the error means "nothing happened"; if even that fails, the
-        // next render (controller or CLI) applies the saved state.
-        let _ = store.save_state(&lock, &before);
-        return Err(e.into());
+    if let Some(app) = &app {
+        let files = render::render_all(&scoped, &state, &config.settings);
+        if let Err(e) = store.sync_app(&lock, app, files.get(&render::file_name(app)).map(Vec::as_slice)) {
+            // Undo the role change so the error means "nothing happened"; if even that fails,
+            // the next render (controller or CLI) applies the saved state.
+            let _ = store.save_state(&lock, &before);
+            return Err(e.into());
+        }
     }
     drop(lock);
     println!("{message}");
     Ok(())
+}
+
+/// The app a relabel target belongs to, from the listing: `APP/SLOT`, a container name, or a
+/// unique id prefix. `None` when nothing matches; `roles::find_target` then says why.
+fn app_of_target(containers: &[Container], key: &str, target: &str) -> Option<String> {
+    if let Some((app, _)) = target.split_once('/').filter(|_| !target.starts_with('/')) {
+        return Some(app.to_string());
+    }
+    let name = target.strip_prefix('/').unwrap_or(target);
+    let by_name = containers.iter().find(|c| c.short_name() == name);
+    let by_id = || {
+        let mut matches = containers.iter().filter(|c| name.len() >= 4 && c.id.starts_with(name));
+        matches.next().filter(|_| matches.next().is_none())
+    };
+    by_name.or_else(by_id).and_then(|c| c.label(key)).map(str::to_string)
 }
 
 async fn render_once(config: &Config, store: &Store, check: bool) -> Result<(), Failure> {

@@ -24,6 +24,14 @@ pub enum DockerError {
     Shape(String),
 }
 
+/// How long one request may take to get its answer from Docker. bollard's default is two
+/// minutes: a Docker that accepts connections and never answers (a paused socket proxy, a
+/// dropped route to a `tcp://` host) kept the controller silent, not even retrying, for that
+/// long, and hung the CLI as long. Docker answers a healthy request in milliseconds and the
+/// event stream's headers at once (the timeout ends with the headers, not the stream), so
+/// ten seconds only ever cuts short a Docker that is not answering.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub fn host() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
 }
@@ -31,7 +39,7 @@ pub fn host() -> String {
 /// Connects through `DOCKER_HOST` (unix or tcp) and agrees on an API version with the daemon.
 pub async fn connect() -> Result<Docker, DockerError> {
     let err = |source| DockerError::Connect { host: host(), source };
-    let docker = Docker::connect_with_defaults().map_err(err)?;
+    let docker = Docker::connect_with_defaults().map_err(err)?.with_timeout(REQUEST_TIMEOUT);
     docker.negotiate_version().await.map_err(err)
 }
 
@@ -64,4 +72,73 @@ pub async fn inspect(docker: &Docker, id: &str) -> Result<Option<Container>, Doc
 fn convert(resp: ContainerInspectResponse) -> Result<Container, DockerError> {
     let value = serde_json::to_value(resp).map_err(|e| DockerError::Shape(e.to_string()))?;
     serde_json::from_value(value).map_err(|e| DockerError::Shape(e.to_string()))
+}
+
+/// Every labelled container from one listing request, without inspecting any: good enough
+/// to know which apps exist and which hosts they claim, not to route them (no `StartedAt`;
+/// health parsed from Docker's status text). The CLI uses it for the apps it does not touch,
+/// so a promote costs one listing plus the inspections of one app, however many apps there are.
+pub async fn list_summaries(docker: &Docker, settings: &Settings) -> Result<Vec<Container>, DockerError> {
+    let filters = std::collections::HashMap::from([("label".to_string(), vec![settings.label("app")])]);
+    let opts = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
+    let summaries = docker
+        .list_containers(Some(opts))
+        .await
+        .map_err(|source| DockerError::Api { what: "list containers".into(), source })?;
+    Ok(summaries.into_iter().map(from_summary).collect())
+}
+
+/// Inspects the containers with these ids (concurrently); vanished ones are skipped.
+pub async fn inspect_all(docker: &Docker, ids: Vec<String>) -> Result<Vec<Container>, DockerError> {
+    let inspections = ids.into_iter().map(|id| {
+        let docker = docker.clone();
+        async move { inspect(&docker, &id).await }
+    });
+    let inspected: Vec<Option<Container>> = futures::stream::iter(inspections).buffered(16).try_collect().await?;
+    Ok(inspected.into_iter().flatten().collect())
+}
+
+fn from_summary(s: bollard::models::ContainerSummary) -> Container {
+    use crate::container::{ContainerConfig, ContainerState, Endpoint, Health, NetworkSettings};
+    use bollard::models::ContainerSummaryStateEnum as S;
+    let state = s.state.unwrap_or(S::EMPTY);
+    let status = s.status.unwrap_or_default();
+    let health = ["(healthy)", "(unhealthy)", "(health: starting)"]
+        .iter()
+        .zip(["healthy", "unhealthy", "starting"])
+        .find(|(marker, _)| status.contains(**marker))
+        .map(|(_, h)| Health { status: h.into() });
+    let created = s.created.map(|secs| crate::timestamp::Instant(i128::from(secs) * 1_000_000_000).to_rfc3339());
+    Container {
+        id: s.id.unwrap_or_default(),
+        name: s.names.and_then(|n| n.into_iter().next()).unwrap_or_default(),
+        created: created.unwrap_or_default(),
+        state: ContainerState {
+            status: state.to_string(),
+            running: matches!(state, S::RUNNING | S::PAUSED),
+            paused: state == S::PAUSED,
+            restarting: state == S::RESTARTING,
+            started_at: String::new(),
+            health,
+        },
+        config: ContainerConfig {
+            labels: s.labels.map(|l| l.into_iter().collect()),
+            exposed_ports: s.ports.map(|ports| {
+                ports
+                    .into_iter()
+                    .map(|p| {
+                        let proto = p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into());
+                        (format!("{}/{proto}", p.private_port), serde_json::json!({}))
+                    })
+                    .collect()
+            }),
+        },
+        network_settings: NetworkSettings {
+            networks: s.network_settings.and_then(|n| n.networks).map(|nets| {
+                nets.into_iter()
+                    .map(|(name, e)| (name, Endpoint { ip_address: e.ip_address.unwrap_or_default() }))
+                    .collect()
+            }),
+        },
+    }
 }

@@ -74,6 +74,11 @@ impl Fleet {
         self.apps.get(name)
     }
 
+    /// The part of the fleet that is one app (empty if it has no container), without errors.
+    pub fn only(&self, app: &str) -> Fleet {
+        Fleet { apps: self.apps.get_key_value(app).map(|(k, v)| (k.clone(), v.clone())).into_iter().collect(), errors: vec![] }
+    }
+
     /// Two apps claiming one host would make Traefik pick between them by rule length: the
     /// app whose oldest container is younger is refused as a whole, the earlier one keeps
     /// serving. Each of the refused app's containers gets an error naming the other app.

@@ -88,7 +88,8 @@ impl Store {
         self.private.join("state.json")
     }
 
-    /// Blocks until this process holds the exclusive lock.
+    /// Blocks until this process holds the exclusive lock, then sweeps away temp files that a
+    /// killed writer left behind.
     pub fn lock(&self) -> Result<Lock, StoreError> {
         let path = self.private.join("lock");
         // flock works on a read-only descriptor too: on a read-only directory the lock is
@@ -101,7 +102,22 @@ impl Store {
             .or_else(|_| File::open(&path))
             .map_err(|source| StoreError::Lock { path: path.clone(), source })?;
         file.lock().map_err(|source| StoreError::Lock { path, source })?;
+        self.remove_stale_temps();
         Ok(Lock { _file: file })
+    }
+
+    /// Temp files are created only under the lock, so any found by the lock's new holder
+    /// belongs to a writer that died between creating and renaming it (SIGKILL, power loss).
+    /// Their names carry the dead writer's pid, so without this sweep every such crash would
+    /// leave one more file for good. Traefik ignores them (not `*.yml`), so a file that cannot
+    /// be removed (read-only directory) is left alone rather than failing the caller.
+    fn remove_stale_temps(&self) {
+        let Ok(entries) = fs::read_dir(&self.private) else { return };
+        for entry in entries.flatten() {
+            if entry.file_name().to_str().is_some_and(|n| n.ends_with(".tmp")) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// Reads the state; a missing file is an empty state, a corrupt one an error.
@@ -149,6 +165,30 @@ impl Store {
         }
         if !changes.removed.is_empty() {
             sync_dir(&self.dir).map_err(|source| StoreError::Write { path: self.dir.clone(), source })?;
+        }
+        Ok(changes)
+    }
+
+    /// Like [`Store::sync`] for one app's file only: written if `bytes` is given and differs,
+    /// removed if `bytes` is `None`. Other apps' files are left as they are.
+    pub fn sync_app(&self, lock: &Lock, app: &str, bytes: Option<&[u8]>) -> Result<Changes, StoreError> {
+        let name = render::file_name(app);
+        let path = self.dir.join(&name);
+        let mut changes = Changes::default();
+        match bytes {
+            Some(b) => {
+                if self.replace_if_changed(lock, &path, b)? {
+                    changes.written.push(name);
+                }
+            }
+            None => match fs::remove_file(&path) {
+                Ok(()) => {
+                    sync_dir(&self.dir).map_err(|source| StoreError::Write { path: self.dir.clone(), source })?;
+                    changes.removed.push(name);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(StoreError::Remove { path, source }),
+            },
         }
         Ok(changes)
     }
@@ -241,6 +281,18 @@ mod tests {
         assert!(d.join("other.yml").exists(), "foreign files are never touched");
         let leftovers: Vec<_> = fs::read_dir(d.join(".pointsman")).unwrap().flatten().map(|e| e.file_name()).collect();
         assert_eq!(leftovers, vec![std::ffi::OsString::from("lock")], "no temp file is left behind");
+    }
+
+    #[test]
+    fn temp_files_a_killed_writer_left_are_removed_by_the_next_lock_holder() {
+        let d = scratch("stale-temps");
+        let store = Store::open(&d).unwrap();
+        let stale = d.join(".pointsman/pointsman-web.yml.4242.tmp");
+        fs::write(&stale, "{\"http\": {").unwrap();
+        fs::write(store.state_path(), "{\"format\": 1}").unwrap();
+        let _lock = store.lock().unwrap();
+        assert!(!stale.exists(), "a temp file found under the lock is stale");
+        assert!(store.state_path().exists(), "only temp files are swept");
     }
 
     #[test]
