@@ -11,6 +11,8 @@
 //! to get them (`scripts/build-images.sh`, `scripts/install-traefik.sh`).
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::fs;
