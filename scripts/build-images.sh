@@ -4,6 +4,11 @@
 #   pointsman-traefik:dev  images/traefik/Dockerfile    (traefik from scripts/install-traefik.sh)
 #   pointsman:dev          images/pointsman/Dockerfile.ci  (only if the pointsman binary was built)
 #
+# These are the images CI and the tests use (tests/compose.rs runs traefik/compose.yml on them).
+# Users build pointsman and the demo with the multi-stage images/pointsman/Dockerfile instead
+# (`docker compose up --build` in traefik/), which needs to pull the Rust image; its final stages
+# match Dockerfile.ci and images/demo/Dockerfile.
+#
 # Nothing can be pulled here, so every image is FROM scratch with one static binary. Binaries are
 # built with glibc's static CRT into target/static (a target dir of its own, so this never
 # invalidates the normal debug/test build). Each image is built from a small temporary context

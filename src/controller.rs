@@ -69,6 +69,14 @@ impl Controller {
             WatchEvent::Remove(id) => {
                 self.snapshot.remove(&id);
             }
+            WatchEvent::Stopping(id) => {
+                // Docker still reports it running until it exits; the next inspect of this
+                // container (its `die`) or a resync replaces this guess with Docker's word.
+                if let Some(c) = self.snapshot.get_mut(&id) {
+                    c.state.running = false;
+                    c.state.status = "stopping".into();
+                }
+            }
             WatchEvent::Lost(_) => {}
         }
     }

@@ -16,8 +16,8 @@ use crate::settings::Settings;
 /// reconnects and resyncs); the CLI reports them with exit code 2.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
-    #[error("cannot reach Docker at {host}: {source}; is the daemon running and DOCKER_HOST right?")]
-    Connect { host: String, source: bollard::errors::Error },
+    #[error("cannot reach Docker at {host}: {cause}; is the daemon running and DOCKER_HOST right?")]
+    Connect { host: String, cause: String },
     #[error("Docker request failed ({what}): {source}")]
     Api { what: String, source: bollard::errors::Error },
     #[error("Docker returned an inspect response pointsman cannot read: {0}")]
@@ -38,9 +38,19 @@ pub fn host() -> String {
 
 /// Connects through `DOCKER_HOST` (unix or tcp) and agrees on an API version with the daemon.
 pub async fn connect() -> Result<Docker, DockerError> {
-    let err = |source| DockerError::Connect { host: host(), source };
+    let err = |e: bollard::errors::Error| DockerError::Connect { host: host(), cause: deepest_cause(&e) };
     let docker = Docker::connect_with_defaults().map_err(err)?.with_timeout(REQUEST_TIMEOUT);
     docker.negotiate_version().await.map_err(err)
+}
+
+/// The innermost error: what actually failed ("Connection refused", "dns error: …"), where
+/// bollard's own message is only "client error (Connect)".
+fn deepest_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last: &dyn std::error::Error = e;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
 }
 
 /// Every container (running or not) that carries the app label, inspected.

@@ -200,36 +200,12 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
         },
     };
 
-    let attached: Vec<&str> = c.networks().map(|(n, _)| n).collect();
-    let network = match (get("network")?, &settings.network) {
-        (Some(n), _) => n.trim().to_string(),
-        (None, Some(n)) => n.clone(),
-        (None, None) => match attached.as_slice() {
-            [only] => only.to_string(),
-            [] => return Err(fail("network", "the container is attached to no network".into())),
-            many => {
-                return Err(fail(
-                    "network",
-                    format!(
-                        "the container is on several networks ({}), so {} or --network must pick one",
-                        many.join(", "),
-                        settings.label("network")
-                    ),
-                ));
-            }
-        },
-    };
-    let endpoint = c.networks().find(|(n, _)| *n == network).map(|(_, e)| e);
-    let Some(endpoint) = endpoint else {
-        return Err(fail(
-            "network",
-            format!("the container is not attached to network {network:?} (attached: {})", attached.join(", ")),
-        ));
-    };
-    let url = match endpoint.ip_address.as_str() {
-        "" => None,
-        ip if ip.contains(':') => Some(format!("http://[{ip}]:{port}")),
-        ip => Some(format!("http://{ip}:{port}")),
+    // Compose creates a container before it connects its networks, and a stopped container
+    // has no address anyway: network problems only count once the container runs.
+    let url = match address(c, settings, get("network")?, port) {
+        Ok(url) => url,
+        Err(_) if c.condition() == Condition::Stopped => None,
+        Err(reason) => return Err(fail("network", reason)),
     };
 
     Ok(Some(Member {
@@ -264,6 +240,34 @@ fn printable(s: &str) -> String {
         }
     }
     out
+}
+
+/// `http://IP:PORT` on the chosen network; `Ok(None)` while Docker has given it no address.
+fn address(c: &Container, settings: &Settings, label: Option<&str>, port: u16) -> Result<Option<String>, String> {
+    let attached: Vec<&str> = c.networks().map(|(n, _)| n).collect();
+    let network = match (label, &settings.network) {
+        (Some(n), _) => n.trim().to_string(),
+        (None, Some(n)) => n.clone(),
+        (None, None) => match attached.as_slice() {
+            [only] => only.to_string(),
+            [] => return Err("the container is attached to no network".into()),
+            many => {
+                return Err(format!(
+                    "the container is on several networks ({}), so {} or --network must pick one",
+                    many.join(", "),
+                    settings.label("network")
+                ));
+            }
+        },
+    };
+    let Some((_, endpoint)) = c.networks().find(|(n, _)| *n == network) else {
+        return Err(format!("the container is not attached to network {network:?} (attached: {})", attached.join(", ")));
+    };
+    Ok(match endpoint.ip_address.as_str() {
+        "" => None,
+        ip if ip.contains(':') => Some(format!("http://[{ip}]:{port}")),
+        ip => Some(format!("http://{ip}:{port}")),
+    })
 }
 
 fn parse_entrypoints(list: &str) -> Result<Vec<String>, String> {

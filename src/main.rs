@@ -33,7 +33,7 @@ fn main() -> ExitCode {
                 Err(e) => {
                     let code = e.exit_code();
                     let kind = if code == 1 { "refused" } else { "error" };
-                    eprintln!("pointsman: {kind}: {e}");
+                    eprintln!("pointsman: {kind}: {}", with_causes(&e));
                     ExitCode::from(code)
                 }
             },
@@ -64,6 +64,21 @@ async fn run(config: &Config) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and each cause in its chain that its message does not already say (bollard's
+/// "client error (Connect)" hides whether the name did not resolve or the port refused).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.contains(&part) {
+            text = format!("{text}: {part}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -30,6 +30,9 @@ pub enum WatchEvent {
     Resync(Vec<Container>),
     Upsert(Box<Container>),
     Remove(String),
+    /// Docker sent the container a terminating signal (`docker stop`, `rm -f`, `compose up`
+    /// recreating it): take it out of the pool now, while it drains, instead of at `die`.
+    Stopping(String),
     /// The connection to Docker is lost; the controller keeps the files as they are.
     Lost(String),
 }
@@ -55,7 +58,11 @@ impl Default for WatchOptions {
 }
 
 const CONTAINER_ACTIONS: &[&str] =
-    &["create", "start", "restart", "die", "stop", "destroy", "pause", "unpause", "health_status", "rename"];
+    &["create", "start", "restart", "kill", "die", "stop", "destroy", "pause", "unpause", "health_status", "rename"];
+
+/// Signals after which a container is on its way out. Others (`docker kill -s HUP`, often a
+/// reload) leave it in the pool.
+const TERMINATING_SIGNALS: &[&str] = &["15", "9", "2", "3", "SIGTERM", "SIGKILL", "SIGINT", "SIGQUIT", "TERM", "KILL", "INT", "QUIT"];
 const NETWORK_ACTIONS: &[&str] = &["connect", "disconnect"];
 
 /// Runs until the receiver is dropped.
@@ -101,6 +108,7 @@ async fn watch_once(settings: &Settings, opts: &WatchOptions, tx: &mpsc::Sender<
             msg = events.recv() => match msg {
                 Some(Ok(msg)) => match relevant(&msg, settings) {
                     Some(Relevant::Gone(id)) => WatchEvent::Remove(id),
+                    Some(Relevant::Stopping(id)) => WatchEvent::Stopping(id),
                     Some(Relevant::Changed(id)) => match docker::inspect(&docker, &id).await? {
                         Some(c) if c.label(&settings.label("app")).is_some() => WatchEvent::Upsert(Box::new(c)),
                         Some(_) => continue,
@@ -124,6 +132,7 @@ async fn watch_once(settings: &Settings, opts: &WatchOptions, tx: &mpsc::Sender<
 
 enum Relevant {
     Changed(String),
+    Stopping(String),
     Gone(String),
 }
 
@@ -136,7 +145,14 @@ fn relevant(msg: &EventMessage, settings: &Settings) -> Option<Relevant> {
             // Container events carry the container's labels: skip foreign containers early.
             attrs?.get(&settings.label("app"))?;
             let id = actor.id.clone()?;
-            if action == "destroy" { Some(Relevant::Gone(id)) } else { Some(Relevant::Changed(id)) }
+            match action {
+                "destroy" => Some(Relevant::Gone(id)),
+                "kill" => {
+                    let signal = attrs?.get("signal").map(String::as_str).unwrap_or("");
+                    TERMINATING_SIGNALS.contains(&signal).then_some(Relevant::Stopping(id))
+                }
+                _ => Some(Relevant::Changed(id)),
+            }
         }
         EventMessageTypeEnum::NETWORK => Some(Relevant::Changed(attrs?.get("container")?.clone())),
         _ => None,

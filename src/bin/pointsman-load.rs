@@ -16,7 +16,9 @@
 //!
 //! - Load: `--connections` threads, each with one keep-alive connection, together sending
 //!   `--rate` requests per second on a fixed schedule (a late response does not shift the
-//!   schedule; a thread more than one interval behind skips ahead instead of bursting).
+//!   schedule; a thread more than one interval behind skips ahead instead of bursting, and
+//!   the requests it did not send are counted as `unsent`: a stalled connection shows there
+//!   rather than disappearing from the failure count).
 //!   A failure is a non-2xx status, a socket error (refused, reset, closed early) or no
 //!   complete response within `--timeout-ms`; after a failure the connection is reopened.
 //! - Flips: after `--warmup-ms`, run the `--flip` commands in turn (split on whitespace, no
@@ -91,20 +93,26 @@ fn main() -> ExitCode {
     let flips = if opts.flips > 0 { run_flips(&opts, clock) } else { wait_until_done(&opts, clock) };
     stop.store(true, Ordering::SeqCst);
     let end_us = micros(clock);
-    let mut samples: Vec<Sample> = workers.into_iter().flat_map(|w| w.join().expect("load thread")).collect();
+    let mut samples = Vec::new();
+    let mut unsent = 0;
+    for w in workers {
+        let (s, u) = w.join().expect("load thread");
+        samples.extend(s);
+        unsent += u;
+    }
     samples.sort_by_key(|s| s.done_us);
 
-    let report = Report::build(&samples, &flips, end_us);
+    let report = Report::build(&samples, &flips, end_us, unsent);
     eprint!("{}", report.text());
-    if let Some(path) = &opts.out {
-        if let Err(e) = fs::write(path, report.json()) {
-            eprintln!("pointsman-load: cannot write {}: {e}", path.display());
-        }
+    if let Some(path) = &opts.out
+        && let Err(e) = fs::write(path, report.json())
+    {
+        eprintln!("pointsman-load: cannot write {}: {e}", path.display());
     }
-    if let Some(path) = &opts.responses {
-        if let Err(e) = write_responses(path, &samples) {
-            eprintln!("pointsman-load: cannot write {}: {e}", path.display());
-        }
+    if let Some(path) = &opts.responses
+        && let Err(e) = write_responses(path, &samples)
+    {
+        eprintln!("pointsman-load: cannot write {}: {e}", path.display());
     }
     ExitCode::SUCCESS
 }
@@ -157,7 +165,7 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
     if !have_addr {
         return Err("--addr is required".into());
     }
-    if !(o.rate > 0.0) || o.connections == 0 {
+    if o.rate.is_nan() || o.rate <= 0.0 || o.connections == 0 {
         return Err("--rate and --connections must be positive".into());
     }
     if o.flips > 0 && (o.flip_commands.is_empty() || o.flip_commands.iter().any(Vec::is_empty)) {
@@ -210,6 +218,7 @@ struct Connection {
 }
 
 /// One thread's share of the load: one connection, a fixed schedule, every response recorded.
+/// Returns the samples and how many scheduled requests were not sent because it fell behind.
 fn load(
     addr: SocketAddr,
     request: &[u8],
@@ -218,8 +227,9 @@ fn load(
     offset: Duration,
     interval: Duration,
     stop: &AtomicBool,
-) -> Vec<Sample> {
+) -> (Vec<Sample>, u64) {
     let mut samples = Vec::new();
+    let mut unsent = 0;
     let mut slots: Vec<Arc<str>> = Vec::new();
     let mut conn: Option<Connection> = None;
     let mut next = clock + offset;
@@ -228,7 +238,9 @@ fn load(
         if next > now {
             thread::sleep(next - now);
         } else if now - next > interval {
-            next = now; // more than one interval behind: skip ahead, do not burst
+            // More than one interval behind: skip ahead, do not burst.
+            unsent += ((now - next).as_nanos() / interval.as_nanos()) as u64;
+            next = now;
         }
         next += interval;
         let sent_us = micros(clock);
@@ -248,7 +260,7 @@ fn load(
         });
         samples.push(Sample { sent_us, done_us: micros(clock), outcome, slot });
     }
-    samples
+    (samples, unsent)
 }
 
 /// Sends one request on the connection (opening it if needed) and reads the whole response.
@@ -435,19 +447,24 @@ fn wait_until_done(opts: &Options, clock: Instant) -> Vec<Flip> {
 
 struct FlipResult {
     command: String,
+    start_us: u64,
     exit: i32,
     cli_ms: f64,
     old: Option<String>,
     new: Option<String>,
     to_new_ms: Option<f64>,
-    last_old_ms: Option<f64>,
+    /// 0 when no response from the old slot came after the start.
+    last_old_ms: f64,
     requests: usize,
     failed: usize,
+    /// The slowest request completed in the window: a stall shows here.
+    max_latency_ms: f64,
 }
 
 struct Report {
     duration_s: f64,
     requests: usize,
+    unsent: u64,
     failed: usize,
     failures: BTreeMap<String, usize>,
     latency_ms: Vec<f64>,
@@ -455,7 +472,7 @@ struct Report {
 }
 
 impl Report {
-    fn build(samples: &[Sample], flips: &[Flip], end_us: u64) -> Report {
+    fn build(samples: &[Sample], flips: &[Flip], end_us: u64, unsent: u64) -> Report {
         let mut failures = BTreeMap::new();
         for s in samples.iter().filter(|s| !s.outcome.ok()) {
             *failures.entry(s.outcome.name()).or_insert(0) += 1;
@@ -476,19 +493,22 @@ impl Report {
             let last_old = window.iter().rev().find(|s| slot_of(s).is_some() && slot_of(s) == old);
             results.push(FlipResult {
                 command: f.command.clone(),
+                start_us: f.start_us,
                 exit: f.exit,
                 cli_ms: (f.end_us - f.start_us) as f64 / 1000.0,
                 new: first_new.and_then(|s| slot_of(s)),
                 to_new_ms: first_new.map(|s| since(s)),
-                last_old_ms: Some(last_old.map_or(0.0, |s| since(s))),
+                last_old_ms: last_old.map_or(0.0, |s| since(s)),
                 old,
                 requests: window.len(),
                 failed: window.iter().filter(|s| !s.outcome.ok()).count(),
+                max_latency_ms: window.iter().map(|s| (s.done_us - s.sent_us) as f64 / 1000.0).fold(0.0, f64::max),
             });
         }
         Report {
             duration_s: end_us as f64 / 1e6,
             requests: samples.len(),
+            unsent,
             failed: samples.iter().filter(|s| !s.outcome.ok()).count(),
             failures,
             latency_ms,
@@ -504,7 +524,7 @@ impl Report {
         };
         [
             ("to_new_ms", collect(|f| f.to_new_ms)),
-            ("last_old_ms", collect(|f| f.last_old_ms)),
+            ("last_old_ms", collect(|f| Some(f.last_old_ms))),
             ("cli_ms", collect(|f| Some(f.cli_ms))),
         ]
     }
@@ -513,10 +533,11 @@ impl Report {
         let mut t = String::new();
         let _ = writeln!(
             t,
-            "pointsman-load: {} requests in {:.1} s ({:.0}/s), {} failed {:?}; latency ms p50 {:.2} p99 {:.2} max {:.2}",
+            "pointsman-load: {} requests in {:.1} s ({:.0}/s, {} unsent), {} failed {:?}; latency ms p50 {:.2} p99 {:.2} max {:.2}",
             self.requests,
             self.duration_s,
             self.requests as f64 / self.duration_s,
+            self.unsent,
             self.failed,
             self.failures,
             percentile(&self.latency_ms, 0.50),
@@ -524,19 +545,21 @@ impl Report {
             self.latency_ms.last().copied().unwrap_or(f64::NAN),
         );
         for (i, f) in self.flips.iter().enumerate() {
-            let _ = writeln!(
+            let _ = write!(
                 t,
-                "  flip {:>3}: {} -> {}  cli {:.1} ms  first new {} ms  last old {} ms  failed {}/{}{}",
+                "  flip {:>3} at {:.3} s: {} -> {}  cli {:.1} ms  first new {} ms  last old {:.1} ms  slowest {:.1} ms  failed {}/{}",
                 i + 1,
+                f.start_us as f64 / 1e6,
                 f.old.as_deref().unwrap_or("?"),
                 f.new.as_deref().unwrap_or("?"),
                 f.cli_ms,
                 f.to_new_ms.map_or("never".into(), |v| format!("{v:.1}")),
-                f.last_old_ms.map_or("-".into(), |v| format!("{v:.1}")),
+                f.last_old_ms,
+                f.max_latency_ms,
                 f.failed,
                 f.requests,
-                if f.exit == 0 { String::new() } else { format!("  EXIT {}", f.exit) },
             );
+            let _ = if f.exit == 0 { writeln!(t) } else { writeln!(t, "  EXIT {}", f.exit) };
         }
         if !self.flips.is_empty() {
             for (name, v) in self.switch_stats() {
@@ -569,6 +592,7 @@ impl Report {
         let mut j = String::from("{\n");
         let _ = writeln!(j, "  \"duration_s\": {},", num(self.duration_s));
         let _ = writeln!(j, "  \"requests\": {},", self.requests);
+        let _ = writeln!(j, "  \"unsent\": {},", self.unsent);
         let _ = writeln!(j, "  \"failed\": {},", self.failed);
         let failures: Vec<String> = self.failures.iter().map(|(k, v)| format!("{}: {v}", quote(k))).collect();
         let _ = writeln!(j, "  \"failures\": {{{}}},", failures.join(", "));
@@ -586,16 +610,18 @@ impl Report {
             .iter()
             .map(|f| {
                 format!(
-                    "    {{\"command\": {}, \"exit\": {}, \"cli_ms\": {}, \"old\": {}, \"new\": {}, \"to_new_ms\": {}, \"last_old_ms\": {}, \"requests\": {}, \"failed\": {}}}",
+                    "    {{\"command\": {}, \"start_ms\": {}, \"exit\": {}, \"cli_ms\": {}, \"old\": {}, \"new\": {}, \"to_new_ms\": {}, \"last_old_ms\": {}, \"requests\": {}, \"failed\": {}, \"max_latency_ms\": {}}}",
                     quote(&f.command),
+                    num(f.start_us as f64 / 1000.0),
                     f.exit,
                     num(f.cli_ms),
                     f.old.as_deref().map_or("null".into(), quote),
                     f.new.as_deref().map_or("null".into(), quote),
                     opt(f.to_new_ms),
-                    opt(f.last_old_ms),
+                    num(f.last_old_ms),
                     f.requests,
-                    f.failed
+                    f.failed,
+                    num(f.max_latency_ms)
                 )
             })
             .collect();

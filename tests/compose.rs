@@ -1,0 +1,445 @@
+//! The Compose stack in `traefik/` end to end, driven the way its README section tells a person to
+//! drive it: `docker compose up`, curl through Traefik, `docker compose exec pointsman pointsman
+//! promote demo`, and so on.
+//!
+//! The stack is `traefik/compose.yml` itself, with the locally built images swapped in through
+//! its variables (`scripts/build-images.sh`: `pointsman-traefik:dev`, `pointsman:dev`,
+//! `pointsman-demo:dev`; nothing can be pulled here). Each run is its own Compose project with a
+//! unique name, and Traefik's `web` and `preview` ports are published on free loopback ports
+//! (`WEB_PORT=0`), so runs never collide and the test only talks to 127.0.0.1. A guard runs
+//! `down -v` when the test ends, also when it panics (after printing the stack's logs).
+//!
+//! Uses `docker-compose` when it is installed, else `docker compose`. Fails, never skips, when
+//! Docker, Compose or the images are missing.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Docker, HttpResponse, Load, LoadStats, http_get, unique_id, wait_for};
+
+const TRAEFIK_IMAGE: &str = "pointsman-traefik:dev";
+const POINTSMAN_IMAGE: &str = "pointsman:dev";
+const HOST: &str = "demo.localhost";
+const CANDIDATE_COOKIE: (&str, &str) = ("Cookie", "pointsman-demo=candidate");
+const CANDIDATE_HEADER: (&str, &str) = ("X-Pointsman-Version", "candidate");
+/// A route change needs Docker's healthcheck (2 s interval in compose.yml) and, right after the
+/// previous change, Traefik's 2 s throttle: generous, since only correctness is asserted here.
+const SETTLE: Duration = Duration::from_secs(30);
+/// How long an answer must hold before a redeploy counts as settled: longer than Traefik's 2 s
+/// `providersThrottleDuration`, so no older configuration can still be waiting to be applied.
+const STEADY: Duration = Duration::from_secs(3);
+
+#[test]
+fn compose_stack_blue_green_end_to_end() {
+    let mut timings: Vec<(&str, Duration)> = Vec::new();
+    let t0 = Instant::now();
+
+    // ---- up: blue (v1) is stable, green (v2) the candidate ----
+    let mut stack = Stack::new();
+    let start = Instant::now();
+    stack.up();
+    timings.push(("docker-compose up -d", start.elapsed()));
+    let start = Instant::now();
+    stack.wait_body("blue v1 on the public entrypoint", stack.web(), &[], "blue v1");
+    timings.push(("up until blue v1 is served", start.elapsed()));
+
+    // ---- preview: cookie, header and port 81 reach the candidate; nothing else does ----
+    let start = Instant::now();
+    stack.wait_body("green v2 with the candidate cookie", stack.web(), &[CANDIDATE_COOKIE], "green v2");
+    stack.assert_body("green v2 with the candidate header", stack.web(), &[CANDIDATE_HEADER], "green v2");
+    stack.assert_body("green v2 on the preview port", stack.preview(), &[], "green v2");
+    stack.assert_body("blue v1 with another cookie", stack.web(), &[("Cookie", "pointsman-demo=other")], "blue v1");
+    timings.push(("until the candidate is previewable", start.elapsed()));
+    stack.assert_roles("after up", "blue", Some("green"), None);
+
+    // ---- promote and roll back through `docker-compose exec`, under load ----
+    let load = stack.load_public();
+    let start = Instant::now();
+    let out = stack.pointsman_ok(&["promote", "demo"]);
+    assert!(out.contains("slot green is now stable (was blue)"), "promote said: {out}");
+    stack.wait_body("green v2 on the public entrypoint after promote", stack.web(), &[], "green v2");
+    timings.push(("promote: exec until green v2 is public", start.elapsed()));
+    stack.wait_body("blue v1 (the previous) by its slot cookie", stack.web(), &[("Cookie", "pointsman-demo=blue")], "blue v1");
+    stack.wait_body("blue v1 (now the candidate) on the preview port", stack.preview(), &[], "blue v1");
+    stack.assert_roles("after promote", "green", Some("blue"), Some("blue"));
+
+    let start = Instant::now();
+    let out = stack.pointsman_ok(&["rollback", "demo"]);
+    assert!(out.contains("slot blue is now stable (was green)"), "rollback said: {out}");
+    stack.wait_body("blue v1 on the public entrypoint after rollback", stack.web(), &[], "blue v1");
+    timings.push(("rollback: exec until blue v1 is public", start.elapsed()));
+    stack.wait_body("green v2 with the candidate cookie after rollback", stack.web(), &[CANDIDATE_COOKIE], "green v2");
+    let stats = load.stop();
+    assert_clean("promote and rollback", &stats, &["blue v1", "green v2"]);
+
+    // ---- deploy v3 to the idle colour: it joins as the candidate, public traffic stays ----
+    stack.assert_roles("before the redeploy", "blue", Some("green"), Some("green"));
+    let load = stack.load_public();
+    let start = Instant::now();
+    stack.compose_ok(&[("GREEN_VERSION", "v3")], &["up", "-d", "--no-build", "green"]);
+    stack.wait_steady("green v3 with the candidate cookie", stack.web(), &[CANDIDATE_COOKIE], "green v3");
+    timings.push(("redeploy green v3 until it is the candidate", start.elapsed()));
+    stack.assert_body("green v3 on the preview port", stack.preview(), &[], "green v3");
+    stack.assert_body("blue v1 still public after the redeploy", stack.web(), &[], "blue v1");
+    let stats = load.stop();
+    assert_clean("redeploying the idle colour", &stats, &["blue v1"]);
+    stack.assert_roles("after the redeploy", "blue", Some("green"), Some("green"));
+
+    // ---- restart the sidecar: every role kept, no request through Traefik fails ----
+    let roles_before = stack.status()["apps"]["demo"].clone();
+    let history_before = stack.history_len();
+    let public = stack.load_public();
+    let candidate = Load::start(stack.web(), HOST, "/", &[CANDIDATE_COOKIE], 1);
+    let started_before = stack.pointsman_started_at();
+    let start = Instant::now();
+    stack.compose_ok(&[], &["restart", "pointsman"]);
+    timings.push(("docker-compose restart pointsman", start.elapsed()));
+    assert_ne!(stack.pointsman_started_at(), started_before, "pointsman was not restarted");
+    // The controller's first render after the restart must not move traffic either: keep the
+    // load running until it has listed Docker (its status shows the containers again).
+    wait_for("pointsman to answer after the restart", SETTLE, || {
+        let s = stack.try_status()?;
+        if s["apps"]["demo"]["slots"]["green"]["containers"].as_array().is_some_and(|c| !c.is_empty()) {
+            Ok(s)
+        } else {
+            Err(format!("no green container yet: {s}"))
+        }
+    });
+    thread::sleep(Duration::from_secs(1));
+    let public = public.stop();
+    let candidate = candidate.stop();
+    assert_clean("public traffic while pointsman restarted", &public, &["blue v1"]);
+    assert_clean("candidate traffic while pointsman restarted", &candidate, &["green v3"]);
+    let roles_after = stack.status()["apps"]["demo"].clone();
+    for key in ["stable", "candidate", "previous", "pinned"] {
+        assert_eq!(roles_after[key], roles_before[key], "{key} changed across the restart: {roles_after}");
+    }
+    assert_eq!(stack.history_len(), history_before, "the restart recorded a transition");
+
+    // ---- the restarted controller still follows Docker: promote v3, redeploy blue as v4 ----
+    let start = Instant::now();
+    stack.pointsman_ok(&["promote", "demo"]);
+    stack.wait_body("green v3 public after the second promote", stack.web(), &[], "green v3");
+    stack.compose_ok(&[("BLUE_VERSION", "v4")], &["up", "-d", "--no-build", "blue"]);
+    stack.wait_steady("blue v4 as the candidate", stack.web(), &[CANDIDATE_COOKIE], "blue v4");
+    stack.assert_body("green v3 still public", stack.web(), &[], "green v3");
+    stack.assert_roles("at the end", "green", Some("blue"), Some("blue"));
+    timings.push(("after the restart: promote v3, redeploy blue v4", start.elapsed()));
+
+    drop(stack);
+    timings.push(("whole test, including down", t0.elapsed()));
+    for (what, took) in timings {
+        eprintln!("timing: {what:<48} {took:>8.2?}");
+    }
+}
+
+/// The variant file must really take the Docker socket away from pointsman: its only way to
+/// Docker is the read-only proxy, on a network nothing else joins.
+#[test]
+fn socket_proxy_variant_gives_pointsman_no_socket() {
+    let compose = compose_command();
+    let file = traefik_dir().join("compose.socket-proxy.yml");
+    let mut cmd = Command::new(&compose[0]);
+    cmd.args(&compose[1..]).arg("-f").arg(&file).args(["config"]);
+    clear_compose_env(&mut cmd);
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "compose config failed: {}", text(&out.stderr));
+    // v2 quotes some scalars that v1 prints bare (`CONTAINERS: "1"`); compare without quotes.
+    let config = text(&out.stdout).replace('"', "");
+    let services = section(&config, "services:");
+
+    let pointsman = section(&services, "  pointsman:");
+    assert!(!pointsman.contains("docker.sock"), "pointsman still mounts the socket:\n{pointsman}");
+    for line in ["DOCKER_HOST: tcp://socket-proxy:2375", "POINTSMAN_DIR: /etc/traefik/dynamic", "docker-api"] {
+        assert!(pointsman.contains(line), "pointsman lacks {line:?}:\n{pointsman}");
+    }
+
+    let proxy = section(&services, "  socket-proxy:");
+    for line in ["CONTAINERS: 1", "EVENTS: 1", "POST: 0", "/var/run/docker.sock"] {
+        assert!(proxy.contains(line), "socket-proxy lacks {line:?}:\n{proxy}");
+    }
+    // Compose v1 prints `SRC:DST:ro`, v2 the long syntax.
+    assert!(proxy.contains("docker.sock:ro") || proxy.contains("read_only: true"), "socket not read-only:\n{proxy}");
+    // Only the proxy and pointsman join the internal network.
+    for other in ["  traefik:", "  blue:", "  green:"] {
+        let s = section(&services, other);
+        assert!(!s.contains("docker-api") && !s.contains("docker.sock"), "{other} reaches Docker:\n{s}");
+    }
+    let networks = section(&config, "networks:");
+    assert!(section(&networks, "  docker-api:").contains("internal: true"), "networks:\n{networks}");
+}
+
+// ---- the stack -------------------------------------------------------------------------------
+
+/// One Compose project running `traefik/compose.yml`; `down -v` on drop.
+struct Stack {
+    compose: Vec<String>,
+    project: String,
+    file: PathBuf,
+    web: String,
+    preview: String,
+}
+
+impl Stack {
+    fn new() -> Stack {
+        Docker::require_docker();
+        for image in [TRAEFIK_IMAGE, POINTSMAN_IMAGE, support::DEMO_IMAGE] {
+            Docker::require_image(image);
+        }
+        let compose = compose_command();
+        let project = unique_id("pmcompose").replace('-', "");
+        let file = traefik_dir().join("compose.yml");
+        Stack { compose, project, file, web: String::new(), preview: String::new() }
+    }
+
+    fn up(&mut self) {
+        self.compose_ok(&[], &["up", "-d", "--no-build"]);
+        self.web = self.published_port(80);
+        self.preview = self.published_port(81);
+    }
+
+    fn web(&self) -> &str {
+        &self.web
+    }
+
+    fn preview(&self) -> &str {
+        &self.preview
+    }
+
+    /// `docker-compose -p PROJECT -f traefik/compose.yml ARGS`, with the local images and the
+    /// test's port choices; `env` overrides (e.g. `GREEN_VERSION`).
+    fn compose(&self, env: &[(&str, &str)], args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.compose[0]);
+        cmd.args(&self.compose[1..]).arg("-p").arg(&self.project).arg("-f").arg(&self.file).args(args);
+        clear_compose_env(&mut cmd);
+        let defaults = [
+            ("TRAEFIK_IMAGE", TRAEFIK_IMAGE),
+            ("POINTSMAN_IMAGE", POINTSMAN_IMAGE),
+            ("DEMO_IMAGE", support::DEMO_IMAGE),
+            ("PUBLISH_ADDRESS", "127.0.0.1"),
+            ("WEB_PORT", "0"),
+            ("PREVIEW_PORT", "0"),
+            ("BLUE_VERSION", "v1"),
+            ("GREEN_VERSION", "v2"),
+        ];
+        for (k, v) in defaults.iter().chain(env) {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs compose; panics with its output unless it succeeds; returns stdout.
+    fn compose_ok(&self, env: &[(&str, &str)], args: &[&str]) -> String {
+        let out = run(&mut self.compose(env, args));
+        assert!(
+            out.status.success(),
+            "{} {args:?} failed ({}):\n{}{}",
+            self.compose.join(" "),
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// `docker-compose exec -T pointsman pointsman ARGS`: the CLI inside the sidecar, with the
+    /// sidecar's environment (POINTSMAN_DIR, POINTSMAN_PREVIEW_ENTRYPOINT).
+    fn pointsman(&self, args: &[&str]) -> Output {
+        let mut full = vec!["exec", "-T", "pointsman", "pointsman"];
+        full.extend(args);
+        run(&mut self.compose(&[], &full))
+    }
+
+    fn pointsman_ok(&self, args: &[&str]) -> String {
+        let out = self.pointsman(args);
+        assert!(
+            out.status.success(),
+            "pointsman {args:?} in the sidecar failed ({}):\n{}{}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    fn try_status(&self) -> Result<Value, String> {
+        let out = self.pointsman(&["status", "--json"]);
+        if !out.status.success() {
+            return Err(format!("status failed ({}): {}", out.status, text(&out.stderr)));
+        }
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("status --json: {e}: {}", text(&out.stdout)))
+    }
+
+    fn status(&self) -> Value {
+        self.try_status().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn history_len(&self) -> usize {
+        let out = self.pointsman_ok(&["history", "--json", "--limit", "100000"]);
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("history --json: {e}: {out}"));
+        v.as_array().map_or(0, Vec::len)
+    }
+
+    fn assert_roles(&self, when: &str, stable: &str, candidate: Option<&str>, previous: Option<&str>) {
+        let status = self.status();
+        let app = &status["apps"]["demo"];
+        let got = (app["stable"].as_str(), app["candidate"].as_str(), app["previous"].as_str());
+        assert_eq!(got, (Some(stable), candidate, previous), "roles {when} (stable, candidate, previous): {status:#}");
+        let errors = status["errors"].as_array().map_or(0, Vec::len);
+        assert_eq!(errors, 0, "label errors {when}: {status:#}");
+    }
+
+    /// `127.0.0.1:PORT` that Docker published for Traefik's container port.
+    fn published_port(&self, container_port: u16) -> String {
+        let out = self.compose_ok(&[], &["port", "traefik", &container_port.to_string()]);
+        let port = out.trim().rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+        match port {
+            Some(p) if p != 0 => format!("127.0.0.1:{p}"),
+            _ => panic!("no published port for traefik:{container_port}: {out:?}"),
+        }
+    }
+
+    fn pointsman_started_at(&self) -> String {
+        let id = self.compose_ok(&[], &["ps", "-q", "pointsman"]);
+        Docker::run(&["inspect", "--format", "{{.State.StartedAt}}", id.trim()])
+    }
+
+    fn wait_body(&self, what: &str, addr: &str, headers: &[(&str, &str)], body: &str) {
+        wait_for(what, SETTLE, || expect_body(addr, headers, body));
+    }
+
+    /// Waits until `body` has been the only answer for [`STEADY`].
+    ///
+    /// A redeployed container often gets the IP its predecessor had, so while Traefik still holds
+    /// a throttled, older configuration, that stale route already reaches the new container: one
+    /// right answer does not mean Traefik has caught up. It may still apply the configuration
+    /// pointsman wrote while the old container was stopping (candidate without servers, so the
+    /// cookie falls through to stable) before the final one.
+    fn wait_steady(&self, what: &str, addr: &str, headers: &[(&str, &str)], body: &str) {
+        let mut since: Option<Instant> = None;
+        wait_for(what, SETTLE, || {
+            expect_body(addr, headers, body).inspect_err(|_| since = None)?;
+            let held = since.get_or_insert_with(Instant::now).elapsed();
+            if held >= STEADY { Ok(()) } else { Err(format!("right answer held for {held:.1?} so far")) }
+        });
+    }
+
+    fn assert_body(&self, what: &str, addr: &str, headers: &[(&str, &str)], body: &str) {
+        if let Err(seen) = expect_body(addr, headers, body) {
+            panic!("{what}: {seen}");
+        }
+    }
+
+    /// Two keep-alive clients looping on the public route.
+    fn load_public(&self) -> Load {
+        let load = Load::start(self.web(), HOST, "/", &[], 2);
+        wait_for("the load to flow", Duration::from_secs(5), || if load.sent() > 10 { Ok(()) } else { Err(load.sent()) });
+        load
+    }
+
+    fn print_logs(&self) {
+        if let Ok(out) = self.compose(&[], &["ps"]).output() {
+            eprintln!("---- {} ps ----\n{}", self.project, text(&out.stdout));
+        }
+        if let Ok(out) = self.compose(&[], &["logs", "--no-color", "--tail", "200"]).output() {
+            eprintln!("---- {} logs ----\n{}{}", self.project, text(&out.stdout), text(&out.stderr));
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            self.print_logs();
+        }
+        if std::env::var_os("POINTSMAN_TEST_KEEP").is_some_and(|v| v == "1") {
+            eprintln!("POINTSMAN_TEST_KEEP=1: keeping compose project {}", self.project);
+            return;
+        }
+        match self.compose(&[], &["down", "-v", "--remove-orphans", "-t", "2"]).output() {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!("compose down for {} failed: {}", self.project, text(&o.stderr)),
+            Err(e) => eprintln!("compose down for {}: {e}", self.project),
+        }
+    }
+}
+
+// ---- helpers ---------------------------------------------------------------------------------
+
+/// `["docker-compose"]` if installed, else `["docker", "compose"]`; panics if neither works.
+fn compose_command() -> Vec<String> {
+    let works = |cmd: &[&str]| {
+        Command::new(cmd[0])
+            .args(&cmd[1..])
+            .arg("version")
+            .stdin(Stdio::null())
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if works(&["docker-compose"]) {
+        vec!["docker-compose".into()]
+    } else if works(&["docker", "compose"]) {
+        vec!["docker".into(), "compose".into()]
+    } else {
+        panic!("this test needs Docker Compose: neither `docker-compose` nor `docker compose` works (apt-get install docker-compose)")
+    }
+}
+
+fn traefik_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("traefik")
+}
+
+/// Variables from the caller's environment that would change what compose runs.
+fn clear_compose_env(cmd: &mut Command) {
+    for var in ["COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES", "COMPOSE_PATH_SEPARATOR"] {
+        cmd.env_remove(var);
+    }
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Ok if one GET through Traefik answers 200 with `"BODY\n"`, else what it saw.
+fn expect_body(addr: &str, headers: &[(&str, &str)], body: &str) -> Result<(), String> {
+    match http_get(addr, HOST, "/", headers) {
+        Ok(HttpResponse { status: 200, body: b, .. }) if b.trim_end() == body => Ok(()),
+        Ok(r) => Err(format!("{} {:?}", r.status, r.body)),
+        Err(e) => Err(format!("error: {e}")),
+    }
+}
+
+/// No failed request, and every answer came from one of `allowed` (`"SLOT VERSION"`).
+fn assert_clean(what: &str, stats: &LoadStats, allowed: &[&str]) {
+    assert!(stats.requests > 0, "{what}: the load sent no request");
+    assert_eq!(stats.failures(), 0, "{what}: failed requests: {stats:?}");
+    let unexpected: BTreeMap<&String, &u64> =
+        stats.bodies.iter().filter(|(b, _)| !allowed.contains(&b.trim_end())).collect();
+    assert!(unexpected.is_empty(), "{what}: answers from outside {allowed:?}: {unexpected:?}");
+    eprintln!("load during {what}: {} requests, 0 failed, bodies {:?}", stats.requests, stats.bodies);
+}
+
+/// The lines of the block that starts with the line `header` in `docker-compose config` output:
+/// the following lines indented deeper than it.
+fn section(yaml: &str, header: &str) -> String {
+    let indent = header.len() - header.trim_start().len();
+    let mut lines = yaml.lines().skip_while(|l| *l != header);
+    if lines.next().is_none() {
+        panic!("no {header:?} in:\n{yaml}");
+    }
+    lines
+        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
