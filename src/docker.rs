@@ -55,19 +55,8 @@ fn deepest_cause(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// Every container (running or not) that carries the app label, inspected.
 pub async fn list(docker: &Docker, settings: &Settings) -> Result<Vec<Container>, DockerError> {
-    let filters = std::collections::HashMap::from([("label".to_string(), vec![settings.label("app")])]);
-    let opts = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
-    let summaries = docker
-        .list_containers(Some(opts))
-        .await
-        .map_err(|source| DockerError::Api { what: "list containers".into(), source })?;
-    let ids: Vec<String> = summaries.into_iter().filter_map(|s| s.id).collect();
-    let inspections = ids.into_iter().map(|id| {
-        let docker = docker.clone();
-        async move { inspect(&docker, &id).await }
-    });
-    let inspected: Vec<Option<Container>> = futures::stream::iter(inspections).buffered(16).try_collect().await?;
-    Ok(inspected.into_iter().flatten().collect())
+    let ids = list_summaries(docker, settings).await?.into_iter().map(|c| c.id).collect();
+    inspect_all(docker, ids).await
 }
 
 /// One container, or `None` if it no longer exists.
