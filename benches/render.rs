@@ -19,6 +19,7 @@
 //! - `batched fsync`, `no fsync`: what-ifs outside the library, the same 1,000 rewrites with
 //!   each temp file fsynced but one directory fsync at the end, and with no fsync at all, to
 //!   show how much of `all apps flip` is durability work.
+//! - `all apps flip, tmpfs`: the headline case with the directory in `/dev/shm`, without a disk.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -52,30 +53,19 @@ fn main() {
     let bytes: usize = files.values().map(Vec::len).sum();
 
     let mut results = Vec::new();
-    let mut case = |name: &str, about: &str, runs: usize, mut f: Box<dyn FnMut() -> Duration + '_>| {
-        f(); // warm-up
-        let mut times: Vec<Duration> = (0..runs).map(|_| f()).collect();
-        times.sort();
-        let r = CaseResult { name: name.into(), about: about.into(), runs, times };
-        println!(
-            "render-bench: {:<14} median {:>8.2} ms  min {:>8.2}  max {:>8.2}  ({runs} runs; {about})",
-            r.name,
-            ms(r.median()),
-            ms(r.times[0]),
-            ms(*r.times.last().unwrap())
-        );
-        results.push(r);
+    let mut case = |name: &str, about: &str, runs: usize, f: &mut dyn FnMut() -> Duration| {
+        results.push(run_case(name, about, runs, f));
     };
 
-    case("fleet", "Fleet::build of 2,000 containers", 50, Box::new(|| time(|| drop(Fleet::build(&containers, &settings)))));
-    case("render", "render_all of 1,000 apps", 50, Box::new(|| time(|| drop(render::render_all(&fleet, &state, &settings)))));
+    case("fleet", "Fleet::build of 2,000 containers", 50, &mut || time(|| drop(Fleet::build(&containers, &settings))));
+    case("render", "render_all of 1,000 apps", 50, &mut || time(|| drop(render::render_all(&fleet, &state, &settings))));
 
     let mut n = 0;
     case(
         "first write",
         "sync into an empty directory: 1,000 files written",
         10,
-        Box::new(|| {
+        &mut || {
             n += 1;
             let dir = root.join(format!("empty-{n}"));
             fs::create_dir_all(&dir).unwrap();
@@ -87,7 +77,7 @@ fn main() {
             });
             fs::remove_dir_all(&dir).unwrap();
             elapsed
-        }),
+        },
     );
 
     let dir = root.join("steady");
@@ -102,12 +92,12 @@ fn main() {
         "no change",
         "sync of identical bytes: 1,000 files compared, none written",
         50,
-        Box::new(|| {
+        &mut || {
             time(|| {
                 let lock = store.lock().unwrap();
                 assert!(store.sync(&lock, &files).unwrap().is_empty());
             })
-        }),
+        },
     );
 
     let mut flips = 0;
@@ -115,20 +105,20 @@ fn main() {
         "one app flips",
         "lock, load state, seed, build, render, sync (1 file written), save state",
         50,
-        Box::new(|| {
+        &mut || {
             flips += 1;
             let app = format!("a{:04}", flips % APPS);
             time(|| {
                 let written = reconcile(&store, &containers, &settings, |state| flip(state, &app));
                 assert_eq!(written, 1);
             })
-        }),
+        },
     );
     case(
         "all apps flip",
         "the same with every app switched: 1,000 files rewritten",
         10,
-        Box::new(|| {
+        &mut || {
             time(|| {
                 let written = reconcile(&store, &containers, &settings, |state| {
                     let apps: Vec<String> = state.apps.keys().cloned().collect();
@@ -136,7 +126,7 @@ fn main() {
                 });
                 assert_eq!(written, APPS);
             })
-        }),
+        },
     );
 
     // What-ifs, not the library's code path: the same 1,000 rewrites with the durability work
@@ -158,13 +148,39 @@ fn main() {
             name,
             about,
             10,
-            Box::new(|| {
+            &mut || {
                 turn += 1;
                 time(|| write_all(&dir, &rendered[turn % 2], durability))
-            }),
+            },
         );
     }
-    drop(case);
+
+    // The same headline case with the directory on tmpfs: no disk under the writes, so what is
+    // left is pointsman's CPU time and the syscalls.
+    let shm = PathBuf::from("/dev/shm").join(format!("pointsman-render-bench-{}", std::process::id()));
+    if fs::create_dir_all(&shm).is_ok() {
+        let store = Store::open(&shm).unwrap();
+        {
+            let lock = store.lock().unwrap();
+            store.sync(&lock, &files).unwrap();
+            store.save_state(&lock, &state).unwrap();
+        }
+        case(
+            "all apps flip, tmpfs",
+            "`all apps flip` with the directory on tmpfs (/dev/shm)",
+            10,
+            &mut || {
+                time(|| {
+                    let written = reconcile(&store, &containers, &settings, |state| {
+                        let apps: Vec<String> = state.apps.keys().cloned().collect();
+                        apps.iter().for_each(|app| flip(state, app));
+                    });
+                    assert_eq!(written, APPS);
+                })
+            },
+        );
+        let _ = fs::remove_dir_all(&shm);
+    }
     let _ = fs::remove_dir_all(&root);
 
     println!("render-bench: {APPS} apps, {} containers, {} KiB of config", containers.len(), bytes / 1024);
@@ -259,6 +275,22 @@ fn fleet_of(apps: usize) -> Vec<Container> {
         }
     }
     out
+}
+
+/// Runs `f` once to warm up, then `runs` times; prints and returns the sorted times.
+fn run_case(name: &str, about: &str, runs: usize, f: &mut dyn FnMut() -> Duration) -> CaseResult {
+    f();
+    let mut times: Vec<Duration> = (0..runs).map(|_| f()).collect();
+    times.sort();
+    let r = CaseResult { name: name.into(), about: about.into(), runs, times };
+    println!(
+        "render-bench: {:<14} median {:>8.2} ms  min {:>8.2}  max {:>8.2}  ({runs} runs; {about})",
+        r.name,
+        ms(r.median()),
+        ms(r.times[0]),
+        ms(*r.times.last().unwrap())
+    );
+    r
 }
 
 struct CaseResult {

@@ -27,8 +27,8 @@
 //!   `--stop-file` appears.
 //! - Per flip: `old` is the slot of the last good response before the command started, `new`
 //!   the first other slot answering after it; `to_new_ms` is the time from the command's start
-//!   to that first response and `last_old_ms` to the last response from `old` before the next
-//!   flip (0 when none came after the start).
+//!   to that first response (`after_command_ms` from the command's end), and `last_old_ms` to
+//!   the last response from `old` before the next flip (0 when none came after the start).
 //!
 //! The summary (JSON) goes to `--out` and a readable version to stderr; `--responses` also
 //! writes every response as `done_us sent_us status slot` (status 0 = socket error,
@@ -453,6 +453,9 @@ struct FlipResult {
     old: Option<String>,
     new: Option<String>,
     to_new_ms: Option<f64>,
+    /// From the command's end to the first response from the new slot: the proxy's part
+    /// (negative if the switch was seen before the command exited).
+    after_command_ms: Option<f64>,
     /// 0 when no response from the old slot came after the start.
     last_old_ms: f64,
     requests: usize,
@@ -498,6 +501,7 @@ impl Report {
                 cli_ms: (f.end_us - f.start_us) as f64 / 1000.0,
                 new: first_new.and_then(|s| slot_of(s)),
                 to_new_ms: first_new.map(|s| since(s)),
+                after_command_ms: first_new.map(|s| (s.done_us as f64 - f.end_us as f64) / 1000.0),
                 last_old_ms: last_old.map_or(0.0, |s| since(s)),
                 old,
                 requests: window.len(),
@@ -516,7 +520,7 @@ impl Report {
         }
     }
 
-    fn switch_stats(&self) -> [(&'static str, Vec<f64>); 3] {
+    fn switch_stats(&self) -> [(&'static str, Vec<f64>); 4] {
         let collect = |f: fn(&FlipResult) -> Option<f64>| {
             let mut v: Vec<f64> = self.flips.iter().filter_map(f).collect();
             v.sort_by(f64::total_cmp);
@@ -524,6 +528,7 @@ impl Report {
         };
         [
             ("to_new_ms", collect(|f| f.to_new_ms)),
+            ("after_command_ms", collect(|f| f.after_command_ms)),
             ("last_old_ms", collect(|f| Some(f.last_old_ms))),
             ("cli_ms", collect(|f| Some(f.cli_ms))),
         ]
@@ -565,7 +570,7 @@ impl Report {
             for (name, v) in self.switch_stats() {
                 let _ = writeln!(
                     t,
-                    "  {name:<12} n {:>3}  p50 {:.1}  p95 {:.1}  max {:.1}",
+                    "  {name:<16} n {:>3}  p50 {:.1}  p95 {:.1}  max {:.1}",
                     v.len(),
                     percentile(&v, 0.50),
                     percentile(&v, 0.95),
@@ -610,7 +615,7 @@ impl Report {
             .iter()
             .map(|f| {
                 format!(
-                    "    {{\"command\": {}, \"start_ms\": {}, \"exit\": {}, \"cli_ms\": {}, \"old\": {}, \"new\": {}, \"to_new_ms\": {}, \"last_old_ms\": {}, \"requests\": {}, \"failed\": {}, \"max_latency_ms\": {}}}",
+                    "    {{\"command\": {}, \"start_ms\": {}, \"exit\": {}, \"cli_ms\": {}, \"old\": {}, \"new\": {}, \"to_new_ms\": {}, \"after_command_ms\": {}, \"last_old_ms\": {}, \"requests\": {}, \"failed\": {}, \"max_latency_ms\": {}}}",
                     quote(&f.command),
                     num(f.start_us as f64 / 1000.0),
                     f.exit,
@@ -618,6 +623,7 @@ impl Report {
                     f.old.as_deref().map_or("null".into(), quote),
                     f.new.as_deref().map_or("null".into(), quote),
                     opt(f.to_new_ms),
+                    opt(f.after_command_ms),
                     num(f.last_old_ms),
                     f.requests,
                     f.failed,
