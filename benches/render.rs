@@ -49,7 +49,11 @@ fn main() {
     roles::seed(&mut state, &fleet, timestamp::Instant::now(), Actor::Controller);
     let files = render::render_all(&fleet, &state, &settings);
     assert_eq!(files.len(), APPS, "every app renders a file");
-    assert!(fleet.errors.is_empty(), "fixture containers are valid: {:?}", fleet.errors.first());
+    assert!(
+        fleet.errors.is_empty(),
+        "fixture containers are valid: {:?}",
+        fleet.errors.first()
+    );
     let bytes: usize = files.values().map(Vec::len).sum();
 
     let mut results = Vec::new();
@@ -57,8 +61,12 @@ fn main() {
         results.push(run_case(name, about, runs, f));
     };
 
-    case("fleet", "Fleet::build of 2,000 containers", 50, &mut || time(|| drop(Fleet::build(&containers, &settings))));
-    case("render", "render_all of 1,000 apps", 50, &mut || time(|| drop(render::render_all(&fleet, &state, &settings))));
+    case("fleet", "Fleet::build of 2,000 containers", 50, &mut || {
+        time(|| drop(Fleet::build(&containers, &settings)))
+    });
+    case("render", "render_all of 1,000 apps", 50, &mut || {
+        time(|| drop(render::render_all(&fleet, &state, &settings)))
+    });
 
     let mut n = 0;
     case(
@@ -141,18 +149,21 @@ fn main() {
         .collect();
     let mut turn = 0;
     for (name, about, durability) in [
-        ("batched fsync", "what-if: 1,000 temp files written, each fsynced, renamed, one directory fsync", Durability::Batched),
-        ("no fsync", "what-if: 1,000 temp files written and renamed, no fsync at all", Durability::None),
+        (
+            "batched fsync",
+            "what-if: 1,000 temp files written, each fsynced, renamed, one directory fsync",
+            Durability::Batched,
+        ),
+        (
+            "no fsync",
+            "what-if: 1,000 temp files written and renamed, no fsync at all",
+            Durability::None,
+        ),
     ] {
-        case(
-            name,
-            about,
-            10,
-            &mut || {
-                turn += 1;
-                time(|| write_all(&dir, &rendered[turn % 2], durability))
-            },
-        );
+        case(name, about, 10, &mut || {
+            turn += 1;
+            time(|| write_all(&dir, &rendered[turn % 2], durability))
+        });
     }
 
     // The same headline case with the directory on tmpfs: no disk under the writes, so what is
@@ -183,7 +194,11 @@ fn main() {
     }
     let _ = fs::remove_dir_all(&root);
 
-    println!("render-bench: {APPS} apps, {} containers, {} KiB of config", containers.len(), bytes / 1024);
+    println!(
+        "render-bench: {APPS} apps, {} containers, {} KiB of config",
+        containers.len(),
+        bytes / 1024
+    );
     if let Ok(path) = std::env::var("POINTSMAN_BENCH_OUT") {
         fs::write(&path, json(&results, containers.len(), bytes)).expect("write POINTSMAN_BENCH_OUT");
     }
@@ -235,7 +250,11 @@ fn write_all(dir: &Path, files: &BTreeMap<String, Vec<u8>>, durability: Durabili
 /// Switches an app's stable slot between blue and green (as a promote or rollback would).
 fn flip(state: &mut State, app: &str) {
     let roles = state.apps.get_mut(app).expect("seeded app");
-    let next = if roles.stable.as_deref() == Some("blue") { "green" } else { "blue" };
+    let next = if roles.stable.as_deref() == Some("blue") {
+        "green"
+    } else {
+        "blue"
+    };
     roles.previous = roles.stable.replace(next.to_string());
 }
 
@@ -268,7 +287,9 @@ fn fleet_of(apps: usize) -> Vec<Container> {
                 network_settings: NetworkSettings {
                     networks: Some(BTreeMap::from([(
                         "bench".to_string(),
-                        Endpoint { ip_address: format!("10.{}.{}.{}", n >> 16 & 255, n >> 8 & 255, n & 255) },
+                        Endpoint {
+                            ip_address: format!("10.{}.{}.{}", n >> 16 & 255, n >> 8 & 255, n & 255),
+                        },
                     )])),
                 },
             });
@@ -282,7 +303,12 @@ fn run_case(name: &str, about: &str, runs: usize, f: &mut dyn FnMut() -> Duratio
     f();
     let mut times: Vec<Duration> = (0..runs).map(|_| f()).collect();
     times.sort();
-    let r = CaseResult { name: name.into(), about: about.into(), runs, times };
+    let r = CaseResult {
+        name: name.into(),
+        about: about.into(),
+        runs,
+        times,
+    };
     println!(
         "render-bench: {:<14} median {:>8.2} ms  min {:>8.2}  max {:>8.2}  ({runs} runs; {about})",
         r.name,

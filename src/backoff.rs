@@ -17,7 +17,12 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(base: Duration, cap: Duration, seed: u64) -> Backoff {
-        Backoff { base, cap, attempt: 0, rng: seed | 1 }
+        Backoff {
+            base,
+            cap,
+            attempt: 0,
+            rng: seed | 1,
+        }
     }
 
     /// Seeded from the clock and process id, so sidecars on one host spread out.
@@ -69,7 +74,10 @@ mod tests {
         assert!(delays[0] >= Duration::from_millis(50) && delays[0] <= Duration::from_millis(100));
         assert!(delays[3] >= Duration::from_millis(400) && delays[3] <= Duration::from_millis(800));
         for d in &delays[6..] {
-            assert!(*d >= Duration::from_millis(2500) && *d <= Duration::from_secs(5), "{d:?}");
+            assert!(
+                *d >= Duration::from_millis(2500) && *d <= Duration::from_secs(5),
+                "{d:?}"
+            );
         }
         let distinct: std::collections::BTreeSet<_> = delays[6..].iter().collect();
         assert!(distinct.len() > 1, "capped delays are jittered: {delays:?}");

@@ -112,13 +112,33 @@ pub struct Config {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Run { resync_every: Duration, backoff_cap: Duration },
-    Relabel { target: String, role: Role },
-    Promote { app: String, force: bool },
-    Rollback { app: String },
-    Status { app: Option<String>, json: bool },
-    Render { check: bool },
-    History { app: Option<String>, json: bool, limit: usize },
+    Run {
+        resync_every: Duration,
+        backoff_cap: Duration,
+    },
+    Relabel {
+        target: String,
+        role: Role,
+    },
+    Promote {
+        app: String,
+        force: bool,
+    },
+    Rollback {
+        app: String,
+    },
+    Status {
+        app: Option<String>,
+        json: bool,
+    },
+    Render {
+        check: bool,
+    },
+    History {
+        app: Option<String>,
+        json: bool,
+        limit: usize,
+    },
 }
 
 /// A usage or configuration mistake: exit code 2.
@@ -129,11 +149,15 @@ pub struct UsageError(pub String);
 impl Args {
     pub fn validate(self) -> Result<Config, UsageError> {
         let dir = self.dir.ok_or_else(|| {
-            UsageError("no directory: pass --dir or set POINTSMAN_DIR to Traefik's dynamic configuration directory".into())
+            UsageError(
+                "no directory: pass --dir or set POINTSMAN_DIR to Traefik's dynamic configuration directory".into(),
+            )
         })?;
         let prefix = self.label_prefix.trim().to_string();
         if prefix.is_empty()
-            || !prefix.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            || !prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
         {
             return Err(UsageError(format!(
                 "--label-prefix {prefix:?}: use letters, digits, '.', '-' or '_' (e.g. pointsman)"
@@ -142,12 +166,20 @@ impl Args {
         let name_ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
         let entrypoints: Vec<String> = self.entrypoints.split(',').map(|s| s.trim().to_string()).collect();
         if entrypoints.iter().any(|e| !name_ok(e)) {
-            return Err(UsageError(format!("--entrypoints {:?}: give a comma list of entrypoint names", self.entrypoints)));
+            return Err(UsageError(format!(
+                "--entrypoints {:?}: give a comma list of entrypoint names",
+                self.entrypoints
+            )));
         }
-        let preview = self.preview_entrypoint.map(|p| p.trim().to_string()).filter(|p| !p.is_empty());
+        let preview = self
+            .preview_entrypoint
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty());
         if let Some(p) = &preview {
             if !name_ok(p) {
-                return Err(UsageError(format!("--preview-entrypoint {p:?} is not an entrypoint name")));
+                return Err(UsageError(format!(
+                    "--preview-entrypoint {p:?} is not an entrypoint name"
+                )));
             }
             if entrypoints.contains(p) {
                 return Err(UsageError(format!(
@@ -156,10 +188,17 @@ impl Args {
             }
         }
         let mut allowed_hosts = Vec::new();
-        for pattern in self.allow_host.iter().flat_map(|l| l.split(',')).map(|p| p.trim().to_ascii_lowercase()) {
+        for pattern in self
+            .allow_host
+            .iter()
+            .flat_map(|l| l.split(','))
+            .map(|p| p.trim().to_ascii_lowercase())
+        {
             let name = pattern.strip_prefix("*.").unwrap_or(&pattern);
             let ok = !name.is_empty()
-                && name.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+                && name
+                    .split('.')
+                    .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
             if !ok {
                 return Err(UsageError(format!(
                     "--allow-host {pattern:?}: give host names (app.example.com) or wildcards (*.example.com), comma-separated"
@@ -179,13 +218,20 @@ impl Args {
             if is_dns_label(&app) {
                 Ok(app)
             } else {
-                Err(UsageError(format!("{app:?} is not an app name (a lowercase DNS label)")))
+                Err(UsageError(format!(
+                    "{app:?} is not an app name (a lowercase DNS label)"
+                )))
             }
         };
         let action = match self.command {
-            Command::Run { resync_interval, backoff_cap } => {
+            Command::Run {
+                resync_interval,
+                backoff_cap,
+            } => {
                 if resync_interval == 0 || backoff_cap == 0 {
-                    return Err(UsageError("--resync-interval and --backoff-cap must be at least 1 second".into()));
+                    return Err(UsageError(
+                        "--resync-interval and --backoff-cap must be at least 1 second".into(),
+                    ));
                 }
                 Action::Run {
                     resync_every: Duration::from_secs(resync_interval),
@@ -195,9 +241,9 @@ impl Args {
             Command::Relabel { target, assignment } => {
                 let version_key = settings.label("version");
                 let role = match assignment.split_once('=') {
-                    Some((k, v)) if k == "version" || k == version_key => {
-                        v.parse::<Role>().map_err(|e| UsageError(format!("{assignment}: {e}")))?
-                    }
+                    Some((k, v)) if k == "version" || k == version_key => v
+                        .parse::<Role>()
+                        .map_err(|e| UsageError(format!("{assignment}: {e}")))?,
                     _ => {
                         return Err(UsageError(format!(
                             "{assignment:?}: expected version=stable or version=candidate"
@@ -206,12 +252,20 @@ impl Args {
                 };
                 Action::Relabel { target, role }
             }
-            Command::Promote { app, force } => Action::Promote { app: app_ok(app)?, force },
+            Command::Promote { app, force } => Action::Promote {
+                app: app_ok(app)?,
+                force,
+            },
             Command::Rollback { app } => Action::Rollback { app: app_ok(app)? },
             Command::Status { app, json } => Action::Status { app, json },
             Command::Render { check } => Action::Render { check },
             Command::History { app, json, limit } => Action::History { app, json, limit },
         };
-        Ok(Config { dir, settings, log_format: self.log_format, action })
+        Ok(Config {
+            dir,
+            settings,
+            log_format: self.log_format,
+            action,
+        })
     }
 }

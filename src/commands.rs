@@ -56,13 +56,14 @@ pub async fn execute(config: &Config) -> Result<(), Failure> {
             change(config, &store, Scope::Target(target), |state, fleet, now| {
                 let target = roles::find_target(fleet, target)?;
                 let done = match role {
-                    Role::Stable => {
-                        roles::make_stable(state, &target, state::Action::Relabel, Actor::Cli, now)
-                    }
+                    Role::Stable => roles::make_stable(state, &target, state::Action::Relabel, Actor::Cli, now),
                     Role::Candidate => roles::pin(state, &target, Actor::Cli, now)?,
                 };
                 Ok(match (done, role) {
-                    (None, _) => format!("app {}: slot {} already is {role}; nothing to do", target.app, target.slot),
+                    (None, _) => format!(
+                        "app {}: slot {} already is {role}; nothing to do",
+                        target.app, target.slot
+                    ),
                     (Some(t), Role::Stable) => switched(&t.app, &t.to, t.from.as_deref()),
                     (Some(t), Role::Candidate) => format!(
                         "app {}: slot {} is pinned as the candidate (cookie {}{}=candidate, header {}: candidate)",
@@ -144,8 +145,9 @@ async fn change(
         Scope::App(app) => Some(app.to_string()),
         Scope::Target(target) => app_of_target(&summaries, &key, target),
     };
-    let (mine, mut all): (Vec<Container>, Vec<Container>) =
-        summaries.into_iter().partition(|c| app.is_some() && c.label(&key) == app.as_deref());
+    let (mine, mut all): (Vec<Container>, Vec<Container>) = summaries
+        .into_iter()
+        .partition(|c| app.is_some() && c.label(&key) == app.as_deref());
     all.extend(docker::inspect_all(&docker, mine.into_iter().map(|c| c.id).collect()).await?);
     let fleet = Fleet::build(&all, &config.settings);
     let scoped = app.as_deref().map(|a| fleet.only(a)).unwrap_or_default();
@@ -299,22 +301,38 @@ async fn status(config: &Config, store: &Store, only: Option<&str>, as_json: boo
         );
     }
     let mut errors: Vec<String> = fleet.errors.iter().map(ToString::to_string).collect();
-    errors.extend(crate::foreign::Scanner::default().scan(store.dir()).iter().map(ToString::to_string));
+    errors.extend(
+        crate::foreign::Scanner::default()
+            .scan(store.dir())
+            .iter()
+            .map(ToString::to_string),
+    );
     if as_json {
         let doc = json!({ "dir": config.dir, "apps": apps, "errors": errors });
         println!("{}", serde_json::to_string_pretty(&doc).expect("serialises"));
         return Ok(());
     }
     if apps.is_empty() {
-        println!("no apps: no container carries the label {}", config.settings.label("app"));
+        println!(
+            "no apps: no container carries the label {}",
+            config.settings.label("app")
+        );
     }
     for (name, app) in &apps {
         let show = |k: &str| app[k].as_str().unwrap_or("-").to_string();
-        println!("{name}: stable={} candidate={} previous={}", show("stable"), show("candidate"), show("previous"));
+        println!(
+            "{name}: stable={} candidate={} previous={}",
+            show("stable"),
+            show("candidate"),
+            show("previous")
+        );
         for (slot, s) in app["slots"].as_object().into_iter().flatten() {
             let servers = s["servers"].as_array().map_or(0, Vec::len);
             let total = s["containers"].as_array().map_or(0, Vec::len);
-            println!("  {slot:<16} {:<9} {servers}/{total} routable", s["role"].as_str().unwrap_or(""));
+            println!(
+                "  {slot:<16} {:<9} {servers}/{total} routable",
+                s["role"].as_str().unwrap_or("")
+            );
             for c in s["containers"].as_array().into_iter().flatten() {
                 println!(
                     "    {:<28} {:<9} {}",
@@ -335,15 +353,33 @@ async fn status(config: &Config, store: &Store, only: Option<&str>, as_json: boo
 }
 
 fn history(state: &State, app: Option<&str>, as_json: bool, limit: usize) {
-    let entries: Vec<_> = state.history.iter().filter(|t| app.is_none_or(|a| a == t.app)).collect();
+    let entries: Vec<_> = state
+        .history
+        .iter()
+        .filter(|t| app.is_none_or(|a| a == t.app))
+        .collect();
     let entries = &entries[entries.len().saturating_sub(limit)..];
     if as_json {
         println!("{}", serde_json::to_string_pretty(&entries).expect("serialises"));
         return;
     }
     for t in entries {
-        let action = serde_json::to_value(t.action).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-        let by = serde_json::to_value(t.by).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-        println!("{}  {:<12} {:<9} {} -> {}  by {}", t.at, t.app, action, t.from.as_deref().unwrap_or("-"), t.to, by);
+        let action = serde_json::to_value(t.action)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        let by = serde_json::to_value(t.by)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        println!(
+            "{}  {:<12} {:<9} {} -> {}  by {}",
+            t.at,
+            t.app,
+            action,
+            t.from.as_deref().unwrap_or("-"),
+            t.to,
+            by
+        );
     }
 }

@@ -130,6 +130,10 @@ impl Container {
     }
 
     pub fn networks(&self) -> impl Iterator<Item = (&str, &Endpoint)> {
-        self.network_settings.networks.iter().flatten().map(|(k, v)| (k.as_str(), v))
+        self.network_settings
+            .networks
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v))
     }
 }

@@ -116,7 +116,12 @@ impl Controller {
 
     /// Logs each foreign file Traefik cannot load once, and once more when it is fixed.
     fn warn_about_foreign_files(&mut self) {
-        let broken: BTreeSet<String> = self.foreign.scan(self.store.dir()).iter().map(ToString::to_string).collect();
+        let broken: BTreeSet<String> = self
+            .foreign
+            .scan(self.store.dir())
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         for b in broken.difference(&self.seen_broken) {
             error!("{b}");
         }
@@ -154,7 +159,11 @@ impl Controller {
                     "{role} with {} of {} containers routable{}",
                     servers.len(),
                     slot.members.len(),
-                    if servers.is_empty() { String::new() } else { format!(": {}", servers.join(" ")) }
+                    if servers.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", servers.join(" "))
+                    }
                 );
                 now.insert((app.name.clone(), slot.name.clone()), line);
             }

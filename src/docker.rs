@@ -19,7 +19,10 @@ pub enum DockerError {
     #[error("cannot reach Docker at {host}: {cause}; is the daemon running and DOCKER_HOST right?")]
     Connect { host: String, cause: String },
     #[error("Docker request failed ({what}): {source}")]
-    Api { what: String, source: bollard::errors::Error },
+    Api {
+        what: String,
+        source: bollard::errors::Error,
+    },
     #[error("Docker returned an inspect response pointsman cannot read: {0}")]
     Shape(String),
 }
@@ -38,8 +41,13 @@ pub fn host() -> String {
 
 /// Connects through `DOCKER_HOST` (unix or tcp) and agrees on an API version with the daemon.
 pub async fn connect() -> Result<Docker, DockerError> {
-    let err = |e: bollard::errors::Error| DockerError::Connect { host: host(), cause: deepest_cause(&e) };
-    let docker = Docker::connect_with_defaults().map_err(err)?.with_timeout(REQUEST_TIMEOUT);
+    let err = |e: bollard::errors::Error| DockerError::Connect {
+        host: host(),
+        cause: deepest_cause(&e),
+    };
+    let docker = Docker::connect_with_defaults()
+        .map_err(err)?
+        .with_timeout(REQUEST_TIMEOUT);
     docker.negotiate_version().await.map_err(err)
 }
 
@@ -55,7 +63,11 @@ fn deepest_cause(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// Every container (running or not) that carries the app label, inspected.
 pub async fn list(docker: &Docker, settings: &Settings) -> Result<Vec<Container>, DockerError> {
-    let ids = list_summaries(docker, settings).await?.into_iter().map(|c| c.id).collect();
+    let ids = list_summaries(docker, settings)
+        .await?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     inspect_all(docker, ids).await
 }
 
@@ -64,7 +76,10 @@ pub async fn inspect(docker: &Docker, id: &str) -> Result<Option<Container>, Doc
     match docker.inspect_container(id, None).await {
         Ok(resp) => convert(resp).map(Some),
         Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
-        Err(source) => Err(DockerError::Api { what: format!("inspect {id}"), source }),
+        Err(source) => Err(DockerError::Api {
+            what: format!("inspect {id}"),
+            source,
+        }),
     }
 }
 
@@ -79,11 +94,18 @@ fn convert(resp: ContainerInspectResponse) -> Result<Container, DockerError> {
 /// so a promote costs one listing plus the inspections of one app, however many apps there are.
 pub async fn list_summaries(docker: &Docker, settings: &Settings) -> Result<Vec<Container>, DockerError> {
     let filters = std::collections::HashMap::from([("label".to_string(), vec![settings.label("app")])]);
-    let opts = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
+    let opts = ListContainersOptions {
+        all: true,
+        filters: Some(filters),
+        ..Default::default()
+    };
     let summaries = docker
         .list_containers(Some(opts))
         .await
-        .map_err(|source| DockerError::Api { what: "list containers".into(), source })?;
+        .map_err(|source| DockerError::Api {
+            what: "list containers".into(),
+            source,
+        })?;
     Ok(summaries.into_iter().map(from_summary).collect())
 }
 
@@ -107,7 +129,9 @@ fn from_summary(s: bollard::models::ContainerSummary) -> Container {
         .zip(["healthy", "unhealthy", "starting"])
         .find(|(marker, _)| status.contains(**marker))
         .map(|(_, h)| Health { status: h.into() });
-    let created = s.created.map(|secs| crate::timestamp::Instant(i128::from(secs) * 1_000_000_000).to_rfc3339());
+    let created = s
+        .created
+        .map(|secs| crate::timestamp::Instant(i128::from(secs) * 1_000_000_000).to_rfc3339());
     Container {
         id: s.id.unwrap_or_default(),
         name: s.names.and_then(|n| n.into_iter().next()).unwrap_or_default(),
@@ -135,7 +159,14 @@ fn from_summary(s: bollard::models::ContainerSummary) -> Container {
         network_settings: NetworkSettings {
             networks: s.network_settings.and_then(|n| n.networks).map(|nets| {
                 nets.into_iter()
-                    .map(|(name, e)| (name, Endpoint { ip_address: e.ip_address.unwrap_or_default() }))
+                    .map(|(name, e)| {
+                        (
+                            name,
+                            Endpoint {
+                                ip_address: e.ip_address.unwrap_or_default(),
+                            },
+                        )
+                    })
                     .collect()
             }),
         },

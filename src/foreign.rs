@@ -62,7 +62,12 @@ impl Scanner {
         self.seen = now;
         self.seen
             .iter()
-            .filter_map(|(p, (_, _, v))| v.as_ref().map(|r| BrokenFile { path: p.clone(), reason: r.clone() }))
+            .filter_map(|(p, (_, _, v))| {
+                v.as_ref().map(|r| BrokenFile {
+                    path: p.clone(),
+                    reason: r.clone(),
+                })
+            })
             .collect()
     }
 }
@@ -109,9 +114,13 @@ pub fn check_text(text: &str, extension: &str) -> Result<(), String> {
         return Ok(());
     }
     if extension == "toml" {
-        text.parse::<toml::Table>().map(|_| ()).map_err(|e| format!("invalid TOML: {}", e.to_string().trim()))
+        text.parse::<toml::Table>()
+            .map(|_| ())
+            .map_err(|e| format!("invalid TOML: {}", e.to_string().trim()))
     } else {
-        yaml_rust2::YamlLoader::load_from_str(text).map(|_| ()).map_err(|e| format!("invalid YAML: {e}"))
+        yaml_rust2::YamlLoader::load_from_str(text)
+            .map(|_| ())
+            .map_err(|e| format!("invalid YAML: {e}"))
     }
 }
 
@@ -129,9 +138,17 @@ mod tests {
 
     #[test]
     fn broken_files_are_reported_with_a_reason() {
-        assert!(check_text("http:\n  routers: [\n", "yml").unwrap_err().contains("invalid YAML"));
+        assert!(
+            check_text("http:\n  routers: [\n", "yml")
+                .unwrap_err()
+                .contains("invalid YAML")
+        );
         assert!(check_text("[http\n", "toml").unwrap_err().contains("invalid TOML"));
-        assert!(check_text("rule: {{ .Name \n", "yml").unwrap_err().contains("never closed"));
+        assert!(
+            check_text("rule: {{ .Name \n", "yml")
+                .unwrap_err()
+                .contains("never closed")
+        );
     }
 
     #[test]

@@ -89,13 +89,13 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
     };
     let get = |key: &str| -> Result<Option<&str>, LabelError> {
         match c.label(&settings.label(key)) {
-            Some(v) if v.len() > MAX_VALUE => {
-                Err(fail(key, format!("value is {} bytes, the limit is {MAX_VALUE}", v.len())))
-            }
+            Some(v) if v.len() > MAX_VALUE => Err(fail(
+                key,
+                format!("value is {} bytes, the limit is {MAX_VALUE}", v.len()),
+            )),
             Some(v) if v.contains("{{") || v.contains("}}") => Err(fail(
                 key,
-                "contains `{{` or `}}`: Traefik evaluates its dynamic configuration as a Go template"
-                    .into(),
+                "contains `{{` or `}}`: Traefik evaluates its dynamic configuration as a Go template".into(),
             )),
             other => Ok(other),
         }
@@ -103,7 +103,10 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
 
     get("app")?;
     if !is_dns_label(app) {
-        return Err(fail("app", format!("{:?} is not a lowercase DNS label (a-z, 0-9, '-', at most 63)", app)));
+        return Err(fail(
+            "app",
+            format!("{:?} is not a lowercase DNS label (a-z, 0-9, '-', at most 63)", app),
+        ));
     }
 
     let seed_role = match get("version")? {
@@ -127,7 +130,10 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
         ));
     }
     if slot == "candidate" || slot == "stable" {
-        return Err(fail("slot", format!("slot name {slot:?} is reserved for the preview cookie")));
+        return Err(fail(
+            "slot",
+            format!("slot name {slot:?} is reserved for the preview cookie"),
+        ));
     }
 
     let rule = match (get("rule")?, get("host")?) {
@@ -146,7 +152,11 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
         }
     };
 
-    let rule_key = if c.label(&settings.label("rule")).is_some() { "rule" } else { "host" };
+    let rule_key = if c.label(&settings.label("rule")).is_some() {
+        "rule"
+    } else {
+        "host"
+    };
     if !rule.has_host_matcher() && !settings.allow_catch_all {
         return Err(fail(
             rule_key,
@@ -159,12 +169,18 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
     if !settings.allowed_hosts.is_empty() {
         let hosts = rule.hosts();
         if hosts.is_empty() {
-            return Err(fail(rule_key, "with --allow-host, a rule must name its hosts with Host(`...`)".into()));
+            return Err(fail(
+                rule_key,
+                "with --allow-host, a rule must name its hosts with Host(`...`)".into(),
+            ));
         }
         if let Some(h) = hosts.iter().find(|h| !settings.host_allowed(h)) {
             return Err(fail(
                 rule_key,
-                format!("host {h} is outside the allowed hosts ({})", settings.allowed_hosts.join(", ")),
+                format!(
+                    "host {h} is outside the allowed hosts ({})",
+                    settings.allowed_hosts.join(", ")
+                ),
             ));
         }
     }
@@ -189,12 +205,24 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
         },
         None => match c.exposed_tcp_ports().as_slice() {
             [only] => *only,
-            [] => return Err(fail("port", format!("the container exposes no port, so {} must name one", settings.label("port")))),
+            [] => {
+                return Err(fail(
+                    "port",
+                    format!(
+                        "the container exposes no port, so {} must name one",
+                        settings.label("port")
+                    ),
+                ));
+            }
             many => {
                 let list: Vec<String> = many.iter().map(u16::to_string).collect();
                 return Err(fail(
                     "port",
-                    format!("the container exposes ports {}, so {} must pick one", list.join(", "), settings.label("port")),
+                    format!(
+                        "the container exposes ports {}, so {} must pick one",
+                        list.join(", "),
+                        settings.label("port")
+                    ),
                 ));
             }
         },
@@ -261,7 +289,10 @@ fn address(c: &Container, settings: &Settings, label: Option<&str>, port: u16) -
         },
     };
     let Some((_, endpoint)) = c.networks().find(|(n, _)| *n == network) else {
-        return Err(format!("the container is not attached to network {network:?} (attached: {})", attached.join(", ")));
+        return Err(format!(
+            "the container is not attached to network {network:?} (attached: {})",
+            attached.join(", ")
+        ));
     };
     Ok(match endpoint.ip_address.as_str() {
         "" => None,
@@ -273,8 +304,14 @@ fn address(c: &Container, settings: &Settings, label: Option<&str>, port: u16) -
 fn parse_entrypoints(list: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for item in list.split(',').map(str::trim) {
-        if item.is_empty() || !item.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') {
-            return Err(format!("{list:?} must be a comma list of entrypoint names (letters, digits, '-', '_')"));
+        if item.is_empty()
+            || !item
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        {
+            return Err(format!(
+                "{list:?} must be a comma list of entrypoint names (letters, digits, '-', '_')"
+            ));
         }
         if !out.iter().any(|e| e == item) {
             out.push(item.to_string());
@@ -287,11 +324,7 @@ fn parse_entrypoints(list: &str) -> Result<Vec<String>, String> {
 pub fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    !b.is_empty()
-        && b.len() <= 63
-        && ok(&b[0])
-        && ok(&b[b.len() - 1])
-        && b.iter().all(|c| ok(c) || *c == b'-')
+    !b.is_empty() && b.len() <= 63 && ok(&b[0]) && ok(&b[b.len() - 1]) && b.iter().all(|c| ok(c) || *c == b'-')
 }
 
 /// Compose service and container names: `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 63.
@@ -300,5 +333,6 @@ pub fn is_slot_name(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 63
         && b[0].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }

@@ -44,7 +44,13 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: &Config) -> ExitCode {
-    let Action::Run { resync_every, backoff_cap } = config.action else { unreachable!() };
+    let Action::Run {
+        resync_every,
+        backoff_cap,
+    } = config.action
+    else {
+        unreachable!()
+    };
     let store = match Store::open(&config.dir) {
         Ok(s) => s,
         Err(e) => {
@@ -57,7 +63,11 @@ async fn run(config: &Config) -> ExitCode {
         tracing::error!("{e}");
         return ExitCode::from(2);
     }
-    let opts = WatchOptions { resync_every, backoff_cap, ..WatchOptions::default() };
+    let opts = WatchOptions {
+        resync_every,
+        backoff_cap,
+        ..WatchOptions::default()
+    };
     tracing::info!(dir = %config.dir.display(), docker = %pointsman::docker::host(), "pointsman controller starting");
     match controller::run(config.settings.clone(), store, opts, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

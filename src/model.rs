@@ -46,13 +46,16 @@ impl Fleet {
         for c in containers {
             match labels::read(c, settings) {
                 Ok(Some(m)) => {
-                    let app = fleet
-                        .apps
-                        .entry(m.app.clone())
-                        .or_insert_with(|| App { name: m.app.clone(), slots: BTreeMap::new() });
+                    let app = fleet.apps.entry(m.app.clone()).or_insert_with(|| App {
+                        name: m.app.clone(),
+                        slots: BTreeMap::new(),
+                    });
                     app.slots
                         .entry(m.slot.clone())
-                        .or_insert_with(|| Slot { name: m.slot.clone(), members: Vec::new() })
+                        .or_insert_with(|| Slot {
+                            name: m.slot.clone(),
+                            members: Vec::new(),
+                        })
                         .members
                         .push(m);
                 }
@@ -76,21 +79,35 @@ impl Fleet {
 
     /// The part of the fleet that is one app (empty if it has no container), without errors.
     pub fn only(&self, app: &str) -> Fleet {
-        Fleet { apps: self.apps.get_key_value(app).map(|(k, v)| (k.clone(), v.clone())).into_iter().collect(), errors: vec![] }
+        Fleet {
+            apps: self
+                .apps
+                .get_key_value(app)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .into_iter()
+                .collect(),
+            errors: vec![],
+        }
     }
 
     /// Two apps claiming one host would make Traefik pick between them by rule length: the
     /// app whose oldest container is younger is refused as a whole, the earlier one keeps
     /// serving. Each of the refused app's containers gets an error naming the other app.
     fn refuse_host_conflicts(&mut self, settings: &Settings) {
-        let mut order: Vec<(Instant, String)> =
-            self.apps.values().map(|a| (a.members().map(|m| m.created).min().unwrap_or_default(), a.name.clone())).collect();
+        let mut order: Vec<(Instant, String)> = self
+            .apps
+            .values()
+            .map(|a| (a.members().map(|m| m.created).min().unwrap_or_default(), a.name.clone()))
+            .collect();
         order.sort();
         let mut claimed: BTreeMap<String, String> = BTreeMap::new();
         for (_, name) in order {
             let app = &self.apps[&name];
             let hosts: std::collections::BTreeSet<String> = app.members().flat_map(|m| m.rule.hosts()).collect();
-            if let Some((host, owner)) = hosts.iter().find_map(|h| claimed.get(h).map(|o| (h.clone(), o.clone()))) {
+            if let Some((host, owner)) = hosts
+                .iter()
+                .find_map(|h| claimed.get(h).map(|o| (h.clone(), o.clone())))
+            {
                 let app = self.apps.remove(&name).expect("listed above");
                 for m in app.members() {
                     self.errors.push(LabelError {
@@ -114,9 +131,15 @@ impl App {
     /// The route of the app: taken from the stable slot when it has containers, else from the
     /// oldest container, so a candidate with a changed rule cannot move the public route.
     pub fn route(&self, roles: &Resolved) -> (&Rule, &[String]) {
-        let from_stable = roles.stable.as_ref().and_then(|s| self.slots.get(s)).and_then(|s| s.members.first());
+        let from_stable = roles
+            .stable
+            .as_ref()
+            .and_then(|s| self.slots.get(s))
+            .and_then(|s| s.members.first());
         let m = from_stable.unwrap_or_else(|| {
-            self.members().min_by_key(|m| (m.created, &m.name)).expect("an app has at least one member")
+            self.members()
+                .min_by_key(|m| (m.created, &m.name))
+                .expect("an app has at least one member")
         });
         (&m.rule, &m.entrypoints)
     }
@@ -135,17 +158,30 @@ impl App {
         let is_other = |s: &&Slot| Some(&s.name) != stable.as_ref();
         let pinned = roles.pinned.as_ref().and_then(|p| self.slots.get(p)).filter(is_other);
         let candidate = pinned
-            .or_else(|| self.slots.values().filter(is_other).max_by_key(|s| (s.last_started(), s.oldest_created(), &s.name)))
+            .or_else(|| {
+                self.slots
+                    .values()
+                    .filter(is_other)
+                    .max_by_key(|s| (s.last_started(), s.oldest_created(), &s.name))
+            })
             .map(|s| s.name.clone());
-        Resolved { stable, candidate, previous: roles.previous.clone() }
+        Resolved {
+            stable,
+            candidate,
+            previous: roles.previous.clone(),
+        }
     }
 }
 
 impl Slot {
     /// Server URLs of routable members, sorted.
     pub fn servers(&self) -> Vec<String> {
-        let mut urls: Vec<String> =
-            self.members.iter().filter(|m| m.routable()).filter_map(|m| m.url.clone()).collect();
+        let mut urls: Vec<String> = self
+            .members
+            .iter()
+            .filter(|m| m.routable())
+            .filter_map(|m| m.url.clone())
+            .collect();
         urls.sort();
         urls.dedup();
         urls
@@ -157,7 +193,10 @@ impl Slot {
 
     /// Members that keep the slot from being promoted: anything not ready.
     pub fn not_ready(&self) -> Vec<&Member> {
-        self.members.iter().filter(|m| m.condition != Condition::Ready || m.url.is_none()).collect()
+        self.members
+            .iter()
+            .filter(|m| m.condition != Condition::Ready || m.url.is_none())
+            .collect()
     }
 
     pub fn last_started(&self) -> Instant {

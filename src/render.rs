@@ -43,7 +43,9 @@ pub fn file_name(app: &str) -> String {
 
 /// The app a file name belongs to, if pointsman owns that name.
 pub fn app_of_file(name: &str) -> Option<&str> {
-    name.strip_prefix(FILE_PREFIX)?.strip_suffix(FILE_SUFFIX).filter(|a| crate::labels::is_dns_label(a))
+    name.strip_prefix(FILE_PREFIX)?
+        .strip_suffix(FILE_SUFFIX)
+        .filter(|a| crate::labels::is_dns_label(a))
 }
 
 /// Every file pointsman wants in the directory, by file name.
@@ -65,8 +67,16 @@ pub fn render_app(app: &App, roles: &Resolved, settings: &Settings) -> Vec<u8> {
     let mut routers = serde_json::Map::new();
     let mut services = serde_json::Map::new();
 
-    let stable_servers = roles.stable.as_ref().and_then(|s| app.slots.get(s)).map(|s| s.servers()).unwrap_or_default();
-    routers.insert(name.clone(), json!({ "rule": rule, "entryPoints": entrypoints, "service": name }));
+    let stable_servers = roles
+        .stable
+        .as_ref()
+        .and_then(|s| app.slots.get(s))
+        .map(|s| s.servers())
+        .unwrap_or_default();
+    routers.insert(
+        name.clone(),
+        json!({ "rule": rule, "entryPoints": entrypoints, "service": name }),
+    );
     services.insert(name.clone(), load_balancer(&stable_servers));
 
     for slot in app.slots.values().filter(|s| s.is_routable()) {
@@ -82,7 +92,12 @@ pub fn render_app(app: &App, roles: &Resolved, settings: &Settings) -> Vec<u8> {
         services.insert(service, load_balancer(&slot.servers()));
     }
 
-    if let Some(candidate) = roles.candidate.as_ref().and_then(|c| app.slots.get(c)).filter(|s| s.is_routable()) {
+    if let Some(candidate) = roles
+        .candidate
+        .as_ref()
+        .and_then(|c| app.slots.get(c))
+        .filter(|s| s.is_routable())
+    {
         let service = slot_service(name, &candidate.name);
         routers.insert(
             format!("{name}-candidate"),

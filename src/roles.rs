@@ -30,9 +30,13 @@ pub enum Refusal {
     NoCandidate { app: String, label: String },
     #[error("app {app}: slot {slot} is not ready: {details}; wait for it, fix it, or pass --force")]
     NotReady { app: String, slot: String, details: String },
-    #[error("app {app}: there is no previous stable slot to roll back to; use `pointsman relabel {app}/SLOT version=stable`")]
+    #[error(
+        "app {app}: there is no previous stable slot to roll back to; use `pointsman relabel {app}/SLOT version=stable`"
+    )]
     NoPrevious { app: String },
-    #[error("app {app}: previous slot {slot} has no routable container; start it first or pick another slot with `pointsman relabel`")]
+    #[error(
+        "app {app}: previous slot {slot} has no routable container; start it first or pick another slot with `pointsman relabel`"
+    )]
     PreviousNotRoutable { app: String, slot: String },
 }
 
@@ -62,7 +66,8 @@ pub fn seed(state: &mut State, fleet: &Fleet, now: Instant, by: Actor) -> Seedin
                 if roles.pinned.as_ref() == Some(&slot.name) {
                     roles.pinned = None;
                 }
-                out.transitions.push(transition(now, &app.name, Action::Seed, None, &slot.name, by));
+                out.transitions
+                    .push(transition(now, &app.name, Action::Seed, None, &slot.name, by));
             }
         }
         if let Some(stable) = roles.stable.clone() {
@@ -93,21 +98,38 @@ pub fn find_target(fleet: &Fleet, target: &str) -> Result<Target, Refusal> {
     if let Some((app, slot)) = target.split_once('/').filter(|_| !target.starts_with('/')) {
         let a = app_of(fleet, app)?;
         if !a.slots.contains_key(slot) {
-            return Err(Refusal::UnknownSlot { app: app.into(), slot: slot.into(), known: known_slots(a) });
+            return Err(Refusal::UnknownSlot {
+                app: app.into(),
+                slot: slot.into(),
+                known: known_slots(a),
+            });
         }
-        return Ok(Target { app: app.into(), slot: slot.into() });
+        return Ok(Target {
+            app: app.into(),
+            slot: slot.into(),
+        });
     }
     let name = target.strip_prefix('/').unwrap_or(target);
     let members = || fleet.apps.values().flat_map(|a| a.members());
     if let Some(m) = members().find(|m| m.name == name) {
-        return Ok(Target { app: m.app.clone(), slot: m.slot.clone() });
+        return Ok(Target {
+            app: m.app.clone(),
+            slot: m.slot.clone(),
+        });
     }
     if let Some(e) = fleet.errors.iter().find(|e| e.container == name) {
         return Err(Refusal::BadContainer(e.clone()));
     }
-    let by_id: Vec<_> = if name.len() >= 4 { members().filter(|m| m.id.starts_with(name)).collect() } else { vec![] };
+    let by_id: Vec<_> = if name.len() >= 4 {
+        members().filter(|m| m.id.starts_with(name)).collect()
+    } else {
+        vec![]
+    };
     match by_id.as_slice() {
-        [m] => Ok(Target { app: m.app.clone(), slot: m.slot.clone() }),
+        [m] => Ok(Target {
+            app: m.app.clone(),
+            slot: m.slot.clone(),
+        }),
         [] => Err(Refusal::UnknownContainer { target: target.into() }),
         many => Err(Refusal::AmbiguousContainer {
             target: target.into(),
@@ -118,13 +140,7 @@ pub fn find_target(fleet: &Fleet, target: &str) -> Result<Target, Refusal> {
 
 /// Makes `target` the stable slot; the former stable slot is remembered as `previous`.
 /// `Ok(None)`: it already was.
-pub fn make_stable(
-    state: &mut State,
-    target: &Target,
-    action: Action,
-    by: Actor,
-    now: Instant,
-) -> Option<Transition> {
+pub fn make_stable(state: &mut State, target: &Target, action: Action, by: Actor, now: Instant) -> Option<Transition> {
     let roles = state.apps.entry(target.app.clone()).or_default();
     if roles.stable.as_ref() == Some(&target.slot) {
         return None;
@@ -145,7 +161,10 @@ pub fn make_stable(
 pub fn pin(state: &mut State, target: &Target, by: Actor, now: Instant) -> Result<Option<Transition>, Refusal> {
     let roles = state.apps.entry(target.app.clone()).or_default();
     if roles.stable.as_ref() == Some(&target.slot) {
-        return Err(Refusal::DemoteStable { app: target.app.clone(), slot: target.slot.clone() });
+        return Err(Refusal::DemoteStable {
+            app: target.app.clone(),
+            slot: target.slot.clone(),
+        });
     }
     if roles.pinned.as_ref() == Some(&target.slot) {
         return Ok(None);
@@ -170,7 +189,10 @@ pub fn promote(
     let a = app_of(fleet, app)?;
     let resolved = a.resolve(&state.roles(app));
     let Some(slot_name) = resolved.candidate else {
-        return Err(Refusal::NoCandidate { app: app.into(), label: format!("{label_hint}={app}") });
+        return Err(Refusal::NoCandidate {
+            app: app.into(),
+            label: format!("{label_hint}={app}"),
+        });
     };
     let slot = &a.slots[&slot_name];
     let blockers = slot.not_ready();
@@ -184,9 +206,16 @@ pub fn promote(
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        return Err(Refusal::NotReady { app: app.into(), slot: slot_name, details });
+        return Err(Refusal::NotReady {
+            app: app.into(),
+            slot: slot_name,
+            details,
+        });
     }
-    let target = Target { app: app.into(), slot: slot_name };
+    let target = Target {
+        app: app.into(),
+        slot: slot_name,
+    };
     Ok(make_stable(state, &target, Action::Promote, by, now).expect("the candidate is never the stable slot"))
 }
 
@@ -198,9 +227,15 @@ pub fn rollback(state: &mut State, fleet: &Fleet, app: &str, by: Actor, now: Ins
         return Err(Refusal::NoPrevious { app: app.into() });
     };
     if !a.slots.get(&previous).is_some_and(|s| s.is_routable()) {
-        return Err(Refusal::PreviousNotRoutable { app: app.into(), slot: previous });
+        return Err(Refusal::PreviousNotRoutable {
+            app: app.into(),
+            slot: previous,
+        });
     }
-    let target = Target { app: app.into(), slot: previous };
+    let target = Target {
+        app: app.into(),
+        slot: previous,
+    };
     Ok(make_stable(state, &target, Action::Rollback, by, now).expect("previous is not the stable slot"))
 }
 
@@ -226,17 +261,30 @@ pub fn unknown_app(fleet: &Fleet, app: &str) -> Refusal {
         known: if fleet.apps.is_empty() {
             String::new()
         } else {
-            format!(" (known apps: {})", fleet.apps.keys().cloned().collect::<Vec<_>>().join(", "))
+            format!(
+                " (known apps: {})",
+                fleet.apps.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
         },
     }
 }
 
 fn known_slots(a: &App) -> String {
-    format!(" (its slots: {})", a.slots.keys().cloned().collect::<Vec<_>>().join(", "))
+    format!(
+        " (its slots: {})",
+        a.slots.keys().cloned().collect::<Vec<_>>().join(", ")
+    )
 }
 
 fn transition(now: Instant, app: &str, action: Action, from: Option<String>, to: &str, by: Actor) -> Transition {
-    Transition { at: now.to_rfc3339(), app: app.into(), action, from, to: to.into(), by }
+    Transition {
+        at: now.to_rfc3339(),
+        app: app.into(),
+        action,
+        from,
+        to: to.into(),
+        by,
+    }
 }
 
 #[cfg(test)]
@@ -250,14 +298,25 @@ mod tests {
 
     fn container(name: &str) -> Builder {
         let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
-        let mut c = Container { id: format!("{hex:f<64}"), name: format!("/{name}"), ..Default::default() };
+        let mut c = Container {
+            id: format!("{hex:f<64}"),
+            name: format!("/{name}"),
+            ..Default::default()
+        };
         c.created = "2026-11-26T05:00:00Z".into();
         c.state.running = true;
         c.state.status = "running".into();
         c.state.started_at = "2026-11-26T05:00:01Z".into();
         c.config.exposed_ports = Some([("80/tcp".to_string(), serde_json::json!({}))].into());
-        c.network_settings.networks =
-            Some([("net".to_string(), Endpoint { ip_address: format!("10.0.0.{}", name.len()) })].into());
+        c.network_settings.networks = Some(
+            [(
+                "net".to_string(),
+                Endpoint {
+                    ip_address: format!("10.0.0.{}", name.len()),
+                },
+            )]
+            .into(),
+        );
         let mut b = Builder(c);
         b = b.label("app", "web").label("host", "web.example.com");
         b
@@ -265,7 +324,11 @@ mod tests {
 
     impl Builder {
         fn label(mut self, key: &str, value: &str) -> Builder {
-            self.0.config.labels.get_or_insert_default().insert(format!("pointsman.{key}"), value.into());
+            self.0
+                .config
+                .labels
+                .get_or_insert_default()
+                .insert(format!("pointsman.{key}"), value.into());
             self
         }
         fn slot(self, slot: &str) -> Builder {
@@ -325,7 +388,10 @@ mod tests {
     #[test]
     fn once_an_app_has_a_stable_slot_labels_change_nothing() {
         let (mut s, _) = seeded(vec![container("web-blue-1").slot("blue").stable()]);
-        let f = fleet(vec![container("web-blue-1").slot("blue").stable(), container("web-green-1").slot("green").stable()]);
+        let f = fleet(vec![
+            container("web-blue-1").slot("blue").stable(),
+            container("web-green-1").slot("green").stable(),
+        ]);
         let out = seed(&mut s, &f, Instant(0), Actor::Controller);
         assert!(out.transitions.is_empty());
         assert_eq!(s.roles("web").stable.as_deref(), Some("blue"));
@@ -350,7 +416,10 @@ mod tests {
         ]);
         let err = promote(&mut s, &f, "web", "pointsman.app", false, Actor::Cli, Instant(1)).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("slot green") && msg.contains("web-green-2 is still starting") && msg.contains("--force"), "{msg}");
+        assert!(
+            msg.contains("slot green") && msg.contains("web-green-2 is still starting") && msg.contains("--force"),
+            "{msg}"
+        );
         assert_eq!(s.roles("web").stable.as_deref(), Some("blue"));
         let t = promote(&mut s, &f, "web", "pointsman.app", true, Actor::Cli, Instant(1)).unwrap();
         assert_eq!((t.from.as_deref(), t.to.as_str()), (Some("blue"), "green"));
@@ -367,40 +436,92 @@ mod tests {
             ]
         };
         let (mut s, f) = seeded(cs());
-        assert_eq!(promote(&mut s, &f, "web", "", false, Actor::Cli, Instant(1)).unwrap().to, "new");
+        assert_eq!(
+            promote(&mut s, &f, "web", "", false, Actor::Cli, Instant(1))
+                .unwrap()
+                .to,
+            "new"
+        );
         let (mut s, f) = seeded(cs());
-        pin(&mut s, &Target { app: "web".into(), slot: "old".into() }, Actor::Cli, Instant(1)).unwrap();
-        assert_eq!(promote(&mut s, &f, "web", "", false, Actor::Cli, Instant(1)).unwrap().to, "old");
+        pin(
+            &mut s,
+            &Target {
+                app: "web".into(),
+                slot: "old".into(),
+            },
+            Actor::Cli,
+            Instant(1),
+        )
+        .unwrap();
+        assert_eq!(
+            promote(&mut s, &f, "web", "", false, Actor::Cli, Instant(1))
+                .unwrap()
+                .to,
+            "old"
+        );
     }
 
     #[test]
     fn the_stable_slot_cannot_be_pinned_as_candidate() {
         let (mut s, _) = seeded(vec![container("web-blue-1").slot("blue").stable()]);
-        let err = pin(&mut s, &Target { app: "web".into(), slot: "blue".into() }, Actor::Cli, Instant(1)).unwrap_err();
+        let err = pin(
+            &mut s,
+            &Target {
+                app: "web".into(),
+                slot: "blue".into(),
+            },
+            Actor::Cli,
+            Instant(1),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("promote web"), "names the next step: {err}");
     }
 
     #[test]
     fn rollback_needs_a_previous_slot_with_a_routable_container() {
-        let (mut s, f) = seeded(vec![container("web-blue-1").slot("blue").stable(), container("web-green-1").slot("green")]);
-        assert!(matches!(rollback(&mut s, &f, "web", Actor::Cli, Instant(1)), Err(Refusal::NoPrevious { .. })));
+        let (mut s, f) = seeded(vec![
+            container("web-blue-1").slot("blue").stable(),
+            container("web-green-1").slot("green"),
+        ]);
+        assert!(matches!(
+            rollback(&mut s, &f, "web", Actor::Cli, Instant(1)),
+            Err(Refusal::NoPrevious { .. })
+        ));
         promote(&mut s, &f, "web", "", false, Actor::Cli, Instant(1)).unwrap();
-        let down = fleet(vec![container("web-blue-1").slot("blue").stable().stopped(), container("web-green-1").slot("green")]);
-        assert!(matches!(rollback(&mut s, &down, "web", Actor::Cli, Instant(2)), Err(Refusal::PreviousNotRoutable { .. })));
+        let down = fleet(vec![
+            container("web-blue-1").slot("blue").stable().stopped(),
+            container("web-green-1").slot("green"),
+        ]);
+        assert!(matches!(
+            rollback(&mut s, &down, "web", Actor::Cli, Instant(2)),
+            Err(Refusal::PreviousNotRoutable { .. })
+        ));
         assert_eq!(rollback(&mut s, &f, "web", Actor::Cli, Instant(2)).unwrap().to, "blue");
     }
 
     #[test]
     fn targets_resolve_by_name_id_prefix_or_app_slot() {
-        let f = fleet(vec![container("web-blue-1").slot("blue"), container("web-green-1").slot("green")]);
-        let want = Target { app: "web".into(), slot: "green".into() };
+        let f = fleet(vec![
+            container("web-blue-1").slot("blue"),
+            container("web-green-1").slot("green"),
+        ]);
+        let want = Target {
+            app: "web".into(),
+            slot: "green".into(),
+        };
         assert_eq!(find_target(&f, "web-green-1").unwrap(), want);
         assert_eq!(find_target(&f, "/web-green-1").unwrap(), want);
         assert_eq!(find_target(&f, "web/green").unwrap(), want);
         let id = f.apps["web"].slots["green"].members[0].id.clone();
         assert_eq!(find_target(&f, &id[..20]).unwrap(), want);
-        assert!(matches!(find_target(&f, &id[..8]), Err(Refusal::AmbiguousContainer { .. })), "web- is shared");
-        assert!(matches!(find_target(&f, "web/purple"), Err(Refusal::UnknownSlot { .. })));
+        assert!(
+            matches!(find_target(&f, &id[..8]), Err(Refusal::AmbiguousContainer { .. })),
+            "web- is shared"
+        );
+        assert!(matches!(
+            find_target(&f, "web/purple"),
+            Err(Refusal::UnknownSlot { .. })
+        ));
         assert!(matches!(find_target(&f, "nope"), Err(Refusal::UnknownContainer { .. })));
         assert!(matches!(find_target(&f, "shop/blue"), Err(Refusal::UnknownApp { .. })));
     }
@@ -410,7 +531,16 @@ mod tests {
         let mut s = State::default();
         for i in 0..1500 {
             let slot = if i % 2 == 0 { "a" } else { "b" };
-            make_stable(&mut s, &Target { app: "web".into(), slot: slot.into() }, Action::Relabel, Actor::Cli, Instant(i));
+            make_stable(
+                &mut s,
+                &Target {
+                    app: "web".into(),
+                    slot: slot.into(),
+                },
+                Action::Relabel,
+                Actor::Cli,
+                Instant(i),
+            );
         }
         assert_eq!(s.history.len(), crate::state::HISTORY_LIMIT);
         assert_eq!(s.history.back().unwrap().to, "b");

@@ -252,13 +252,8 @@ pub enum RuleError {
     Newline { column: usize },
     #[error("rule contains control character U+{code:04X} at column {column}")]
     ControlCharacter { column: usize, code: u32 },
-    #[error(
-        "rule contains `{delimiter}` at column {column}: Traefik evaluates dynamic config as a Go template"
-    )]
-    TemplateDelimiter {
-        column: usize,
-        delimiter: &'static str,
-    },
+    #[error("rule contains `{delimiter}` at column {column}: Traefik evaluates dynamic config as a Go template")]
+    TemplateDelimiter { column: usize, delimiter: &'static str },
     #[error("unexpected character `{found}` at column {column}{hint}")]
     UnexpectedCharacter {
         column: usize,
@@ -277,10 +272,7 @@ pub enum RuleError {
     #[error("unbalanced parenthesis at column {column}")]
     UnbalancedParenthesis { column: usize },
     #[error("missing operand after `{operator}` at column {column}")]
-    MissingOperand {
-        column: usize,
-        operator: &'static str,
-    },
+    MissingOperand { column: usize, operator: &'static str },
     #[error("expected {expected} at column {column}, found {found}")]
     UnexpectedToken {
         column: usize,
@@ -293,16 +285,9 @@ pub enum RuleError {
         name: String,
         suggestion: Option<&'static str>,
     },
-    #[error(
-        "{matcher} at column {column} must be followed by its arguments, e.g. {matcher}(`...`)"
-    )]
-    MissingArguments {
-        column: usize,
-        matcher: &'static str,
-    },
-    #[error(
-        "argument at column {column} must be a quoted string, e.g. Host(`example.com`) or Host(\"example.com\")"
-    )]
+    #[error("{matcher} at column {column} must be followed by its arguments, e.g. {matcher}(`...`)")]
+    MissingArguments { column: usize, matcher: &'static str },
+    #[error("argument at column {column} must be a quoted string, e.g. Host(`example.com`) or Host(\"example.com\")")]
     UnquotedArgument { column: usize },
     #[error("{matcher} takes {expected}, got {got} (matcher at column {column})")]
     WrongArity {
@@ -312,10 +297,7 @@ pub enum RuleError {
         got: usize,
     },
     #[error("{matcher} argument at column {column} is empty; Traefik rejects empty arguments")]
-    EmptyArgument {
-        column: usize,
-        matcher: &'static str,
-    },
+    EmptyArgument { column: usize, matcher: &'static str },
     #[error("invalid {matcher} argument at column {column}: {reason}")]
     InvalidArgument {
         column: usize,
@@ -331,9 +313,7 @@ pub enum RuleError {
 }
 
 fn did_you_mean(suggestion: Option<&'static str>) -> String {
-    suggestion
-        .map(|s| format!(" (did you mean {s}?)"))
-        .unwrap_or_default()
+    suggestion.map(|s| format!(" (did you mean {s}?)")).unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------
@@ -447,10 +427,7 @@ impl MatcherKind {
             let lower = name.to_ascii_lowercase();
             let mut title = lower.clone();
             title[..1].make_ascii_uppercase();
-            spelling == name
-                || spelling == lower
-                || spelling == name.to_ascii_uppercase()
-                || spelling == title
+            spelling == name || spelling == lower || spelling == name.to_ascii_uppercase() || spelling == title
         })
     }
 
@@ -625,18 +602,12 @@ impl Lexer {
                 let hint = match found {
                     '&' => ": did you mean `&&`?",
                     '|' => ": did you mean `||`?",
-                    '\'' => {
-                        ": single quotes are not allowed; quote arguments with backticks or double quotes"
-                    }
+                    '\'' => ": single quotes are not allowed; quote arguments with backticks or double quotes",
                     '/' => ": comments are not allowed in rules",
                     '=' | '<' | '>' => ": rules combine matchers with `&&`, `||` and `!` only",
                     _ => "",
                 };
-                return Err(RuleError::UnexpectedCharacter {
-                    column,
-                    found,
-                    hint,
-                });
+                return Err(RuleError::UnexpectedCharacter { column, found, hint });
             }
         };
         Ok(Token { kind, column })
@@ -655,11 +626,12 @@ impl Lexer {
     /// A Go raw string: everything up to the next backtick, no escapes.
     fn raw_string(&mut self) -> Result<TokenKind, RuleError> {
         let start = self.pos;
-        let end = (start + 1..self.chars.len())
-            .find(|&i| self.chars[i] == '`')
-            .ok_or(RuleError::UnterminatedString {
-                column: self.column(start),
-            })?;
+        let end =
+            (start + 1..self.chars.len())
+                .find(|&i| self.chars[i] == '`')
+                .ok_or(RuleError::UnterminatedString {
+                    column: self.column(start),
+                })?;
         self.pos = end + 1;
         Ok(TokenKind::Str(self.chars[start + 1..end].iter().collect()))
     }
@@ -696,16 +668,9 @@ impl Lexer {
 
     /// Decodes the escape starting at the backslash at `at`, appending its
     /// bytes; returns the index just past it.
-    fn escape(
-        &self,
-        at: usize,
-        string_column: usize,
-        out: &mut Vec<u8>,
-    ) -> Result<usize, RuleError> {
+    fn escape(&self, at: usize, string_column: usize, out: &mut Vec<u8>) -> Result<usize, RuleError> {
         let Some(&kind) = self.chars.get(at + 1) else {
-            return Err(RuleError::UnterminatedString {
-                column: string_column,
-            });
+            return Err(RuleError::UnterminatedString { column: string_column });
         };
         let simple = match kind {
             'a' => Some(0x07),
@@ -734,9 +699,7 @@ impl Lexer {
         for i in first_digit..first_digit + digits {
             match self.chars.get(i) {
                 None => {
-                    return Err(RuleError::UnterminatedString {
-                        column: string_column,
-                    });
+                    return Err(RuleError::UnterminatedString { column: string_column });
                 }
                 Some(d) => match d.to_digit(radix) {
                     Some(v) => value = value * radix + v,
@@ -828,9 +791,7 @@ impl Parser {
         let token = self.next()?;
         match token.kind {
             TokenKind::Eof => Ok(expr),
-            TokenKind::RParen => Err(RuleError::UnbalancedParenthesis {
-                column: token.column,
-            }),
+            TokenKind::RParen => Err(RuleError::UnbalancedParenthesis { column: token.column }),
             other => Err(RuleError::UnexpectedToken {
                 column: token.column,
                 expected: "`&&` or `||`",
@@ -890,9 +851,7 @@ impl Parser {
                 self.enter(token.column)?;
                 match self.peek()?.kind {
                     TokenKind::Eof => {
-                        return Err(RuleError::UnbalancedParenthesis {
-                            column: token.column,
-                        });
+                        return Err(RuleError::UnbalancedParenthesis { column: token.column });
                     }
                     TokenKind::RParen => {
                         let close = self.next()?;
@@ -911,9 +870,7 @@ impl Parser {
                         self.depth -= 1;
                         Ok(inner)
                     }
-                    TokenKind::Eof => Err(RuleError::UnbalancedParenthesis {
-                        column: token.column,
-                    }),
+                    TokenKind::Eof => Err(RuleError::UnbalancedParenthesis { column: token.column }),
                     other => Err(RuleError::UnexpectedToken {
                         column: close.column,
                         expected: "`&&`, `||` or `)`",
@@ -922,9 +879,7 @@ impl Parser {
                 }
             }
             TokenKind::Word(name) => self.parse_matcher(&name, token.column),
-            TokenKind::RParen => Err(RuleError::UnbalancedParenthesis {
-                column: token.column,
-            }),
+            TokenKind::RParen => Err(RuleError::UnbalancedParenthesis { column: token.column }),
             other => Err(RuleError::UnexpectedToken {
                 column: token.column,
                 expected: "a matcher such as Host(`example.com`), `!` or `(`",
@@ -937,11 +892,9 @@ impl Parser {
     /// points at the dangling operator rather than at what follows it.
     fn expect_operand(&mut self, operator: &'static str, column: usize) -> Result<(), RuleError> {
         match self.peek()?.kind {
-            TokenKind::Eof
-            | TokenKind::RParen
-            | TokenKind::And
-            | TokenKind::Or
-            | TokenKind::Comma => Err(RuleError::MissingOperand { column, operator }),
+            TokenKind::Eof | TokenKind::RParen | TokenKind::And | TokenKind::Or | TokenKind::Comma => {
+                Err(RuleError::MissingOperand { column, operator })
+            }
             _ => Ok(()),
         }
     }
@@ -949,10 +902,7 @@ impl Parser {
     fn enter(&mut self, column: usize) -> Result<(), RuleError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(RuleError::TooDeep {
-                column,
-                max: MAX_DEPTH,
-            });
+            return Err(RuleError::TooDeep { column, max: MAX_DEPTH });
         }
         Ok(())
     }
@@ -982,9 +932,7 @@ impl Parser {
                         TokenKind::Comma => {} // another argument, or `)` after a trailing comma
                         TokenKind::RParen => break,
                         TokenKind::Eof => {
-                            return Err(RuleError::UnbalancedParenthesis {
-                                column: open.column,
-                            });
+                            return Err(RuleError::UnbalancedParenthesis { column: open.column });
                         }
                         other => {
                             return Err(RuleError::UnexpectedToken {
@@ -996,14 +944,10 @@ impl Parser {
                     }
                 }
                 TokenKind::Word(_) => {
-                    return Err(RuleError::UnquotedArgument {
-                        column: token.column,
-                    });
+                    return Err(RuleError::UnquotedArgument { column: token.column });
                 }
                 TokenKind::Eof => {
-                    return Err(RuleError::UnbalancedParenthesis {
-                        column: open.column,
-                    });
+                    return Err(RuleError::UnbalancedParenthesis { column: open.column });
                 }
                 other => {
                     return Err(RuleError::UnexpectedToken {
@@ -1029,11 +973,7 @@ impl Parser {
 /// The checks Traefik makes when it builds the matcher: arity
 /// (`expectNParameters`), no empty argument (`rules.CheckRule`), then the
 /// matcher's own checks in `pkg/muxer/http/matcher.go`.
-fn validate_matcher(
-    kind: MatcherKind,
-    args: &[(String, usize)],
-    column: usize,
-) -> Result<(), RuleError> {
+fn validate_matcher(kind: MatcherKind, args: &[(String, usize)], column: usize) -> Result<(), RuleError> {
     let (min, max) = kind.arity();
     if args.len() < min || args.len() > max {
         return Err(RuleError::WrongArity {
@@ -1075,10 +1015,7 @@ fn ascii_only(value: &str) -> Result<(), String> {
     if value.is_ascii() {
         Ok(())
     } else {
-        Err(
-            "non-ASCII characters are not allowed; use the punycode (xn--) form of the name"
-                .to_owned(),
-        )
+        Err("non-ASCII characters are not allowed; use the punycode (xn--) form of the name".to_owned())
     }
 }
 
@@ -1112,11 +1049,7 @@ fn ip_or_cidr(value: &str) -> Result<(), String> {
     if value.parse::<IpAddr>().is_ok() {
         return Ok(());
     }
-    let invalid = || {
-        Err(format!(
-            "`{value}` is neither an IP address nor a CIDR block"
-        ))
-    };
+    let invalid = || Err(format!("`{value}` is neither an IP address nor a CIDR block"));
     let Some((address, bits)) = value.split_once('/') else {
         return invalid();
     };
@@ -1146,9 +1079,7 @@ fn check_host_name(host: &str) -> Result<(), String> {
         return Err(match c {
             c if c.is_whitespace() => "contains whitespace".to_owned(),
             '`' | '"' | '\'' => "contains a quote character".to_owned(),
-            c if !c.is_ascii() => {
-                "contains non-ASCII characters; use the punycode (xn--) form".to_owned()
-            }
+            c if !c.is_ascii() => "contains non-ASCII characters; use the punycode (xn--) form".to_owned(),
             c => format!("contains `{c}`, which is not allowed in a DNS name"),
         });
     }
@@ -1191,9 +1122,8 @@ mod re2 {
 
     /// Unicode general categories, as in Go's `unicode.Categories`.
     const CATEGORIES: &[&str] = &[
-        "C", "Cc", "Cf", "Co", "Cs", "L", "Ll", "Lm", "Lo", "Lt", "Lu", "M", "Mc", "Me", "Mn", "N",
-        "Nd", "Nl", "No", "P", "Pc", "Pd", "Pe", "Pf", "Pi", "Po", "Ps", "S", "Sc", "Sk", "Sm",
-        "So", "Z", "Zl", "Zp", "Zs",
+        "C", "Cc", "Cf", "Co", "Cs", "L", "Ll", "Lm", "Lo", "Lt", "Lu", "M", "Mc", "Me", "Mn", "N", "Nd", "Nl", "No",
+        "P", "Pc", "Pd", "Pe", "Pf", "Pi", "Po", "Ps", "S", "Sc", "Sk", "Sm", "So", "Z", "Zl", "Zp", "Zs",
     ];
 
     /// Unicode 13 scripts, as in Go's `unicode.Scripts` since Go 1.16.
@@ -1226,8 +1156,8 @@ mod re2 {
 
     /// POSIX class names usable inside brackets, `[[:alpha:]]` or `[[:^alpha:]]`.
     const POSIX: &[&str] = &[
-        "alnum", "alpha", "ascii", "blank", "cntrl", "digit", "graph", "lower", "print", "punct",
-        "space", "upper", "word", "xdigit",
+        "alnum", "alpha", "ascii", "blank", "cntrl", "digit", "graph", "lower", "print", "punct", "space", "upper",
+        "word", "xdigit",
     ];
 
     pub(super) fn check(pattern: &str) -> Result<(), String> {
@@ -1347,17 +1277,11 @@ mod re2 {
                 // which every Traefik v3 release is built with.
                 let name_start = start + if starts_with_p { 4 } else { 3 };
                 let Some(end) = (start..self.s.len()).find(|&k| self.s[k] == '>') else {
-                    return Err(format!(
-                        "invalid named capture `{}`",
-                        self.snippet(start, self.s.len())
-                    ));
+                    return Err(format!("invalid named capture `{}`", self.snippet(start, self.s.len())));
                 };
                 let name = self.s.get(name_start..end).unwrap_or_default();
                 if name.is_empty() || !name.iter().all(|c| c.is_ascii_alphanumeric() || *c == '_') {
-                    return Err(format!(
-                        "invalid named capture `{}`",
-                        self.snippet(start, end + 1)
-                    ));
+                    return Err(format!("invalid named capture `{}`", self.snippet(start, end + 1)));
                 }
                 self.i = end + 1;
                 return self.push_group();
@@ -1389,9 +1313,7 @@ mod re2 {
 
         fn push_group(&mut self) -> Result<(), String> {
             if self.groups.len() > MAX_GROUP_DEPTH {
-                return Err(format!(
-                    "groups are nested more than {MAX_GROUP_DEPTH} deep"
-                ));
+                return Err(format!("groups are nested more than {MAX_GROUP_DEPTH} deep"));
             }
             self.groups.push(Group {
                 last: None,
@@ -1437,11 +1359,7 @@ mod re2 {
                 Some((_, 0)) => 1,
                 Some((min, max)) => {
                     let m = u32::try_from(if max < 0 { min } else { max }).unwrap_or(u32::MAX);
-                    if m == 0 {
-                        inner
-                    } else {
-                        m.saturating_mul(inner)
-                    }
+                    if m == 0 { inner } else { m.saturating_mul(inner) }
                 }
             };
             if weight > MAX_REPEAT {
@@ -1506,11 +1424,7 @@ mod re2 {
             let mut n: i64 = 0;
             while let Some(d) = self.s.get(k).and_then(|c| c.to_digit(10)) {
                 if n >= 0 {
-                    n = if n >= 100_000_000 {
-                        -1
-                    } else {
-                        n * 10 + i64::from(d)
-                    };
+                    n = if n >= 100_000_000 { -1 } else { n * 10 + i64::from(d) };
                 }
                 k += 1;
             }
@@ -1528,8 +1442,7 @@ mod re2 {
                 Some('Q') => {
                     // \Q...\E: everything up to \E (or the end) is literal.
                     let body = start + 2;
-                    let end = (body..self.s.len())
-                        .find(|&k| self.s[k] == '\\' && self.s.get(k + 1) == Some(&'E'));
+                    let end = (body..self.s.len()).find(|&k| self.s[k] == '\\' && self.s.get(k + 1) == Some(&'E'));
                     self.i = end.map_or(self.s.len(), |k| k + 2);
                     if end.unwrap_or(self.s.len()) > body {
                         self.item(1);
@@ -1583,12 +1496,8 @@ mod re2 {
                 return Err("trailing backslash at end of expression".to_owned());
             };
             let mut k = start + 2;
-            let invalid = |this: &Self, end: usize| {
-                Err(format!(
-                    "invalid escape sequence `{}`",
-                    this.snippet(start, end)
-                ))
-            };
+            let invalid =
+                |this: &Self, end: usize| Err(format!("invalid escape sequence `{}`", this.snippet(start, end)));
             let is_octal = |c: Option<&char>| c.is_some_and(|c| ('0'..='7').contains(c));
             let value = match c {
                 // A lone \1-\7 would be a backreference, which RE2 lacks.
@@ -1662,12 +1571,7 @@ mod re2 {
         /// A bracketed class at `self.i`, Go's parseClass.
         fn class(&mut self) -> Result<(), String> {
             let start = self.i;
-            let missing = |this: &Self| {
-                Err(format!(
-                    "missing closing ] in `{}`",
-                    this.snippet(start, this.s.len())
-                ))
-            };
+            let missing = |this: &Self| Err(format!("missing closing ] in `{}`", this.snippet(start, this.s.len())));
             let mut k = start + 1;
             if self.s.get(k) == Some(&'^') {
                 k += 1;
@@ -1685,8 +1589,8 @@ mod re2 {
                 let next = self.s.get(k + 1).copied();
                 // [:alpha:]. Like Go, look for ":]" anywhere further on.
                 if c == '[' && next == Some(':') && k + 2 < self.s.len() {
-                    let close = (k + 2..self.s.len().saturating_sub(1))
-                        .find(|&j| self.s[j] == ':' && self.s[j + 1] == ']');
+                    let close =
+                        (k + 2..self.s.len().saturating_sub(1)).find(|&j| self.s[j] == ':' && self.s[j + 1] == ']');
                     if let Some(close) = close {
                         let name = self.snippet(k + 2, close);
                         let bare = name.strip_prefix('^').unwrap_or(&name);
@@ -1765,10 +1669,7 @@ mod tests {
             "((Host(`a.com`)) || (Host(`b.com`) && !(Path(`/x`) || Path(`/y`))))",
             None,
         ),
-        (
-            r"HeaderRegexp(`Cookie`, `(^|;\s*)pointsman-web=candidate(;|$)`)",
-            None,
-        ),
+        (r"HeaderRegexp(`Cookie`, `(^|;\s*)pointsman-web=candidate(;|$)`)", None),
         (r#"Host("a.com") || (Host("b.com") && Path("/css"))"#, None),
         (r#"PathPrefix("/caf\u00e9") && Path("/a\tb\x41\101")"#, None),
         ("Host(`a.com`) || Host(`b.com`) || Host(`c.com`)", None),
@@ -1776,19 +1677,13 @@ mod tests {
             "host(`a.com`) && HOST(`b.com`) || Pathprefix(`/x`) || PATHPREFIX(`/y`) || pathprefix(`/z`)",
             None,
         ),
-        (
-            "Method(`GET`) || method(`post`) || Method(`M-SEARCH`)",
-            None,
-        ),
+        ("Method(`GET`) || method(`post`) || Method(`M-SEARCH`)", None),
         (
             "Header(`X-Env`, `blue`) && HeaderRegexp(`X-Env`, `^(blue|green)$`)",
             None,
         ),
         ("Query(`debug`) || Query(`mode`, `dark`)", None),
-        (
-            "QueryRegexp(`mode`) || QueryRegexp(`mode`, `^d[a-z]+$`)",
-            None,
-        ),
+        ("QueryRegexp(`mode`) || QueryRegexp(`mode`, `^d[a-z]+$`)", None),
         (
             "ClientIP(`10.0.0.0/8`) || ClientIP(`::1`) || ClientIP(`2001:db8::/32`) || ClientIP(`192.168.1.1`)",
             None,
@@ -1811,27 +1706,15 @@ mod tests {
         // --- refused ---------------------------------------------------------
         ("", Some("rule is empty")),
         (" \t\n ", Some("rule is empty")),
-        (
-            "Host(`a`) ||",
-            Some("missing operand after `||` at column 11"),
-        ),
-        (
-            "Host(`a`) &&",
-            Some("missing operand after `&&` at column 11"),
-        ),
+        ("Host(`a`) ||", Some("missing operand after `||` at column 11")),
+        ("Host(`a`) &&", Some("missing operand after `&&` at column 11")),
         (
             "Host(`a`) && && Path(`/`)",
             Some("missing operand after `&&` at column 11"),
         ),
         ("!", Some("missing operand after `!` at column 1")),
-        (
-            "Host(a.com)",
-            Some("argument at column 6 must be a quoted string"),
-        ),
-        (
-            "Host(123)",
-            Some("argument at column 6 must be a quoted string"),
-        ),
+        ("Host(a.com)", Some("argument at column 6 must be a quoted string")),
+        ("Host(123)", Some("argument at column 6 must be a quoted string")),
         (
             "Hots(`a`)",
             Some("unknown matcher `Hots` at column 1 (did you mean Host?)"),
@@ -1842,44 +1725,20 @@ mod tests {
         ),
         ("Headers(`a`, `b`)", Some("(did you mean Header?)")),
         ("Foo(`a`)", Some("unknown matcher `Foo` at column 1")),
-        (
-            "Host(`a`, `b`)",
-            Some("Host takes exactly 1 argument, got 2"),
-        ),
+        ("Host(`a`, `b`)", Some("Host takes exactly 1 argument, got 2")),
         ("Host()", Some("Host takes exactly 1 argument, got 0")),
-        (
-            "Header(`X-Env`)",
-            Some("Header takes exactly 2 arguments, got 1"),
-        ),
-        (
-            "Query(`a`, `b`, `c`)",
-            Some("Query takes 1 or 2 arguments, got 3"),
-        ),
+        ("Header(`X-Env`)", Some("Header takes exactly 2 arguments, got 1")),
+        ("Query(`a`, `b`, `c`)", Some("Query takes 1 or 2 arguments, got 3")),
         ("Host(``)", Some("Host argument at column 6 is empty")),
-        (
-            "Query(`a`, ``)",
-            Some("Query argument at column 12 is empty"),
-        ),
+        ("Query(`a`, ``)", Some("Query argument at column 12 is empty")),
         ("Host('a.com')", Some("single quotes are not allowed")),
         ("Host(`a.com`", Some("unbalanced parenthesis at column 5")),
         ("(Host(`a.com`)", Some("unbalanced parenthesis at column 1")),
-        (
-            "Host(`a.com`))",
-            Some("unbalanced parenthesis at column 14"),
-        ),
+        ("Host(`a.com`))", Some("unbalanced parenthesis at column 14")),
         (")", Some("unbalanced parenthesis at column 1")),
-        (
-            "Host(`a.com)",
-            Some("unterminated string starting at column 6"),
-        ),
-        (
-            r#"Host("a.com)"#,
-            Some("unterminated string starting at column 6"),
-        ),
-        (
-            r#"Host("a.com\")"#,
-            Some("unterminated string starting at column 6"),
-        ),
+        ("Host(`a.com)", Some("unterminated string starting at column 6")),
+        (r#"Host("a.com)"#, Some("unterminated string starting at column 6")),
+        (r#"Host("a.com\")"#, Some("unterminated string starting at column 6")),
         (
             "Host(`a`) & Path(`/`)",
             Some("unexpected character `&` at column 11: did you mean `&&`?"),
@@ -1889,10 +1748,7 @@ mod tests {
             "Host(`a`) Path(`/`)",
             Some("expected `&&` or `||` at column 11, found `Path`"),
         ),
-        (
-            "Host(`a`)(`b`)",
-            Some("expected `&&` or `||` at column 10, found `(`"),
-        ),
+        ("Host(`a`)(`b`)", Some("expected `&&` or `||` at column 10, found `(`")),
         (
             "Path(`/a` `b`)",
             Some("expected `,` or `)` at column 11, found a quoted string"),
@@ -1901,10 +1757,7 @@ mod tests {
             "Host(,)",
             Some("expected a quoted string argument at column 6, found `,`"),
         ),
-        (
-            "Host(`a`,,)",
-            Some("expected a quoted string argument at column 10"),
-        ),
+        ("Host(`a`,,)", Some("expected a quoted string argument at column 10")),
         (
             "Host(`a`) && ()",
             Some("expected a matcher inside the parentheses at column 15"),
@@ -1914,27 +1767,15 @@ mod tests {
             Some("expected a matcher such as Host(`example.com`), `!` or `(` at column 1"),
         ),
         ("`a.com`", Some("found a quoted string")),
-        (
-            "Host",
-            Some("Host at column 1 must be followed by its arguments"),
-        ),
-        (
-            "Host(`a`) == Host(`b`)",
-            Some("unexpected character `=` at column 11"),
-        ),
+        ("Host", Some("Host at column 1 must be followed by its arguments")),
+        ("Host(`a`) == Host(`b`)", Some("unexpected character `=` at column 11")),
         ("Host(`a`) // comment", Some("comments are not allowed")),
-        (
-            "Host(`a.com`...)",
-            Some("unexpected character `.` at column 13"),
-        ),
+        ("Host(`a.com`...)", Some("unexpected character `.` at column 13")),
         (
             "Path(`x`)",
             Some("invalid Path argument at column 6: path `x` does not start with `/`"),
         ),
-        (
-            "PathPrefix(`api`)",
-            Some("invalid PathPrefix argument at column 12"),
-        ),
+        ("PathPrefix(`api`)", Some("invalid PathPrefix argument at column 12")),
         (
             "ClientIP(`10.0.0.300`)",
             Some("is neither an IP address nor a CIDR block"),
@@ -1951,14 +1792,8 @@ mod tests {
             "ClientIP(`fe80::1%eth0`)",
             Some("is neither an IP address nor a CIDR block"),
         ),
-        (
-            "Method(`GET POST`)",
-            Some("`GET POST` is not an HTTP method"),
-        ),
-        (
-            "Host(`exämple.com`)",
-            Some("non-ASCII characters are not allowed"),
-        ),
+        ("Method(`GET POST`)", Some("`GET POST` is not an HTTP method")),
+        ("Host(`exämple.com`)", Some("non-ASCII characters are not allowed")),
         (
             r#"Host("ex\u00e4mple.com")"#,
             Some("non-ASCII characters are not allowed"),
@@ -1970,44 +1805,23 @@ mod tests {
             "HeaderRegexp(`X`, `a**`)",
             Some("invalid nested repetition operator `**`"),
         ),
-        (
-            "PathRegexp(`*a`)",
-            Some("missing argument to repetition operator `*`"),
-        ),
+        ("PathRegexp(`*a`)", Some("missing argument to repetition operator `*`")),
         (
             "PathRegexp(`(|+)`)",
             Some("missing argument to repetition operator `+`"),
         ),
         (r"PathRegexp(`\q`)", Some("invalid escape sequence `\\q`")),
-        (
-            r"PathRegexp(`/a\`)",
-            Some("trailing backslash at end of expression"),
-        ),
-        (
-            r"PathRegexp(`(a)\1`)",
-            Some("invalid escape sequence `\\1`"),
-        ),
-        (
-            "PathRegexp(`(?=x)`)",
-            Some("invalid or unsupported Perl syntax `(?=`"),
-        ),
-        (
-            "PathRegexp(`(?P<>x)`)",
-            Some("invalid named capture `(?P<>`"),
-        ),
-        (
-            "PathRegexp(`a{1001}`)",
-            Some("invalid repeat count `{1001}`"),
-        ),
+        (r"PathRegexp(`/a\`)", Some("trailing backslash at end of expression")),
+        (r"PathRegexp(`(a)\1`)", Some("invalid escape sequence `\\1`")),
+        ("PathRegexp(`(?=x)`)", Some("invalid or unsupported Perl syntax `(?=`")),
+        ("PathRegexp(`(?P<>x)`)", Some("invalid named capture `(?P<>`")),
+        ("PathRegexp(`a{1001}`)", Some("invalid repeat count `{1001}`")),
         ("PathRegexp(`a{5,2}`)", Some("invalid repeat count `{5,2}`")),
         (
             "PathRegexp(`(a{100}){100}`)",
             Some("nested repetitions multiply past 1000"),
         ),
-        (
-            "PathRegexp(`[z-a]`)",
-            Some("invalid character class range `z-a`"),
-        ),
+        ("PathRegexp(`[z-a]`)", Some("invalid character class range `z-a`")),
         (
             "PathRegexp(`[[:foo:]]`)",
             Some("invalid character class range `[:foo:]`"),
@@ -2022,9 +1836,7 @@ mod tests {
         ),
         (
             "Host(`{{ .Domain }}`)",
-            Some(
-                "rule contains `{{` at column 7: Traefik evaluates dynamic config as a Go template",
-            ),
+            Some("rule contains `{{` at column 7: Traefik evaluates dynamic config as a Go template"),
         ),
         ("Path(`/a}}`)", Some("rule contains `}}` at column 9")),
         (
@@ -2036,16 +1848,10 @@ mod tests {
             Some("rule contains control character U+0009 at column 14"),
         ),
         ("Path(`/a\u{7f}`)", Some("control character U+007F")),
-        (
-            r#"Path("/a\q")"#,
-            Some("invalid escape sequence `\\q` at column 9"),
-        ),
+        (r#"Path("/a\q")"#, Some("invalid escape sequence `\\q` at column 9")),
         (r#"Path("/a\'")"#, Some("invalid escape sequence `\\'`")),
         (r#"Path("/\400")"#, Some("invalid escape sequence `\\400`")),
-        (
-            r#"Path("/\ud800")"#,
-            Some("invalid escape sequence `\\ud800`"),
-        ),
+        (r#"Path("/\ud800")"#, Some("invalid escape sequence `\\ud800`")),
         (r#"Path("/\xff")"#, Some("decodes to invalid UTF-8")),
         ("Path(`/a`) && 1", Some("unknown matcher `1`")),
     ];
@@ -2082,20 +1888,15 @@ mod tests {
 
     #[test]
     fn string_values_are_decoded() {
-        let rule =
-            Rule::parse(r#"Header("X-A", "a\"b\u00e9\x41\101\\") && Path(`/raw\n`)"#).unwrap();
+        let rule = Rule::parse(r#"Header("X-A", "a\"b\u00e9\x41\101\\") && Path(`/raw\n`)"#).unwrap();
         let mut values = Vec::new();
-        rule.expr
-            .visit(false, &mut |m, _| values.extend(m.args.clone()));
+        rule.expr.visit(false, &mut |m, _| values.extend(m.args.clone()));
         assert_eq!(values, ["X-A", "a\"béAA\\", "/raw\\n"]);
     }
 
     #[test]
     fn hosts_are_lowercased_sorted_and_deduplicated() {
-        let rule = Rule::parse(
-            "Host(`B.com`) || (Host(`a.com`) && !Host(`b.COM`)) || HostRegexp(`c\\.com`)",
-        )
-        .unwrap();
+        let rule = Rule::parse("Host(`B.com`) || (Host(`a.com`) && !Host(`b.COM`)) || HostRegexp(`c\\.com`)").unwrap();
         assert_eq!(rule.hosts(), ["a.com", "b.com"]);
         assert!(Rule::parse("PathPrefix(`/`)").unwrap().hosts().is_empty());
     }
@@ -2117,11 +1918,7 @@ mod tests {
             ("Host(`*.a.com`)", true),
         ];
         for (rule, expected) in cases {
-            assert_eq!(
-                Rule::parse(rule).unwrap().has_host_matcher(),
-                expected,
-                "{rule}"
-            );
+            assert_eq!(Rule::parse(rule).unwrap().has_host_matcher(), expected, "{rule}");
         }
     }
 
@@ -2168,10 +1965,7 @@ mod tests {
             Err(RuleError::TooDeep { .. })
         ));
         let negated = format!("{}Host(`a`)", "!".repeat(MAX_DEPTH + 1));
-        assert!(matches!(
-            Rule::parse(&negated),
-            Err(RuleError::TooDeep { .. })
-        ));
+        assert!(matches!(Rule::parse(&negated), Err(RuleError::TooDeep { .. })));
         // The stack survives hostile input far past the limit, too.
         assert!(Rule::parse(&"(".repeat(MAX_RULE_LEN)).is_err());
         assert!(Rule::parse(&"!".repeat(MAX_RULE_LEN)).is_err());
@@ -2193,15 +1987,10 @@ mod tests {
         assert!(rule.has_host_matcher());
         assert_eq!(from_hosts("a.com").unwrap().as_str(), "Host(`a.com`)");
         assert_eq!(
-            from_hosts(" a.com , B.example-1.com ,A.COM")
-                .unwrap()
-                .as_str(),
+            from_hosts(" a.com , B.example-1.com ,A.COM").unwrap().as_str(),
             "Host(`a.com`) || Host(`B.example-1.com`)"
         );
-        assert_eq!(
-            from_hosts("127.0.0.1").unwrap().as_str(),
-            "Host(`127.0.0.1`)"
-        );
+        assert_eq!(from_hosts("127.0.0.1").unwrap().as_str(), "Host(`127.0.0.1`)");
     }
 
     #[test]
@@ -2505,20 +2294,14 @@ mod tests {
                     }
                 }
                 2 => format!("PathPrefix(`{}`)", rng.pick(&["/", "/api", "/v1/x"])),
-                3 => format!(
-                    "HostRegexp(`{}`)",
-                    rng.pick(&[r"^.+\.com$", "a|b", "[a-z]{2,3}"])
-                ),
+                3 => format!("HostRegexp(`{}`)", rng.pick(&[r"^.+\.com$", "a|b", "[a-z]{2,3}"])),
                 4 => format!(
                     "Header(`{}`, `{}`)",
                     rng.pick(&["X-A", "Cookie"]),
                     rng.pick(&["1", "a b"])
                 ),
                 5 => format!("Query(`k`{})", rng.pick(&["", ", `v`"])),
-                6 => format!(
-                    "ClientIP(`{}`)",
-                    rng.pick(&["10.0.0.0/8", "::1", "fd00::/8"])
-                ),
+                6 => format!("ClientIP(`{}`)", rng.pick(&["10.0.0.0/8", "::1", "fd00::/8"])),
                 _ => format!("Method(`{}`)", rng.pick(&["GET", "post"])),
             }
         }
@@ -2527,12 +2310,7 @@ mod tests {
             match if depth == 0 { 0 } else { rng.below(5) } {
                 0 | 1 => matcher(rng, hosts),
                 2 => format!("!{}", expr(rng, depth - 1, hosts)),
-                3 => format!(
-                    "({}{}{})",
-                    space(rng),
-                    expr(rng, depth - 1, hosts),
-                    space(rng)
-                ),
+                3 => format!("({}{}{})", space(rng), expr(rng, depth - 1, hosts), space(rng)),
                 _ => {
                     let op = rng.pick(&["&&", "||"]);
                     let left = expr(rng, depth - 1, hosts);

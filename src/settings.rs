@@ -42,11 +42,16 @@ impl Settings {
     /// Whether `--allow-host` lets an app claim `host` (lowercase).
     pub fn host_allowed(&self, host: &str) -> bool {
         self.allowed_hosts.is_empty()
-            || self.allowed_hosts.iter().any(|pattern| match pattern.strip_prefix("*.") {
-                Some(domain) => host.len() > domain.len() + 1
-                    && host.ends_with(domain)
-                    && host.as_bytes()[host.len() - domain.len() - 1] == b'.',
-                None => host == pattern,
-            })
+            || self
+                .allowed_hosts
+                .iter()
+                .any(|pattern| match pattern.strip_prefix("*.") {
+                    Some(domain) => {
+                        host.len() > domain.len() + 1
+                            && host.ends_with(domain)
+                            && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
+                    }
+                    None => host == pattern,
+                })
     }
 }

@@ -28,7 +28,11 @@ pub struct State {
 
 impl Default for State {
     fn default() -> Self {
-        State { format: FORMAT, apps: BTreeMap::new(), history: VecDeque::new() }
+        State {
+            format: FORMAT,
+            apps: BTreeMap::new(),
+            history: VecDeque::new(),
+        }
     }
 }
 

@@ -28,7 +28,9 @@ use crate::state::{self, State};
 /// that is serving traffic.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot use {path} as the Traefik dynamic directory: {source}; check --dir / POINTSMAN_DIR and its permissions")]
+    #[error(
+        "cannot use {path} as the Traefik dynamic directory: {source}; check --dir / POINTSMAN_DIR and its permissions"
+    )]
     Dir { path: PathBuf, source: io::Error },
     #[error("cannot lock {path}: {source}")]
     Lock { path: PathBuf, source: io::Error },
@@ -71,13 +73,25 @@ impl Store {
     /// Opens `dir`, creating `dir/.pointsman` if needed. `dir` itself must exist: creating
     /// it would hide a typo in `--dir` behind a directory Traefik never reads.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let meta = fs::metadata(dir).map_err(|source| StoreError::Dir { path: dir.into(), source })?;
+        let meta = fs::metadata(dir).map_err(|source| StoreError::Dir {
+            path: dir.into(),
+            source,
+        })?;
         if !meta.is_dir() {
-            return Err(StoreError::Dir { path: dir.into(), source: io::Error::other("not a directory") });
+            return Err(StoreError::Dir {
+                path: dir.into(),
+                source: io::Error::other("not a directory"),
+            });
         }
         let private = dir.join(".pointsman");
-        fs::create_dir_all(&private).map_err(|source| StoreError::Dir { path: private.clone(), source })?;
-        Ok(Store { dir: dir.to_path_buf(), private })
+        fs::create_dir_all(&private).map_err(|source| StoreError::Dir {
+            path: private.clone(),
+            source,
+        })?;
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            private,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -100,7 +114,10 @@ impl Store {
             .write(true)
             .open(&path)
             .or_else(|_| File::open(&path))
-            .map_err(|source| StoreError::Lock { path: path.clone(), source })?;
+            .map_err(|source| StoreError::Lock {
+                path: path.clone(),
+                source,
+            })?;
         file.lock().map_err(|source| StoreError::Lock { path, source })?;
         self.remove_stale_temps();
         Ok(Lock { _file: file })
@@ -112,7 +129,9 @@ impl Store {
     /// leave one more file for good. Traefik ignores them (not `*.yml`), so a file that cannot
     /// be removed (read-only directory) is left alone rather than failing the caller.
     fn remove_stale_temps(&self) {
-        let Ok(entries) = fs::read_dir(&self.private) else { return };
+        let Ok(entries) = fs::read_dir(&self.private) else {
+            return;
+        };
         for entry in entries.flatten() {
             if entry.file_name().to_str().is_some_and(|n| n.ends_with(".tmp")) {
                 let _ = fs::remove_file(entry.path());
@@ -128,12 +147,18 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
             Err(source) => return Err(StoreError::Read { path, source }),
         };
-        let state: State = serde_json::from_slice(&bytes)
-            .map_err(|e| StoreError::CorruptState { path: path.clone(), reason: e.to_string() })?;
+        let state: State = serde_json::from_slice(&bytes).map_err(|e| StoreError::CorruptState {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
         if state.format != state::FORMAT {
             return Err(StoreError::CorruptState {
                 path,
-                reason: format!("format {} is not {} (written by another pointsman version?)", state.format, state::FORMAT),
+                reason: format!(
+                    "format {} is not {} (written by another pointsman version?)",
+                    state.format,
+                    state::FORMAT
+                ),
             });
         }
         Ok(state)
@@ -164,7 +189,10 @@ impl Store {
             }
         }
         if !changes.removed.is_empty() {
-            sync_dir(&self.dir).map_err(|source| StoreError::Write { path: self.dir.clone(), source })?;
+            sync_dir(&self.dir).map_err(|source| StoreError::Write {
+                path: self.dir.clone(),
+                source,
+            })?;
         }
         Ok(changes)
     }
@@ -183,7 +211,10 @@ impl Store {
             }
             None => match fs::remove_file(&path) {
                 Ok(()) => {
-                    sync_dir(&self.dir).map_err(|source| StoreError::Write { path: self.dir.clone(), source })?;
+                    sync_dir(&self.dir).map_err(|source| StoreError::Write {
+                        path: self.dir.clone(),
+                        source,
+                    })?;
                     changes.removed.push(name);
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -195,7 +226,10 @@ impl Store {
 
     /// Names of the files pointsman owns in the directory, sorted.
     pub fn owned_files(&self) -> Result<Vec<String>, StoreError> {
-        let read_err = |source| StoreError::Read { path: self.dir.clone(), source };
+        let read_err = |source| StoreError::Read {
+            path: self.dir.clone(),
+            source,
+        };
         let mut names = Vec::new();
         for entry in fs::read_dir(&self.dir).map_err(read_err)? {
             let entry = entry.map_err(read_err)?;
@@ -224,7 +258,12 @@ impl Store {
             Ok(current) if current == bytes => return Ok(false),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => return Err(StoreError::Read { path: path.into(), source }),
+            Err(source) => {
+                return Err(StoreError::Read {
+                    path: path.into(),
+                    source,
+                });
+            }
         }
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
         let tmp = self.private.join(format!("{name}.{}.tmp", std::process::id()));
@@ -232,7 +271,10 @@ impl Store {
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
-        result.map_err(|source| StoreError::Write { path: path.into(), source })?;
+        result.map_err(|source| StoreError::Write {
+            path: path.into(),
+            source,
+        })?;
         Ok(true)
     }
 }
@@ -276,11 +318,28 @@ mod tests {
         let before = fs::metadata(d.join("pointsman-a.yml")).unwrap().modified().unwrap();
         files.remove("pointsman-b.yml");
         let second = store.sync(&lock, &files).unwrap();
-        assert_eq!(second, Changes { written: vec![], removed: vec!["pointsman-b.yml".into()] });
-        assert_eq!(fs::metadata(d.join("pointsman-a.yml")).unwrap().modified().unwrap(), before);
+        assert_eq!(
+            second,
+            Changes {
+                written: vec![],
+                removed: vec!["pointsman-b.yml".into()]
+            }
+        );
+        assert_eq!(
+            fs::metadata(d.join("pointsman-a.yml")).unwrap().modified().unwrap(),
+            before
+        );
         assert!(d.join("other.yml").exists(), "foreign files are never touched");
-        let leftovers: Vec<_> = fs::read_dir(d.join(".pointsman")).unwrap().flatten().map(|e| e.file_name()).collect();
-        assert_eq!(leftovers, vec![std::ffi::OsString::from("lock")], "no temp file is left behind");
+        let leftovers: Vec<_> = fs::read_dir(d.join(".pointsman"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            leftovers,
+            vec![std::ffi::OsString::from("lock")],
+            "no temp file is left behind"
+        );
     }
 
     #[test]

@@ -57,12 +57,25 @@ impl Default for WatchOptions {
     }
 }
 
-const CONTAINER_ACTIONS: &[&str] =
-    &["create", "start", "restart", "kill", "die", "stop", "destroy", "pause", "unpause", "health_status", "rename"];
+const CONTAINER_ACTIONS: &[&str] = &[
+    "create",
+    "start",
+    "restart",
+    "kill",
+    "die",
+    "stop",
+    "destroy",
+    "pause",
+    "unpause",
+    "health_status",
+    "rename",
+];
 
 /// Signals after which a container is on its way out. Others (`docker kill -s HUP`, often a
 /// reload) leave it in the pool.
-const TERMINATING_SIGNALS: &[&str] = &["15", "9", "2", "3", "SIGTERM", "SIGKILL", "SIGINT", "SIGQUIT", "TERM", "KILL", "INT", "QUIT"];
+const TERMINATING_SIGNALS: &[&str] = &[
+    "15", "9", "2", "3", "SIGTERM", "SIGKILL", "SIGINT", "SIGQUIT", "TERM", "KILL", "INT", "QUIT",
+];
 const NETWORK_ACTIONS: &[&str] = &["connect", "disconnect"];
 
 /// Runs until the receiver is dropped.
@@ -87,7 +100,11 @@ pub async fn run(settings: Settings, opts: WatchOptions, tx: mpsc::Sender<WatchE
 }
 
 /// One connection's life. `Ok(())` only when the controller has gone away.
-async fn watch_once(settings: &Settings, opts: &WatchOptions, tx: &mpsc::Sender<WatchEvent>) -> Result<(), DockerError> {
+async fn watch_once(
+    settings: &Settings,
+    opts: &WatchOptions,
+    tx: &mpsc::Sender<WatchEvent>,
+) -> Result<(), DockerError> {
     let docker = docker::connect().await?;
     let (ev_tx, mut events) = mpsc::unbounded_channel();
     let forwarder = tokio::spawn(forward_events(docker.clone(), ev_tx));
@@ -96,7 +113,11 @@ async fn watch_once(settings: &Settings, opts: &WatchOptions, tx: &mpsc::Sender<
 
     let t0 = tokio::time::Instant::now();
     let all = docker::list(&docker, settings).await?;
-    info!(containers = all.len(), ms = t0.elapsed().as_millis() as u64, "synced with Docker");
+    info!(
+        containers = all.len(),
+        ms = t0.elapsed().as_millis() as u64,
+        "synced with Docker"
+    );
     if tx.send(WatchEvent::Resync(all)).await.is_err() {
         return Ok(());
     }
@@ -164,16 +185,27 @@ async fn forward_events(docker: Docker, tx: mpsc::UnboundedSender<Result<EventMe
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs().saturating_sub(2))
         .unwrap_or(0);
-    let mut actions: Vec<String> = CONTAINER_ACTIONS.iter().chain(NETWORK_ACTIONS).map(|s| s.to_string()).collect();
+    let mut actions: Vec<String> = CONTAINER_ACTIONS
+        .iter()
+        .chain(NETWORK_ACTIONS)
+        .map(|s| s.to_string())
+        .collect();
     actions.sort();
     let filters = std::collections::HashMap::from([
         ("type".to_string(), vec!["container".to_string(), "network".to_string()]),
         ("event".to_string(), actions),
     ]);
-    let opts = EventsOptions { since: Some(since.to_string()), until: None, filters: Some(filters) };
+    let opts = EventsOptions {
+        since: Some(since.to_string()),
+        until: None,
+        filters: Some(filters),
+    };
     let mut stream = docker.events(Some(opts));
     while let Some(item) = stream.next().await {
-        let item = item.map_err(|source| DockerError::Api { what: "watch events".into(), source });
+        let item = item.map_err(|source| DockerError::Api {
+            what: "watch events".into(),
+            source,
+        });
         let failed = item.is_err();
         if tx.send(item).is_err() || failed {
             return;

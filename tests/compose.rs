@@ -51,10 +51,25 @@ fn compose_stack_blue_green_end_to_end() {
 
     // ---- preview: cookie, header and port 81 reach the candidate; nothing else does ----
     let start = Instant::now();
-    stack.wait_body("green v2 with the candidate cookie", stack.web(), &[CANDIDATE_COOKIE], "green v2");
-    stack.assert_body("green v2 with the candidate header", stack.web(), &[CANDIDATE_HEADER], "green v2");
+    stack.wait_body(
+        "green v2 with the candidate cookie",
+        stack.web(),
+        &[CANDIDATE_COOKIE],
+        "green v2",
+    );
+    stack.assert_body(
+        "green v2 with the candidate header",
+        stack.web(),
+        &[CANDIDATE_HEADER],
+        "green v2",
+    );
     stack.assert_body("green v2 on the preview port", stack.preview(), &[], "green v2");
-    stack.assert_body("blue v1 with another cookie", stack.web(), &[("Cookie", "pointsman-demo=other")], "blue v1");
+    stack.assert_body(
+        "blue v1 with another cookie",
+        stack.web(),
+        &[("Cookie", "pointsman-demo=other")],
+        "blue v1",
+    );
     timings.push(("until the candidate is previewable", start.elapsed()));
     stack.assert_roles("after up", "blue", Some("green"), None);
 
@@ -62,19 +77,50 @@ fn compose_stack_blue_green_end_to_end() {
     let load = stack.load_public();
     let start = Instant::now();
     let out = stack.pointsman_ok(&["promote", "demo"]);
-    assert!(out.contains("slot green is now stable (was blue)"), "promote said: {out}");
-    stack.wait_body("green v2 on the public entrypoint after promote", stack.web(), &[], "green v2");
+    assert!(
+        out.contains("slot green is now stable (was blue)"),
+        "promote said: {out}"
+    );
+    stack.wait_body(
+        "green v2 on the public entrypoint after promote",
+        stack.web(),
+        &[],
+        "green v2",
+    );
     timings.push(("promote: exec until green v2 is public", start.elapsed()));
-    stack.wait_body("blue v1 (the previous) by its slot cookie", stack.web(), &[("Cookie", "pointsman-demo=blue")], "blue v1");
-    stack.wait_body("blue v1 (now the candidate) on the preview port", stack.preview(), &[], "blue v1");
+    stack.wait_body(
+        "blue v1 (the previous) by its slot cookie",
+        stack.web(),
+        &[("Cookie", "pointsman-demo=blue")],
+        "blue v1",
+    );
+    stack.wait_body(
+        "blue v1 (now the candidate) on the preview port",
+        stack.preview(),
+        &[],
+        "blue v1",
+    );
     stack.assert_roles("after promote", "green", Some("blue"), Some("blue"));
 
     let start = Instant::now();
     let out = stack.pointsman_ok(&["rollback", "demo"]);
-    assert!(out.contains("slot blue is now stable (was green)"), "rollback said: {out}");
-    stack.wait_body("blue v1 on the public entrypoint after rollback", stack.web(), &[], "blue v1");
+    assert!(
+        out.contains("slot blue is now stable (was green)"),
+        "rollback said: {out}"
+    );
+    stack.wait_body(
+        "blue v1 on the public entrypoint after rollback",
+        stack.web(),
+        &[],
+        "blue v1",
+    );
     timings.push(("rollback: exec until blue v1 is public", start.elapsed()));
-    stack.wait_body("green v2 with the candidate cookie after rollback", stack.web(), &[CANDIDATE_COOKIE], "green v2");
+    stack.wait_body(
+        "green v2 with the candidate cookie after rollback",
+        stack.web(),
+        &[CANDIDATE_COOKIE],
+        "green v2",
+    );
     let stats = load.stop();
     assert_clean("promote and rollback", &stats, &["blue v1", "green v2"]);
 
@@ -83,7 +129,12 @@ fn compose_stack_blue_green_end_to_end() {
     let load = stack.load_public();
     let start = Instant::now();
     stack.compose_ok(&[("GREEN_VERSION", "v3")], &["up", "-d", "--no-build", "green"]);
-    stack.wait_steady("green v3 with the candidate cookie", stack.web(), &[CANDIDATE_COOKIE], "green v3");
+    stack.wait_steady(
+        "green v3 with the candidate cookie",
+        stack.web(),
+        &[CANDIDATE_COOKIE],
+        "green v3",
+    );
     timings.push(("redeploy green v3 until it is the candidate", start.elapsed()));
     stack.assert_body("green v3 on the preview port", stack.preview(), &[], "green v3");
     stack.assert_body("blue v1 still public after the redeploy", stack.web(), &[], "blue v1");
@@ -100,12 +151,19 @@ fn compose_stack_blue_green_end_to_end() {
     let start = Instant::now();
     stack.compose_ok(&[], &["restart", "pointsman"]);
     timings.push(("docker-compose restart pointsman", start.elapsed()));
-    assert_ne!(stack.pointsman_started_at(), started_before, "pointsman was not restarted");
+    assert_ne!(
+        stack.pointsman_started_at(),
+        started_before,
+        "pointsman was not restarted"
+    );
     // The controller's first render after the restart must not move traffic either: keep the
     // load running until it has listed Docker (its status shows the containers again).
     wait_for("pointsman to answer after the restart", SETTLE, || {
         let s = stack.try_status()?;
-        if s["apps"]["demo"]["slots"]["green"]["containers"].as_array().is_some_and(|c| !c.is_empty()) {
+        if s["apps"]["demo"]["slots"]["green"]["containers"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+        {
             Ok(s)
         } else {
             Err(format!("no green container yet: {s}"))
@@ -118,7 +176,10 @@ fn compose_stack_blue_green_end_to_end() {
     assert_clean("candidate traffic while pointsman restarted", &candidate, &["green v3"]);
     let roles_after = stack.status()["apps"]["demo"].clone();
     for key in ["stable", "candidate", "previous", "pinned"] {
-        assert_eq!(roles_after[key], roles_before[key], "{key} changed across the restart: {roles_after}");
+        assert_eq!(
+            roles_after[key], roles_before[key],
+            "{key} changed across the restart: {roles_after}"
+        );
     }
     assert_eq!(stack.history_len(), history_before, "the restart recorded a transition");
 
@@ -155,8 +216,15 @@ fn socket_proxy_variant_gives_pointsman_no_socket() {
     let services = section(&config, "services:");
 
     let pointsman = section(&services, "  pointsman:");
-    assert!(!pointsman.contains("docker.sock"), "pointsman still mounts the socket:\n{pointsman}");
-    for line in ["DOCKER_HOST: tcp://socket-proxy:2375", "POINTSMAN_DIR: /etc/traefik/dynamic", "docker-api"] {
+    assert!(
+        !pointsman.contains("docker.sock"),
+        "pointsman still mounts the socket:\n{pointsman}"
+    );
+    for line in [
+        "DOCKER_HOST: tcp://socket-proxy:2375",
+        "POINTSMAN_DIR: /etc/traefik/dynamic",
+        "docker-api",
+    ] {
         assert!(pointsman.contains(line), "pointsman lacks {line:?}:\n{pointsman}");
     }
 
@@ -165,14 +233,23 @@ fn socket_proxy_variant_gives_pointsman_no_socket() {
         assert!(proxy.contains(line), "socket-proxy lacks {line:?}:\n{proxy}");
     }
     // Compose v1 prints `SRC:DST:ro`, v2 the long syntax.
-    assert!(proxy.contains("docker.sock:ro") || proxy.contains("read_only: true"), "socket not read-only:\n{proxy}");
+    assert!(
+        proxy.contains("docker.sock:ro") || proxy.contains("read_only: true"),
+        "socket not read-only:\n{proxy}"
+    );
     // Only the proxy and pointsman join the internal network.
     for other in ["  traefik:", "  blue:", "  green:"] {
         let s = section(&services, other);
-        assert!(!s.contains("docker-api") && !s.contains("docker.sock"), "{other} reaches Docker:\n{s}");
+        assert!(
+            !s.contains("docker-api") && !s.contains("docker.sock"),
+            "{other} reaches Docker:\n{s}"
+        );
     }
     let networks = section(&config, "networks:");
-    assert!(section(&networks, "  docker-api:").contains("internal: true"), "networks:\n{networks}");
+    assert!(
+        section(&networks, "  docker-api:").contains("internal: true"),
+        "networks:\n{networks}"
+    );
 }
 
 // ---- the stack -------------------------------------------------------------------------------
@@ -195,7 +272,13 @@ impl Stack {
         let compose = compose_command();
         let project = unique_id("pmcompose").replace('-', "");
         let file = traefik_dir().join("compose.yml");
-        Stack { compose, project, file, web: String::new(), preview: String::new() }
+        Stack {
+            compose,
+            project,
+            file,
+            web: String::new(),
+            preview: String::new(),
+        }
     }
 
     fn up(&mut self) {
@@ -216,7 +299,12 @@ impl Stack {
     /// test's port choices; `env` overrides (e.g. `GREEN_VERSION`).
     fn compose(&self, env: &[(&str, &str)], args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.compose[0]);
-        cmd.args(&self.compose[1..]).arg("-p").arg(&self.project).arg("-f").arg(&self.file).args(args);
+        cmd.args(&self.compose[1..])
+            .arg("-p")
+            .arg(&self.project)
+            .arg("-f")
+            .arg(&self.file)
+            .args(args);
         clear_compose_env(&mut cmd);
         let defaults = [
             ("TRAEFIK_IMAGE", TRAEFIK_IMAGE),
@@ -290,8 +378,16 @@ impl Stack {
     fn assert_roles(&self, when: &str, stable: &str, candidate: Option<&str>, previous: Option<&str>) {
         let status = self.status();
         let app = &status["apps"]["demo"];
-        let got = (app["stable"].as_str(), app["candidate"].as_str(), app["previous"].as_str());
-        assert_eq!(got, (Some(stable), candidate, previous), "roles {when} (stable, candidate, previous): {status:#}");
+        let got = (
+            app["stable"].as_str(),
+            app["candidate"].as_str(),
+            app["previous"].as_str(),
+        );
+        assert_eq!(
+            got,
+            (Some(stable), candidate, previous),
+            "roles {when} (stable, candidate, previous): {status:#}"
+        );
         let errors = status["errors"].as_array().map_or(0, Vec::len);
         assert_eq!(errors, 0, "label errors {when}: {status:#}");
     }
@@ -327,7 +423,11 @@ impl Stack {
         wait_for(what, SETTLE, || {
             expect_body(addr, headers, body).inspect_err(|_| since = None)?;
             let held = since.get_or_insert_with(Instant::now).elapsed();
-            if held >= STEADY { Ok(()) } else { Err(format!("right answer held for {held:.1?} so far")) }
+            if held >= STEADY {
+                Ok(())
+            } else {
+                Err(format!("right answer held for {held:.1?} so far"))
+            }
         });
     }
 
@@ -340,7 +440,9 @@ impl Stack {
     /// Two keep-alive clients looping on the public route.
     fn load_public(&self) -> Load {
         let load = Load::start(self.web(), HOST, "/", &[], 2);
-        wait_for("the load to flow", Duration::from_secs(5), || if load.sent() > 10 { Ok(()) } else { Err(load.sent()) });
+        wait_for("the load to flow", Duration::from_secs(5), || {
+            if load.sent() > 10 { Ok(()) } else { Err(load.sent()) }
+        });
         load
     }
 
@@ -349,7 +451,12 @@ impl Stack {
             eprintln!("---- {} ps ----\n{}", self.project, text(&out.stdout));
         }
         if let Ok(out) = self.compose(&[], &["logs", "--no-color", "--tail", "200"]).output() {
-            eprintln!("---- {} logs ----\n{}{}", self.project, text(&out.stdout), text(&out.stderr));
+            eprintln!(
+                "---- {} logs ----\n{}{}",
+                self.project,
+                text(&out.stdout),
+                text(&out.stderr)
+            );
         }
     }
 }
@@ -363,7 +470,10 @@ impl Drop for Stack {
             eprintln!("POINTSMAN_TEST_KEEP=1: keeping compose project {}", self.project);
             return;
         }
-        match self.compose(&[], &["down", "-v", "--remove-orphans", "-t", "2"]).output() {
+        match self
+            .compose(&[], &["down", "-v", "--remove-orphans", "-t", "2"])
+            .output()
+        {
             Ok(o) if o.status.success() => {}
             Ok(o) => eprintln!("compose down for {} failed: {}", self.project, text(&o.stderr)),
             Err(e) => eprintln!("compose down for {}: {e}", self.project),
@@ -388,7 +498,9 @@ fn compose_command() -> Vec<String> {
     } else if works(&["docker", "compose"]) {
         vec!["docker".into(), "compose".into()]
     } else {
-        panic!("this test needs Docker Compose: neither `docker-compose` nor `docker compose` works (apt-get install docker-compose)")
+        panic!(
+            "this test needs Docker Compose: neither `docker-compose` nor `docker compose` works (apt-get install docker-compose)"
+        )
     }
 }
 
@@ -398,7 +510,12 @@ fn traefik_dir() -> PathBuf {
 
 /// Variables from the caller's environment that would change what compose runs.
 fn clear_compose_env(cmd: &mut Command) {
-    for var in ["COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES", "COMPOSE_PATH_SEPARATOR"] {
+    for var in [
+        "COMPOSE_FILE",
+        "COMPOSE_PROJECT_NAME",
+        "COMPOSE_PROFILES",
+        "COMPOSE_PATH_SEPARATOR",
+    ] {
         cmd.env_remove(var);
     }
 }
@@ -414,7 +531,9 @@ fn text(bytes: &[u8]) -> String {
 /// Ok if one GET through Traefik answers 200 with `"BODY\n"`, else what it saw.
 fn expect_body(addr: &str, headers: &[(&str, &str)], body: &str) -> Result<(), String> {
     match http_get(addr, HOST, "/", headers) {
-        Ok(HttpResponse { status: 200, body: b, .. }) if b.trim_end() == body => Ok(()),
+        Ok(HttpResponse {
+            status: 200, body: b, ..
+        }) if b.trim_end() == body => Ok(()),
         Ok(r) => Err(format!("{} {:?}", r.status, r.body)),
         Err(e) => Err(format!("error: {e}")),
     }
@@ -424,10 +543,19 @@ fn expect_body(addr: &str, headers: &[(&str, &str)], body: &str) -> Result<(), S
 fn assert_clean(what: &str, stats: &LoadStats, allowed: &[&str]) {
     assert!(stats.requests > 0, "{what}: the load sent no request");
     assert_eq!(stats.failures(), 0, "{what}: failed requests: {stats:?}");
-    let unexpected: BTreeMap<&String, &u64> =
-        stats.bodies.iter().filter(|(b, _)| !allowed.contains(&b.trim_end())).collect();
-    assert!(unexpected.is_empty(), "{what}: answers from outside {allowed:?}: {unexpected:?}");
-    eprintln!("load during {what}: {} requests, 0 failed, bodies {:?}", stats.requests, stats.bodies);
+    let unexpected: BTreeMap<&String, &u64> = stats
+        .bodies
+        .iter()
+        .filter(|(b, _)| !allowed.contains(&b.trim_end()))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "{what}: answers from outside {allowed:?}: {unexpected:?}"
+    );
+    eprintln!(
+        "load during {what}: {} requests, 0 failed, bodies {:?}",
+        stats.requests, stats.bodies
+    );
 }
 
 /// The lines of the block that starts with the line `header` in `docker-compose config` output:

@@ -14,12 +14,19 @@ use support::*;
 const DEMO_BIN: &str = env!("CARGO_BIN_EXE_pointsman-demo");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn demo_cmd(port: u16, health_file: &Path, arg: &str) -> Command {
     let mut c = Command::new(DEMO_BIN);
-    c.arg(arg).env("PORT", port.to_string()).env("HEALTH_FILE", health_file).stdin(Stdio::null());
+    c.arg(arg)
+        .env("PORT", port.to_string())
+        .env("HEALTH_FILE", health_file)
+        .stdin(Stdio::null());
     c
 }
 
@@ -37,7 +44,9 @@ fn demo_binary_serves_checks_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
 
-    let r = wait_for("demo binary to answer", Duration::from_secs(5), || http_get(&addr, "x", "/any/path?q=1", &[]));
+    let r = wait_for("demo binary to answer", Duration::from_secs(5), || {
+        http_get(&addr, "x", "/any/path?q=1", &[])
+    });
     assert_eq!((r.status, r.body.as_str()), (200, "blue v7\n"));
     assert_eq!(r.header("x-slot"), Some("blue"));
     assert_eq!(r.header("X-Version"), Some("v7"));
@@ -61,24 +70,46 @@ fn demo_binary_serves_checks_and_stops_on_sigterm() {
     assert!(health_file.exists(), "fail must create the file and its parent dir");
     assert_eq!(health().status, 503);
     assert_eq!(demo_cmd(port, &health_file, "check").status().unwrap().code(), Some(1));
-    assert_eq!(http_get(&addr, "x", "/", &[]).unwrap().status, 200, "only /healthz turns 503");
+    assert_eq!(
+        http_get(&addr, "x", "/", &[]).unwrap().status,
+        200,
+        "only /healthz turns 503"
+    );
 
     assert!(demo_cmd(port, &health_file, "recover").status().unwrap().success());
-    assert!(demo_cmd(port, &health_file, "recover").status().unwrap().success(), "recover twice is fine");
+    assert!(
+        demo_cmd(port, &health_file, "recover").status().unwrap().success(),
+        "recover twice is fine"
+    );
     assert_eq!(health().status, 200);
 
     // `check` against a port nobody listens on fails.
     let closed = free_port();
-    assert_eq!(demo_cmd(closed, &health_file, "check").status().unwrap().code(), Some(1));
+    assert_eq!(
+        demo_cmd(closed, &health_file, "check").status().unwrap().code(),
+        Some(1)
+    );
 
     // SIGTERM with an idle keep-alive connection open: prompt, clean exit.
     let mut idle = HttpConn::new(&addr);
     idle.get("x", "/", &[]).unwrap();
     let start = Instant::now();
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-    let status = wait_until("demo binary to exit after SIGTERM", Duration::from_secs(3), || child.try_wait().unwrap());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = wait_until("demo binary to exit after SIGTERM", Duration::from_secs(3), || {
+        child.try_wait().unwrap()
+    });
     assert!(status.success(), "exit status after SIGTERM: {status}");
-    assert!(start.elapsed() < Duration::from_millis(1500), "took {:?} to stop", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "took {:?} to stop",
+        start.elapsed()
+    );
 }
 
 fn docker_health(c: &str) -> Result<(), String> {
@@ -103,31 +134,43 @@ fn demo_container_serves_and_its_health_follows_fail_and_recover() {
     let c = Docker::run_demo(&cleanup, &name, &[], &[("SLOT", "green"), ("VERSION", "v3")]);
     let addr = format!("{}:80", Docker::ip(&c));
 
-    let r = wait_for("demo container to answer", Duration::from_secs(10), || http_get(&addr, "demo.test", "/", &[]));
+    let r = wait_for("demo container to answer", Duration::from_secs(10), || {
+        http_get(&addr, "demo.test", "/", &[])
+    });
     assert_eq!((r.status, r.body.as_str()), (200, "green v3\n"));
     assert_eq!(r.header("X-Slot"), Some("green"));
     let h = http_get(&addr, "demo.test", "/healthz", &[]).unwrap();
     assert_eq!((h.status, h.body.as_str()), (200, "ok\n"));
 
     let start = Instant::now();
-    wait_for("container to become healthy", Duration::from_secs(10), || docker_health(&c));
+    wait_for("container to become healthy", Duration::from_secs(10), || {
+        docker_health(&c)
+    });
     eprintln!("healthy {:?} after the first answer", start.elapsed());
 
     Docker::run(&["exec", &c, "/pointsman-demo", "fail"]);
     assert_eq!(http_get(&addr, "demo.test", "/healthz", &[]).unwrap().status, 503);
     let start = Instant::now();
-    wait_for("container to become unhealthy", Duration::from_secs(5), || docker_unhealthy(&c));
+    wait_for("container to become unhealthy", Duration::from_secs(5), || {
+        docker_unhealthy(&c)
+    });
     eprintln!("unhealthy {:?} after fail", start.elapsed());
 
     Docker::run(&["exec", &c, "/pointsman-demo", "recover"]);
     let start = Instant::now();
-    wait_for("container to become healthy again", Duration::from_secs(5), || docker_health(&c));
+    wait_for("container to become healthy again", Duration::from_secs(5), || {
+        docker_health(&c)
+    });
     eprintln!("healthy {:?} after recover", start.elapsed());
 
     // SIGTERM as PID 1 works: `docker stop` returns long before its 10 s timeout, exit code 0.
     let start = Instant::now();
     Docker::run(&["stop", "-t", "10", &c]);
-    assert!(start.elapsed() < Duration::from_secs(3), "docker stop took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "docker stop took {:?}",
+        start.elapsed()
+    );
     assert_eq!(Docker::inspect(&c)["State"]["ExitCode"], 0);
 }
 
@@ -139,7 +182,9 @@ fn demo_slot_defaults_to_the_container_hostname() {
     let c = Docker::run_demo(&cleanup, &name, &[], &[]);
     let hostname = Docker::inspect(&c)["Config"]["Hostname"].as_str().unwrap().to_string();
     let addr = format!("{}:80", Docker::ip(&c));
-    let r = wait_for("demo container to answer", Duration::from_secs(10), || http_get(&addr, "x", "/", &[]));
+    let r = wait_for("demo container to answer", Duration::from_secs(10), || {
+        http_get(&addr, "x", "/", &[])
+    });
     assert_eq!(r.body, format!("{hostname} v1\n"));
 }
 
@@ -150,7 +195,9 @@ fn traefik_file_provider_routes_to_demo_container() {
     let name = cleanup.id().to_string();
     let c = Docker::run_demo(&cleanup, &name, &[], &[("SLOT", "blue"), ("VERSION", "v9")]);
     let ip = Docker::ip(&c);
-    wait_for("demo container to answer", Duration::from_secs(10), || http_get(&format!("{ip}:80"), "x", "/", &[]));
+    wait_for("demo container to answer", Duration::from_secs(10), || {
+        http_get(&format!("{ip}:80"), "x", "/", &[])
+    });
 
     let dir = temp_dir("demo-traefik-dyn");
     let traefik = Traefik::start(&dir);
@@ -170,10 +217,14 @@ fn traefik_file_provider_routes_to_demo_container() {
     });
     let start = Instant::now();
     write_atomic(&dir.join("demo.yml"), &serde_json::to_string_pretty(&dynamic).unwrap());
-    let r = wait_for("traefik to route demo.test", Duration::from_secs(10), || match traefik.get("demo.test", "/", &[]) {
-        Ok(r) if r.status == 200 => Ok(r),
-        other => Err(other.map(|r| r.status)),
-    });
+    let r = wait_for(
+        "traefik to route demo.test",
+        Duration::from_secs(10),
+        || match traefik.get("demo.test", "/", &[]) {
+            Ok(r) if r.status == 200 => Ok(r),
+            other => Err(other.map(|r| r.status)),
+        },
+    );
     eprintln!("routed {:?} after the rename", start.elapsed());
     assert_eq!(r.body, "blue v9\n");
     assert_eq!(r.header("X-Slot"), Some("blue"));
@@ -186,10 +237,16 @@ fn traefik_file_provider_routes_to_demo_container() {
 
     // A short keep-alive load through traefik: every request answered by the backend.
     let load = Load::start(traefik.web_addr(), "demo.test", "/", &[], 4);
-    wait_until("load to flow", Duration::from_secs(5), || (load.sent() > 200).then_some(()));
+    wait_until("load to flow", Duration::from_secs(5), || {
+        (load.sent() > 200).then_some(())
+    });
     std::thread::sleep(Duration::from_millis(300));
     let stats = load.stop();
     assert_eq!(stats.failures(), 0, "{stats:?}");
-    assert_eq!(stats.bodies.get("blue v9\n").copied(), Some(stats.requests), "{stats:?}");
+    assert_eq!(
+        stats.bodies.get("blue v9\n").copied(),
+        Some(stats.requests),
+        "{stats:?}"
+    );
     eprintln!("load: {} requests in {:?}", stats.requests, stats.elapsed);
 }

@@ -61,7 +61,10 @@ fn outputs(input: &Input) -> BTreeMap<String, String> {
         .into_iter()
         .map(|(k, v)| (k, String::from_utf8(v).expect("rendered files are UTF-8")))
         .collect();
-    out.insert("state.json".into(), serde_json::to_string_pretty(&state).unwrap() + "\n");
+    out.insert(
+        "state.json".into(),
+        serde_json::to_string_pretty(&state).unwrap() + "\n",
+    );
     let mut report = String::new();
     for e in &fleet.errors {
         report += &format!("error: {e}\n");
@@ -94,9 +97,17 @@ fn golden_render_cases() {
             continue;
         }
         let mut expected = BTreeMap::new();
-        for entry in fs::read_dir(&expected_dir).unwrap_or_else(|_| panic!("{} has no expected/ (run with POINTSMAN_UPDATE_FIXTURES=1)", case.display())) {
+        for entry in fs::read_dir(&expected_dir).unwrap_or_else(|_| {
+            panic!(
+                "{} has no expected/ (run with POINTSMAN_UPDATE_FIXTURES=1)",
+                case.display()
+            )
+        }) {
             let path = entry.unwrap().path();
-            expected.insert(path.file_name().unwrap().to_str().unwrap().to_string(), fs::read_to_string(&path).unwrap());
+            expected.insert(
+                path.file_name().unwrap().to_str().unwrap().to_string(),
+                fs::read_to_string(&path).unwrap(),
+            );
         }
         let names: std::collections::BTreeSet<_> = expected.keys().chain(actual.keys()).collect();
         for name in names {
@@ -125,7 +136,11 @@ fn diff(expected: &str, actual: &str) -> String {
     let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
     for i in (0..a.len()).rev() {
         for j in (0..b.len()).rev() {
-            lcs[i][j] = if a[i] == b[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
         }
     }
     let mut ops = Vec::new();
@@ -143,7 +158,11 @@ fn diff(expected: &str, actual: &str) -> String {
             i += 1;
         }
     }
-    let near = |k: usize| ops[k.saturating_sub(2)..(k + 3).min(ops.len())].iter().any(|(c, _)| *c != ' ');
+    let near = |k: usize| {
+        ops[k.saturating_sub(2)..(k + 3).min(ops.len())]
+            .iter()
+            .any(|(c, _)| *c != ' ')
+    };
     let mut out = String::new();
     let mut skipped = false;
     for (k, (c, line)) in ops.iter().enumerate() {

@@ -39,7 +39,14 @@ impl Harness {
         let dir = support::temp_dir(test).join("dynamic");
         fs::create_dir_all(&dir).unwrap();
         let traefik = Traefik::start(&dir);
-        Harness { prefix, dir, traefik, controller: None, cleanup, started_controllers: 0 }
+        Harness {
+            prefix,
+            dir,
+            traefik,
+            controller: None,
+            cleanup,
+            started_controllers: 0,
+        }
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
@@ -92,7 +99,10 @@ impl Harness {
 
     fn signal_controller(&mut self, signal: &str) -> std::process::ExitStatus {
         let mut child = self.controller.take().expect("controller running");
-        let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
         child.wait().unwrap()
     }
@@ -195,7 +205,9 @@ fn stable_is_public_and_candidate_only_by_cookie_header_or_preview_entrypoint() 
     let (k, v) = cookie("candidate");
     assert_eq!(h.public(&[(k, &v)]), "green v2");
     assert_eq!(h.public(&[("X-Pointsman-Version", "candidate")]), "green v2");
-    wait_until("preview entrypoint serves the candidate", SETTLE, || (h.preview() == "green v2").then_some(()));
+    wait_until("preview entrypoint serves the candidate", SETTLE, || {
+        (h.preview() == "green v2").then_some(())
+    });
     // A cookie value naming a slot reaches that slot; a near miss does not.
     let (k, v) = cookie("blue");
     assert_eq!(h.public(&[(k, &v)]), "blue v1");
@@ -223,7 +235,11 @@ fn promote_moves_every_new_request_and_rollback_moves_them_back() {
     h.wait_public(&[], "green v2");
     eprintln!("promote visible through Traefik after {:?}", switched.elapsed());
     for _ in 0..20 {
-        assert_eq!(h.public(&[]), "green v2", "after the switch every new request goes to green");
+        assert_eq!(
+            h.public(&[]),
+            "green v2",
+            "after the switch every new request goes to green"
+        );
     }
     // The former stable is now the candidate and still reachable.
     assert_eq!(h.public(&[("X-Pointsman-Version", "candidate")]), "blue v1");
@@ -236,8 +252,15 @@ fn promote_moves_every_new_request_and_rollback_moves_them_back() {
         assert_eq!(h.public(&[]), "blue v1");
     }
     let stats = load.stop();
-    assert_eq!(stats.failures(), 0, "no request failed during promote and rollback: {stats:?}");
-    assert!(stats.bodies.contains_key("green v2\n") && stats.bodies.contains_key("blue v1\n"), "{stats:?}");
+    assert_eq!(
+        stats.failures(),
+        0,
+        "no request failed during promote and rollback: {stats:?}"
+    );
+    assert!(
+        stats.bodies.contains_key("green v2\n") && stats.bodies.contains_key("blue v1\n"),
+        "{stats:?}"
+    );
 
     let history = h.cli_ok(&["history", "--json"]);
     let history: Vec<serde_json::Value> = serde_json::from_str(&history).unwrap();
@@ -253,12 +276,17 @@ fn promote_refuses_an_unhealthy_candidate_unless_forced() {
     let mut h = Harness::new("gate");
     let (_, green) = blue_green(&mut h);
     Docker::run(&["exec", &green, "/pointsman-demo", "fail"]);
-    wait_until("green unhealthy", SETTLE, || (Docker::health(&green).as_deref() == Some("unhealthy")).then_some(()));
+    wait_until("green unhealthy", SETTLE, || {
+        (Docker::health(&green).as_deref() == Some("unhealthy")).then_some(())
+    });
 
     let out = h.cli(&["promote", APP]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "refused: {stderr}");
-    assert!(stderr.contains("slot green") && stderr.contains("unhealthy") && stderr.contains("--force"), "{stderr}");
+    assert!(
+        stderr.contains("slot green") && stderr.contains("unhealthy") && stderr.contains("--force"),
+        "{stderr}"
+    );
     assert_eq!(h.stable().as_deref(), Some("blue"), "a refused promote changes nothing");
     assert_eq!(h.public(&[]), "blue v1");
 
@@ -286,27 +314,46 @@ fn stopped_or_unhealthy_containers_leave_the_server_list_and_come_back() {
     let (ip1, ip2) = (Docker::ip(&one), Docker::ip(&two));
     let servers = |h: &Harness| -> (bool, bool) {
         let f = h.file();
-        (f.contains(&format!("http://{ip1}:80")), f.contains(&format!("http://{ip2}:80")))
+        (
+            f.contains(&format!("http://{ip1}:80")),
+            f.contains(&format!("http://{ip2}:80")),
+        )
     };
-    wait_until("both replicas routed", SETTLE, || (servers(&h) == (true, true)).then_some(()));
+    wait_until("both replicas routed", SETTLE, || {
+        (servers(&h) == (true, true)).then_some(())
+    });
     let seen = |h: &Harness| -> std::collections::BTreeSet<String> { (0..30).map(|_| h.public(&[])).collect() };
-    wait_until("traffic spread over both replicas", SETTLE, || (seen(&h).len() == 2).then_some(()));
+    wait_until("traffic spread over both replicas", SETTLE, || {
+        (seen(&h).len() == 2).then_some(())
+    });
 
     Docker::run(&["exec", &two, "/pointsman-demo", "fail"]);
-    wait_until("unhealthy replica removed", SETTLE, || (servers(&h) == (true, false)).then_some(()));
-    wait_until("only r1 answers", SETTLE, || (seen(&h) == ["blue r1".to_string()].into()).then_some(()));
+    wait_until("unhealthy replica removed", SETTLE, || {
+        (servers(&h) == (true, false)).then_some(())
+    });
+    wait_until("only r1 answers", SETTLE, || {
+        (seen(&h) == ["blue r1".to_string()].into()).then_some(())
+    });
 
     Docker::run(&["exec", &two, "/pointsman-demo", "recover"]);
-    wait_until("recovered replica back", SETTLE, || (servers(&h) == (true, true)).then_some(()));
+    wait_until("recovered replica back", SETTLE, || {
+        (servers(&h) == (true, true)).then_some(())
+    });
 
     Docker::run(&["stop", "-t", "1", &one]);
-    wait_until("stopped replica removed", SETTLE, || (servers(&h).1 && !h.file().contains(&format!("http://{ip1}:80"))).then_some(()));
-    wait_until("only r2 answers", SETTLE, || (seen(&h) == ["blue r2".to_string()].into()).then_some(()));
+    wait_until("stopped replica removed", SETTLE, || {
+        (servers(&h).1 && !h.file().contains(&format!("http://{ip1}:80"))).then_some(())
+    });
+    wait_until("only r2 answers", SETTLE, || {
+        (seen(&h) == ["blue r2".to_string()].into()).then_some(())
+    });
 
     Docker::run(&["start", &one]);
     h.wait_healthy(&one);
     let ip1 = Docker::ip(&one);
-    wait_until("restarted replica back", SETTLE, || h.file().contains(&format!("http://{ip1}:80")).then_some(()));
+    wait_until("restarted replica back", SETTLE, || {
+        h.file().contains(&format!("http://{ip1}:80")).then_some(())
+    });
     wait_until("both answer again", SETTLE, || (seen(&h).len() == 2).then_some(()));
 }
 
@@ -326,9 +373,15 @@ fn roles_survive_sigkill_and_a_relabel_made_while_the_controller_was_down() {
     h.wait_public(&[], "blue v1");
 
     h.start_controller();
-    wait_until("controller synced", SETTLE, || h.controller_log().contains("synced with Docker").then_some(()));
+    wait_until("controller synced", SETTLE, || {
+        h.controller_log().contains("synced with Docker").then_some(())
+    });
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(h.stable().as_deref(), Some("blue"), "the restarted controller keeps every role");
+    assert_eq!(
+        h.stable().as_deref(),
+        Some("blue"),
+        "the restarted controller keeps every role"
+    );
     assert_eq!(h.state()["apps"][APP]["previous"], "green");
     for _ in 0..10 {
         assert_eq!(h.public(&[]), "blue v1");
@@ -338,7 +391,11 @@ fn roles_survive_sigkill_and_a_relabel_made_while_the_controller_was_down() {
     let status = h.signal_controller("TERM");
     assert!(status.success(), "SIGTERM is a clean exit: {status}");
     assert_eq!(h.file(), before);
-    assert_eq!(h.public(&[]), "blue v1", "Traefik keeps routing while pointsman is down");
+    assert_eq!(
+        h.public(&[]),
+        "blue v1",
+        "Traefik keeps routing while pointsman is down"
+    );
 }
 
 // 6f
@@ -352,16 +409,25 @@ fn a_cli_relabel_made_while_the_controller_runs_is_never_overwritten() {
     for i in 0..3 {
         let c = h.deploy(&format!("red-{i}"), "red", Some("stable"), "v3");
         h.wait_healthy(&c);
-        wait_until("controller saw red", SETTLE, || h.file().contains("web-slot-red").then_some(()));
+        wait_until("controller saw red", SETTLE, || {
+            h.file().contains("web-slot-red").then_some(())
+        });
         Docker::run(&["rm", "-f", &c]);
-        wait_until("controller saw red leave", SETTLE, || (!h.file().contains("web-slot-red")).then_some(()));
+        wait_until("controller saw red leave", SETTLE, || {
+            (!h.file().contains("web-slot-red")).then_some(())
+        });
         assert_eq!(h.stable().as_deref(), Some("green"));
         assert_eq!(h.public(&[]), "green v2");
     }
     let log = h.controller_log();
-    assert!(log.contains("is labelled stable but green is the stable slot"), "the overruled label is logged:\n{log}");
+    assert!(
+        log.contains("is labelled stable but green is the stable slot"),
+        "the overruled label is logged:\n{log}"
+    );
     // The controller catches up with the last removal (die, then destroy) on its own.
-    wait_until("no drift", SETTLE, || h.cli(&["render", "--check"]).status.success().then_some(()));
+    wait_until("no drift", SETTLE, || {
+        h.cli(&["render", "--check"]).status.success().then_some(())
+    });
 }
 
 // 6g
@@ -401,10 +467,20 @@ fn a_corrupt_state_file_stops_pointsman_with_exit_2_naming_the_file() {
         let out = h.cli(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(&state.display().to_string()) && stderr.contains("corrupt"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&state.display().to_string()) && stderr.contains("corrupt"),
+            "{args:?}: {stderr}"
+        );
     }
-    assert_eq!(fs::read_to_string(h.dir.join("pointsman-web.yml")).unwrap(), "http: {}\n", "config untouched");
-    assert!(fs::read_to_string(&state).unwrap().ends_with("\"stable\": "), "state untouched");
+    assert_eq!(
+        fs::read_to_string(h.dir.join("pointsman-web.yml")).unwrap(),
+        "http: {}\n",
+        "config untouched"
+    );
+    assert!(
+        fs::read_to_string(&state).unwrap().ends_with("\"stable\": "),
+        "state untouched"
+    );
 }
 
 #[test]
@@ -422,10 +498,8 @@ fn every_golden_file_is_accepted_by_traefik() {
             }
             // Router names are global in Traefik: prefix them per case.
             let tag = case.file_name().unwrap().to_string_lossy().replace(['-', '_', '.'], "");
-            let doc: serde_json::Value = serde_json::from_str(
-                fs::read_to_string(&f).unwrap().split_once('\n').unwrap().1,
-            )
-            .unwrap();
+            let doc: serde_json::Value =
+                serde_json::from_str(fs::read_to_string(&f).unwrap().split_once('\n').unwrap().1).unwrap();
             let mut renamed = serde_json::json!({"http": {"routers": {}, "services": {}}});
             for (r, v) in doc["http"]["routers"].as_object().unwrap() {
                 let mut v = v.clone();
@@ -437,19 +511,33 @@ fn every_golden_file_is_accepted_by_traefik() {
             for (s, v) in doc["http"]["services"].as_object().unwrap() {
                 renamed["http"]["services"][format!("{tag}-{s}")] = v.clone();
             }
-            fs::write(dir.join(format!("{tag}-{name}")), serde_json::to_string_pretty(&renamed).unwrap()).unwrap();
+            fs::write(
+                dir.join(format!("{tag}-{name}")),
+                serde_json::to_string_pretty(&renamed).unwrap(),
+            )
+            .unwrap();
         }
     }
     assert!(expected_routers.len() > 20);
     let traefik = Traefik::start(&dir);
     let routers = wait_until("Traefik loaded every router", SETTLE, || {
         let routers = traefik.api_json("/api/http/routers?per_page=1000")?;
-        let names: Vec<String> = routers.as_array()?.iter().filter_map(|r| r["name"].as_str().map(String::from)).collect();
+        let names: Vec<String> = routers
+            .as_array()?
+            .iter()
+            .filter_map(|r| r["name"].as_str().map(String::from))
+            .collect();
         expected_routers.iter().all(|r| names.contains(r)).then_some(routers)
     });
     for r in routers.as_array().unwrap() {
         if expected_routers.iter().any(|e| r["name"] == e.as_str()) {
-            assert_eq!(r["status"], "enabled", "Traefik rejected {}: {r}\n{}", r["name"], traefik.log());
+            assert_eq!(
+                r["status"],
+                "enabled",
+                "Traefik rejected {}: {r}\n{}",
+                r["name"],
+                traefik.log()
+            );
         }
     }
 }
@@ -460,13 +548,26 @@ struct Tmpfs(PathBuf);
 impl Tmpfs {
     fn mount(dir: &Path, size: &str) -> Tmpfs {
         fs::create_dir_all(dir).unwrap();
-        let ok = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).status();
-        assert!(ok.is_ok_and(|s| s.success()), "mounting a tmpfs needs root; these tests run as root in CI");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status();
+        assert!(
+            ok.is_ok_and(|s| s.success()),
+            "mounting a tmpfs needs root; these tests run as root in CI"
+        );
         Tmpfs(dir.to_path_buf())
     }
 
     fn remount_read_only(&self) {
-        assert!(Command::new("mount").args(["-o", "remount,ro"]).arg(&self.0).status().unwrap().success());
+        assert!(
+            Command::new("mount")
+                .args(["-o", "remount,ro"])
+                .arg(&self.0)
+                .status()
+                .unwrap()
+                .success()
+        );
     }
 }
 
@@ -499,12 +600,26 @@ fn a_full_or_read_only_directory_is_a_clear_error_and_the_old_file_keeps_serving
     let out = h.cli(&["promote", APP]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("No space left on device") && stderr.contains(&h.dir.display().to_string()), "{stderr}");
+    assert!(
+        stderr.contains("No space left on device") && stderr.contains(&h.dir.display().to_string()),
+        "{stderr}"
+    );
     assert_eq!(h.file(), before_file, "the serving file is untouched");
-    assert_eq!(fs::read(h.dir.join(".pointsman/state.json")).unwrap(), before_state, "roles unchanged");
+    assert_eq!(
+        fs::read(h.dir.join(".pointsman/state.json")).unwrap(),
+        before_state,
+        "roles unchanged"
+    );
     assert_eq!(h.public(&[]), "blue v1");
-    let leftovers: Vec<_> = fs::read_dir(h.dir.join(".pointsman")).unwrap().flatten().map(|e| e.file_name()).collect();
-    assert!(!leftovers.iter().any(|n| n.to_string_lossy().ends_with(".tmp")), "no temp file left: {leftovers:?}");
+    let leftovers: Vec<_> = fs::read_dir(h.dir.join(".pointsman"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        !leftovers.iter().any(|n| n.to_string_lossy().ends_with(".tmp")),
+        "no temp file left: {leftovers:?}"
+    );
 
     // The controller keeps serving the old file and says why it cannot write.
     h.start_controller();
@@ -515,7 +630,9 @@ fn a_full_or_read_only_directory_is_a_clear_error_and_the_old_file_keeps_serving
     assert_eq!(h.public(&[]), "blue v1");
     // Space comes back: the controller converges on its own (it retries every second).
     fs::remove_file(h.dir.join(".pointsman/filler")).unwrap();
-    wait_until("controller rewrote the file", SETTLE, || (!h.file().contains("web-slot-green")).then_some(()));
+    wait_until("controller rewrote the file", SETTLE, || {
+        (!h.file().contains("web-slot-green")).then_some(())
+    });
     h.signal_controller("TERM");
 
     let before_file = h.file();
@@ -542,10 +659,18 @@ fn a_broken_foreign_file_is_reported_by_status_and_the_controller() {
     );
     // The controller notices on its next render.
     Docker::run(&["exec", &format!("{}-green", h.cleanup.id()), "/pointsman-demo", "fail"]);
-    wait_until("controller warns", SETTLE, || h.controller_log().contains("middlewares.yml is not a file Traefik can load").then_some(()));
+    wait_until("controller warns", SETTLE, || {
+        h.controller_log()
+            .contains("middlewares.yml is not a file Traefik can load")
+            .then_some(())
+    });
     // And the warning is true: Traefik now ignores pointsman's change (green left the pool).
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(h.public(&[("X-Pointsman-Version", "candidate")]), "green v2", "Traefik kept its old config");
+    assert_eq!(
+        h.public(&[("X-Pointsman-Version", "candidate")]),
+        "green v2",
+        "Traefik kept its old config"
+    );
     fs::remove_file(h.dir.join("middlewares.yml")).unwrap();
     let status = h.cli_ok(&["status"]);
     assert!(!status.contains("middlewares.yml"), "{status}");

@@ -40,12 +40,29 @@ impl Rng {
     }
     /// Mostly one of the first `good` items (valid values), sometimes any of them.
     fn mostly<'a>(&mut self, items: &[&'a str], good: usize) -> &'a str {
-        if self.chance(85) { self.pick(&items[..good]) } else { self.pick(items) }
+        if self.chance(85) {
+            self.pick(&items[..good])
+        } else {
+            self.pick(items)
+        }
     }
 }
 
-const APPS: &[&str] = &["web", "api", "shop", "Web", "we_b", "wéb", "-x", "a-", "", "{{x}}", "web\n"];
-const SLOTS: &[&str] = &["blue", "green", "v1.2", "a_b", "candidate", "", "{{.Name}}", "x y", "é", "blue\n"];
+const APPS: &[&str] = &[
+    "web", "api", "shop", "Web", "we_b", "wéb", "-x", "a-", "", "{{x}}", "web\n",
+];
+const SLOTS: &[&str] = &[
+    "blue",
+    "green",
+    "v1.2",
+    "a_b",
+    "candidate",
+    "",
+    "{{.Name}}",
+    "x y",
+    "é",
+    "blue\n",
+];
 const VERSIONS: &[&str] = &["stable", "candidate", "Stable", "", "prod"];
 const HOSTS: &[&str] = &[
     "a.example.com",
@@ -110,7 +127,9 @@ fn random_container(rng: &mut Rng, i: usize) -> Container {
     put(rng, "version", 60, &mut |r| r.mostly(VERSIONS, 2).to_string());
     let use_rule = rng.chance(40);
     put(rng, "rule", if use_rule { 100 } else { 5 }, &mut random_rule);
-    put(rng, "host", if use_rule { 5 } else { 95 }, &mut |r| r.mostly(HOSTS, 3).to_string());
+    put(rng, "host", if use_rule { 5 } else { 95 }, &mut |r| {
+        r.mostly(HOSTS, 3).to_string()
+    });
     put(rng, "port", 30, &mut |r| r.mostly(PORTS, 2).to_string());
     put(rng, "entrypoints", 20, &mut |r| r.mostly(ENTRYPOINTS, 2).to_string());
     put(rng, "network", 20, &mut |r| r.mostly(NETWORKS, 2).to_string());
@@ -120,11 +139,18 @@ fn random_container(rng: &mut Rng, i: usize) -> Container {
     let mut networks = BTreeMap::new();
     for n in ["front", "back"] {
         if networks.is_empty() || rng.chance(15) {
-            networks.insert(n.to_string(), Endpoint { ip_address: format!("10.{}.0.{}", rng.below(3), 1 + rng.below(250)) });
+            networks.insert(
+                n.to_string(),
+                Endpoint {
+                    ip_address: format!("10.{}.0.{}", rng.below(3), 1 + rng.below(250)),
+                },
+            );
         }
     }
     let count = if rng.chance(80) { 1 } else { rng.below(3) };
-    let ports: Vec<&str> = (0..count).map(|_| rng.pick(&["80/tcp", "8080/tcp", "53/udp"])).collect();
+    let ports: Vec<&str> = (0..count)
+        .map(|_| rng.pick(&["80/tcp", "8080/tcp", "53/udp"]))
+        .collect();
     let running = rng.chance(85);
     Container {
         id: format!("{i:064x}"),
@@ -135,14 +161,28 @@ fn random_container(rng: &mut Rng, i: usize) -> Container {
             running,
             paused: rng.chance(5),
             restarting: false,
-            started_at: format!("2026-11-26T06:{:02}:{:02}.{}Z", rng.below(60), rng.below(60), rng.below(1000)),
-            health: rng.chance(50).then(|| Health { status: rng.pick(HEALTH).to_string() }),
+            started_at: format!(
+                "2026-11-26T06:{:02}:{:02}.{}Z",
+                rng.below(60),
+                rng.below(60),
+                rng.below(1000)
+            ),
+            health: rng.chance(50).then(|| Health {
+                status: rng.pick(HEALTH).to_string(),
+            }),
         },
         config: ContainerConfig {
             labels: Some(labels),
-            exposed_ports: Some(ports.into_iter().map(|p| (p.to_string(), serde_json::json!({}))).collect()),
+            exposed_ports: Some(
+                ports
+                    .into_iter()
+                    .map(|p| (p.to_string(), serde_json::json!({})))
+                    .collect(),
+            ),
         },
-        network_settings: NetworkSettings { networks: Some(networks) },
+        network_settings: NetworkSettings {
+            networks: Some(networks),
+        },
     }
 }
 
@@ -150,7 +190,10 @@ fn random_container(rng: &mut Rng, i: usize) -> Container {
 fn assert_loadable(name: &str, bytes: &[u8]) {
     let text = std::str::from_utf8(bytes).expect("UTF-8");
     foreign::check_text(text, "yml").unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
-    assert!(!text.contains("{{"), "{name}: a Go template action would be evaluated:\n{text}");
+    assert!(
+        !text.contains("{{"),
+        "{name}: a Go template action would be evaluated:\n{text}"
+    );
     let (comment, json) = text.split_once('\n').expect("comment line");
     assert!(comment.starts_with('#'));
     let doc: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
@@ -161,19 +204,31 @@ fn assert_loadable(name: &str, bytes: &[u8]) {
         let rule = router["rule"].as_str().expect("rule");
         Rule::parse(rule).unwrap_or_else(|e| panic!("{name}: router {r} has a rule Traefik rejects: {e}: {rule}"));
         let service = router["service"].as_str().expect("service");
-        assert!(services.contains_key(service), "{name}: router {r} points at missing service {service}");
+        assert!(
+            services.contains_key(service),
+            "{name}: router {r} points at missing service {service}"
+        );
         assert!(!router["entryPoints"].as_array().expect("entryPoints").is_empty());
     }
     for (s, service) in services {
-        for server in service["loadBalancer"]["servers"].as_array().unwrap_or_else(|| panic!("{name}: {s}")) {
-            assert!(server["url"].as_str().is_some_and(|u| u.starts_with("http://")), "{name}: {s}");
+        for server in service["loadBalancer"]["servers"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: {s}"))
+        {
+            assert!(
+                server["url"].as_str().is_some_and(|u| u.starts_with("http://")),
+                "{name}: {s}"
+            );
         }
     }
 }
 
 #[test]
 fn random_labels_never_panic_and_always_render_loadable_files() {
-    let cases: usize = std::env::var("POINTSMAN_PROPERTY_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let cases: usize = std::env::var("POINTSMAN_PROPERTY_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let (mut rendered, mut refused) = (0usize, 0usize);
     for case in 0..cases {
@@ -181,7 +236,11 @@ fn random_labels_never_panic_and_always_render_loadable_files() {
             preview_entrypoint: rng.chance(50).then(|| "preview".to_string()),
             network: rng.chance(20).then(|| "front".to_string()),
             allow_catch_all: rng.chance(30),
-            allowed_hosts: if rng.chance(20) { vec!["*.example.com".into()] } else { vec![] },
+            allowed_hosts: if rng.chance(20) {
+                vec!["*.example.com".into()]
+            } else {
+                vec![]
+            },
             ..Settings::default()
         };
         let containers: Vec<Container> = (0..1 + rng.below(12)).map(|i| random_container(&mut rng, i)).collect();
@@ -191,7 +250,15 @@ fn random_labels_never_panic_and_always_render_loadable_files() {
         roles::seed(&mut state, &fleet, Instant(0), Actor::Controller);
         // Random role changes too: promote (forced or not), rollback, pins.
         for app in fleet.apps.keys() {
-            let _ = roles::promote(&mut state, &fleet, app, "pointsman.app", rng.chance(50), Actor::Cli, Instant(1));
+            let _ = roles::promote(
+                &mut state,
+                &fleet,
+                app,
+                "pointsman.app",
+                rng.chance(50),
+                Actor::Cli,
+                Instant(1),
+            );
             if rng.chance(30) {
                 let _ = roles::rollback(&mut state, &fleet, app, Actor::Cli, Instant(2));
             }
@@ -203,8 +270,14 @@ fn random_labels_never_panic_and_always_render_loadable_files() {
             rendered += 1;
         }
         // Deterministic: the same input renders the same bytes.
-        assert_eq!(files, render::render_all(&Fleet::build(&containers, &settings), &state, &settings));
+        assert_eq!(
+            files,
+            render::render_all(&Fleet::build(&containers, &settings), &state, &settings)
+        );
     }
     eprintln!("{cases} cases: {rendered} files rendered and checked, {refused} containers refused");
-    assert!(rendered > cases / 4 && refused > cases, "the generator exercises both paths");
+    assert!(
+        rendered > cases / 4 && refused > cases,
+        "the generator exercises both paths"
+    );
 }

@@ -109,7 +109,12 @@ impl Harness {
 
     fn cli_ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
-        assert!(out.status.success(), "pointsman {args:?} failed ({}): {}", out.status, text(&out));
+        assert!(
+            out.status.success(),
+            "pointsman {args:?} failed ({}): {}",
+            out.status,
+            text(&out)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -121,7 +126,12 @@ impl Harness {
         let log = fs::File::create(self.log_path(n)).unwrap();
         let mut all = vec!["run"];
         all.extend_from_slice(args);
-        let child = self.cmd(&all).stdout(Stdio::null()).stderr(log).spawn().expect("start pointsman run");
+        let child = self
+            .cmd(&all)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start pointsman run");
         *slot = Some(child);
     }
 
@@ -129,7 +139,10 @@ impl Harness {
     fn kill_controller(&self) {
         let mut child = self.controller.lock().unwrap().take().expect("controller running");
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("the controller exited on its own ({status}); log:\n{}", self.controller_log());
+            panic!(
+                "the controller exited on its own ({status}); log:\n{}",
+                self.controller_log()
+            );
         }
         child.kill().expect("SIGKILL the controller");
         let status: ExitStatus = child.wait().unwrap();
@@ -137,7 +150,12 @@ impl Harness {
     }
 
     fn controller_pid(&self) -> u32 {
-        self.controller.lock().unwrap().as_ref().expect("controller running").id()
+        self.controller
+            .lock()
+            .unwrap()
+            .as_ref()
+            .expect("controller running")
+            .id()
     }
 
     fn log_path(&self, n: usize) -> PathBuf {
@@ -169,7 +187,12 @@ impl Harness {
         for l in labels {
             args.extend(["--label".into(), l]);
         }
-        args.extend(["-e".into(), format!("SLOT={slot}"), "-e".into(), format!("VERSION={version}")]);
+        args.extend([
+            "-e".into(),
+            format!("SLOT={slot}"),
+            "-e".into(),
+            format!("VERSION={version}"),
+        ]);
         args.push(support::DEMO_IMAGE.into());
         args
     }
@@ -197,7 +220,9 @@ impl Harness {
     }
 
     fn wait_public(&self, expected: &str) {
-        wait_until(&format!("public answers {expected:?}"), SETTLE, || (self.public() == expected).then_some(()));
+        wait_until(&format!("public answers {expected:?}"), SETTLE, || {
+            (self.public() == expected).then_some(())
+        });
     }
 
     fn state(&self) -> Value {
@@ -216,8 +241,10 @@ impl Harness {
     fn wait_servers(&self, what: &str, want: &[(&str, bool)]) -> Instant {
         wait_for(what, SETTLE, || {
             let file = self.file();
-            let seen: Vec<(&str, bool)> =
-                want.iter().map(|(ip, _)| (*ip, file.contains(&format!("http://{ip}:80")))).collect();
+            let seen: Vec<(&str, bool)> = want
+                .iter()
+                .map(|(ip, _)| (*ip, file.contains(&format!("http://{ip}:80"))))
+                .collect();
             if seen == want { Ok(Instant::now()) } else { Err(seen) }
         })
     }
@@ -259,7 +286,11 @@ fn strip_ansi(s: &str) -> String {
 }
 
 fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// xorshift64*: reproducible choices from a printed seed, no dependency.
@@ -291,7 +322,12 @@ fn seed() -> u64 {
     std::env::var("POINTSMAN_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1))
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        })
 }
 
 fn count(log: &str, needle: &str) -> usize {
@@ -312,7 +348,13 @@ fn stats_line(d: &[Duration]) -> String {
     if d.is_empty() {
         return "none".into();
     }
-    format!("n={} min={:?} median={:?} max={:?}", d.len(), d[0], d[d.len() / 2], d[d.len() - 1])
+    format!(
+        "n={} min={:?} median={:?} max={:?}",
+        d.len(),
+        d[0],
+        d[d.len() / 2],
+        d[d.len() - 1]
+    )
 }
 
 // ---- what a directory must look like at any instant ---------------------------------------------
@@ -346,8 +388,9 @@ fn check_dir(dir: &Path) -> Result<DirReport, String> {
             if [".yml", ".yaml", ".toml"].iter().any(|s| name.ends_with(s)) {
                 let bytes = fs::read(&path).map_err(|e| format!("read {}: {e}", path.display()))?;
                 let body = std::str::from_utf8(&bytes).map_err(|e| format!("{name}: not UTF-8: {e}"))?;
-                let (comment, json) =
-                    body.split_once('\n').ok_or_else(|| format!("{name}: no comment line: {body:?}"))?;
+                let (comment, json) = body
+                    .split_once('\n')
+                    .ok_or_else(|| format!("{name}: no comment line: {body:?}"))?;
                 if !comment.starts_with('#') {
                     return Err(format!("{name}: first line is not a comment: {comment:?}"));
                 }
@@ -433,7 +476,10 @@ enum Churn {
 /// One worker: operations on its own two replicas (one per slot) and CLI role changes.
 fn storm_worker(h: &Harness, storm: &Storm, worker: usize, seed: u64, cores: &[String; 2]) {
     let mut rng = Rng::new(seed);
-    let replicas = [("blue", format!("blue-w{worker}")), ("green", format!("green-w{worker}"))];
+    let replicas = [
+        ("blue", format!("blue-w{worker}")),
+        ("green", format!("green-w{worker}")),
+    ];
     let mut churn = [Churn::Absent; 2];
     while !storm.done.load(Ordering::SeqCst) {
         storm.busy.fetch_add(1, Ordering::SeqCst);
@@ -452,7 +498,10 @@ fn storm_worker(h: &Harness, storm: &Storm, worker: usize, seed: u64, cores: &[S
                 Churn::Absent => {
                     let args = h.demo_args(name, slot, None, &format!("w{worker}"));
                     churn[i] = Churn::Running { unhealthy: false };
-                    ("docker run", docker(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+                    (
+                        "docker run",
+                        docker(&args.iter().map(String::as_str).collect::<Vec<_>>()),
+                    )
                 }
                 Churn::Running { unhealthy } => match rng.below(100) {
                     0..25 => {
@@ -485,7 +534,10 @@ fn storm_worker(h: &Harness, storm: &Storm, worker: usize, seed: u64, cores: &[S
             let by_slot = format!("{APP}/{}", ["blue", "green"][rng.below(2) as usize]);
             let (kind, args): (&'static str, Vec<&str>) = match rng.below(100) {
                 0..35 => ("relabel APP/SLOT", vec!["relabel", &by_slot, "version=stable"]),
-                35..50 => ("relabel CONTAINER", vec!["relabel", &cores[rng.below(2) as usize], "version=stable"]),
+                35..50 => (
+                    "relabel CONTAINER",
+                    vec!["relabel", &cores[rng.below(2) as usize], "version=stable"],
+                ),
                 50..75 => ("promote", vec!["promote", APP]),
                 75..88 => ("rollback", vec!["rollback", APP]),
                 88..95 => ("pin candidate", vec!["relabel", &by_slot, "version=candidate"]),
@@ -535,7 +587,11 @@ fn public_quick(h: &Harness) -> String {
         conn.read_to_string(&mut answer)?;
         let status = answer.split(' ').nth(1).unwrap_or("?");
         let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body.trim());
-        Ok(if status == "200" { body.to_string() } else { format!("HTTP {status}") })
+        Ok(if status == "200" {
+            body.to_string()
+        } else {
+            format!("HTTP {status}")
+        })
     };
     attempt().unwrap_or_else(|e| format!("error: {e}"))
 }
@@ -592,7 +648,10 @@ impl Prober {
             stats.elapsed = started.elapsed();
             stats
         });
-        Prober { stop, thread: Some(thread) }
+        Prober {
+            stop,
+            thread: Some(thread),
+        }
     }
 
     fn stop(mut self) -> support::LoadStats {
@@ -617,7 +676,10 @@ fn sigkill_at_random_moments_during_a_storm_never_breaks_a_file_or_routing() {
     // measured from the previous change). The storm changes files all the time, so with the
     // default the public side of "converged within 2 s" would measure Traefik's throttle, not
     // pointsman. 200 ms keeps Traefik's part small; the files' part is measured on its own.
-    let options = TraefikOptions { providers_throttle: Some("200ms".into()), ..TraefikOptions::default() };
+    let options = TraefikOptions {
+        providers_throttle: Some("200ms".into()),
+        ..TraefikOptions::default()
+    };
     let h = Harness::with_traefik("crash", options);
     // One core replica per slot that the storm never touches, so whichever slot is stable always
     // has a healthy server: then any non-2xx is pointsman's (or a churned replica's) doing.
@@ -669,7 +731,9 @@ fn sigkill_at_random_moments_during_a_storm_never_breaks_a_file_or_routing() {
             }
             let restarted = Instant::now();
             h.start_controller(&[]);
-            wait_for(&format!("files to converge after restart {kills}"), SETTLE, || files_converged(&h));
+            wait_for(&format!("files to converge after restart {kills}"), SETTLE, || {
+                files_converged(&h)
+            });
             files_convergence.push(restarted.elapsed());
             let mut seen = Vec::new();
             let since = wait_for(&format!("routing to converge after restart {kills}"), SETTLE, || {
@@ -685,14 +749,22 @@ fn sigkill_at_random_moments_during_a_storm_never_breaks_a_file_or_routing() {
             lock.lock().unwrap();
             let report = check_dir(&h.dir).unwrap_or_else(|e| panic!("after restart {kills}: {e}"));
             drop(lock);
-            assert_eq!(report.stray_temps, 0, "temp files of killed writers are swept after restart {kills}");
+            assert_eq!(
+                report.stray_temps, 0,
+                "temp files of killed writers are swept after restart {kills}"
+            );
         }
     });
     let storm_time = started.elapsed();
     let stats = load.stop();
     let failures = storm.failures.lock().unwrap().clone();
-    let traefik_errors: Vec<String> =
-        h.traefik.log().lines().filter(|l| l.contains(" ERR ")).map(String::from).collect();
+    let traefik_errors: Vec<String> = h
+        .traefik
+        .log()
+        .lines()
+        .filter(|l| l.contains(" ERR "))
+        .map(String::from)
+        .collect();
 
     eprintln!(
         "crash storm: {} operations in {storm_time:.1?} by {WORKERS} workers, {} refused by the CLI (exit 1)",
@@ -707,8 +779,14 @@ fn sigkill_at_random_moments_during_a_storm_never_breaks_a_file_or_routing() {
         .map(|(kind, (n, total))| format!("{kind}: {n} (avg {:?})", *total / *n as u32))
         .collect();
     eprintln!("crash storm: operations by kind: {}", by_kind.join(", "));
-    eprintln!("crash storm: {kills} SIGKILLs; after each restart, files converged: {}", stats_line(&files_convergence));
-    eprintln!("crash storm: after each restart, Traefik answered from the stable slot: {}", stats_line(&convergence));
+    eprintln!(
+        "crash storm: {kills} SIGKILLs; after each restart, files converged: {}",
+        stats_line(&files_convergence)
+    );
+    eprintln!(
+        "crash storm: after each restart, Traefik answered from the stable slot: {}",
+        stats_line(&convergence)
+    );
     eprintln!("crash storm: kills that left a temp file behind (a write cut short): {killed_mid_write}");
     eprintln!(
         "crash storm: public load: {} requests, statuses {:?}, {} errors; samples: {:?}",
@@ -719,7 +797,11 @@ fn sigkill_at_random_moments_during_a_storm_never_breaks_a_file_or_routing() {
         traefik_errors.iter().all(|l| !l.contains("providerName=file")),
         "Traefik rejected a file: {traefik_errors:#?}"
     );
-    assert_eq!(stats.statuses.get(&404), None, "Traefik answered 404 for the live app: {stats:?}");
+    assert_eq!(
+        stats.statuses.get(&404),
+        None,
+        "Traefik answered 404 for the live app: {stats:?}"
+    );
     assert_eq!(
         stats.statuses.get(&503),
         None,
@@ -747,7 +829,9 @@ fn a_cut_event_stream_is_reconnected_and_no_stale_server_outlives_the_backoff_ca
     h.wait_healthy(&two);
     let (ip1, ip2) = (Docker::ip(&one), Docker::ip(&two));
     h.wait_servers("both replicas routed", &[(&ip1, true), (&ip2, true)]);
-    wait_until("the event stream open", SETTLE, || (proxy.stats().endpoints.contains_key("GET /events")).then_some(()));
+    wait_until("the event stream open", SETTLE, || {
+        (proxy.stats().endpoints.contains_key("GET /events")).then_some(())
+    });
 
     // 1. Docker goes away (every connection cut, new ones closed) while the stable slot changes:
     //    another replica starts, one stops (in this order: Docker hands a freed address out
@@ -759,7 +843,10 @@ fn a_cut_event_stream_is_reconnected_and_no_stale_server_outlives_the_backoff_ca
     Docker::run(&["stop", "-t", "1", &one]);
     h.wait_healthy(&three);
     let ip3 = Docker::ip(&three);
-    assert_ne!(ip3, ip1, "Docker reused the stopped replica's address; the test cannot tell them apart");
+    assert_ne!(
+        ip3, ip1,
+        "Docker reused the stopped replica's address; the test cannot tell them apart"
+    );
     // Long enough for the backoff to reach its cap.
     thread::sleep((cut_at + Duration::from_secs(4)).saturating_duration_since(Instant::now()));
     let file = h.file();
@@ -768,11 +855,18 @@ fn a_cut_event_stream_is_reconnected_and_no_stale_server_outlives_the_backoff_ca
         "routing stays as written while Docker is away: {file}"
     );
     let lost = count(&h.controller_log(), "lost Docker; routing stays as written, retrying");
-    assert!(lost >= 3, "the controller retries and says so: {lost} lines\n{}", h.controller_log());
+    assert!(
+        lost >= 3,
+        "the controller retries and says so: {lost} lines\n{}",
+        h.controller_log()
+    );
 
     proxy.set_down(false);
     let up_at = Instant::now();
-    let fixed_at = h.wait_servers("stale replica gone, new one routed", &[(&ip1, false), (&ip2, true), (&ip3, true)]);
+    let fixed_at = h.wait_servers(
+        "stale replica gone, new one routed",
+        &[(&ip1, false), (&ip2, true), (&ip3, true)],
+    );
     let after_up = fixed_at - up_at;
     let stale_for = fixed_at - cut_at;
 
@@ -822,7 +916,10 @@ fn a_cut_event_stream_is_reconnected_and_no_stale_server_outlives_the_backoff_ca
         delays.iter().all(|d| *d <= BACKOFF_CAP.as_millis() as u64),
         "a retry waited longer than the cap: {delays:?}"
     );
-    assert!(count(&log, "synced with Docker") >= 3, "a full resync after each reconnect:\n{log}");
+    assert!(
+        count(&log, "synced with Docker") >= 3,
+        "a full resync after each reconnect:\n{log}"
+    );
     assert!(stats.refused >= 3, "{stats:?}");
 }
 
@@ -855,7 +952,13 @@ fn docker_unreachable_at_start_is_retried_and_reported_and_the_files_are_left_al
     let snapshot = || -> Vec<(PathBuf, Vec<u8>, SystemTime)> {
         [&state_path, &file_path]
             .iter()
-            .map(|p| (p.to_path_buf(), fs::read(p).unwrap(), fs::metadata(p).unwrap().modified().unwrap()))
+            .map(|p| {
+                (
+                    p.to_path_buf(),
+                    fs::read(p).unwrap(),
+                    fs::metadata(p).unwrap().modified().unwrap(),
+                )
+            })
             .collect()
     };
     let before = snapshot();
@@ -867,13 +970,18 @@ fn docker_unreachable_at_start_is_retried_and_reported_and_the_files_are_left_al
         (count(&h.controller_log(), "lost Docker; routing stays as written, retrying") >= 3).then_some(())
     });
     let log = h.controller_log();
-    assert!(log.contains("cannot reach Docker"), "the log says what is wrong:\n{log}");
+    assert!(
+        log.contains("cannot reach Docker"),
+        "the log says what is wrong:\n{log}"
+    );
     assert!(!log.contains("synced with Docker"));
     // Hold Docker away a little longer, then compare: nothing written, nothing removed.
     thread::sleep(Duration::from_millis(1500));
     assert!(snapshot() == before, "files changed while Docker was unreachable");
-    let top: Vec<String> =
-        fs::read_dir(&h.dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let top: Vec<String> = fs::read_dir(&h.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(
         top.iter().filter(|n| n.as_str() != ".pointsman").collect::<Vec<_>>(),
         [&format!("pointsman-{APP}.yml")]
@@ -883,7 +991,10 @@ fn docker_unreachable_at_start_is_retried_and_reported_and_the_files_are_left_al
     proxy.set_down(false);
     let up_at = Instant::now();
     let ip = Docker::ip(&blue);
-    h.wait_servers("the file routes to the real container", &[(&ip, true), ("192.0.2.1", false)]);
+    h.wait_servers(
+        "the file routes to the real container",
+        &[(&ip, true), ("192.0.2.1", false)],
+    );
     let synced_after = up_at.elapsed();
     h.wait_public("blue v1");
     let state = h.state();
@@ -897,7 +1008,10 @@ fn docker_unreachable_at_start_is_retried_and_reported_and_the_files_are_left_al
     assert!(log.contains("synced with Docker"), "{log}");
     assert!(synced_after <= BACKOFF_CAP + MARGIN, "{synced_after:?}");
     assert_eq!(state["apps"][APP]["stable"], "blue", "roles are never reset: {state}");
-    assert_eq!(state["history"][0]["at"], "2026-01-01T00:00:00Z", "history kept: {state}");
+    assert_eq!(
+        state["history"][0]["at"], "2026-01-01T00:00:00Z",
+        "history kept: {state}"
+    );
 }
 
 /// A Docker that accepts connections and never answers (a paused socket proxy, a dropped
@@ -915,15 +1029,37 @@ fn a_docker_that_never_answers_is_timed_out_reported_and_retried() {
 
     let started = Instant::now();
     h.start_controller(&["--backoff-cap", "2"]);
-    let cli = h.cmd(&["status"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let reported_after = wait_until("the controller to report the hung Docker", Duration::from_secs(30), || {
-        (count(&h.controller_log(), "lost Docker; routing stays as written, retrying") >= 1).then(|| started.elapsed())
-    });
+    let cli = h
+        .cmd(&["status"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reported_after = wait_until(
+        "the controller to report the hung Docker",
+        Duration::from_secs(30),
+        || {
+            (count(&h.controller_log(), "lost Docker; routing stays as written, retrying") >= 1)
+                .then(|| started.elapsed())
+        },
+    );
     let out = cli.wait_with_output().unwrap();
     let cli_after = started.elapsed();
-    assert_eq!(out.status.code(), Some(2), "the CLI gives up with exit 2: {}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach Docker"), "{}", text(&out));
-    assert!(!h.dir.join(format!("pointsman-{APP}.yml")).exists(), "nothing written before a full listing");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the CLI gives up with exit 2: {}",
+        text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot reach Docker"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !h.dir.join(format!("pointsman-{APP}.yml")).exists(),
+        "nothing written before a full listing"
+    );
 
     // Docker answers again (the held connections are dropped, as when a proxy restarts).
     proxy.set_stalled(false);
@@ -950,7 +1086,10 @@ fn two_hundred_parallel_relabels_are_all_recorded_in_one_serial_order() {
     // Each thread alternates between two slots of its own. Only it names them, so the slot it
     // targets is never the stable one at that moment: every relabel changes something and must
     // be recorded. Another thread stops and starts a noise replica so the controller renders too.
-    let mut containers = vec![h.deploy("base", "base", Some("stable"), "v0"), h.deploy("noise", "noise", None, "n")];
+    let mut containers = vec![
+        h.deploy("base", "base", Some("stable"), "v0"),
+        h.deploy("noise", "noise", None, "n"),
+    ];
     for t in 0..THREADS {
         for side in ["a", "b"] {
             let slot = format!("t{t}{side}");
@@ -1010,7 +1149,10 @@ fn two_hundred_parallel_relabels_are_all_recorded_in_one_serial_order() {
     h.wait_healthy(&containers[1]);
     thread::sleep(Duration::from_millis(300));
 
-    let switched = outputs.iter().filter(|(slot, out)| out.contains(&format!("slot {slot} is now stable"))).count();
+    let switched = outputs
+        .iter()
+        .filter(|(slot, out)| out.contains(&format!("slot {slot} is now stable")))
+        .count();
     let history: Vec<Value> = serde_json::from_str(&h.cli_ok(&["history", "--json", "--limit", "1000"])).unwrap();
     let history: Vec<&Value> = history.iter().filter(|t| t["app"] == APP).collect();
     let relabels: Vec<&&Value> = history.iter().filter(|t| t["action"] == "relabel").collect();
@@ -1041,15 +1183,26 @@ fn two_hundred_parallel_relabels_are_all_recorded_in_one_serial_order() {
         );
     }
     for t in 0..THREADS {
-        let mine: Vec<&str> =
-            relabels.iter().filter_map(|r| r["to"].as_str()).filter(|to| to.starts_with(&format!("t{t}"))).collect();
-        let expected: Vec<String> =
-            (0..PER_THREAD).map(|i| format!("t{t}{}", if i % 2 == 0 { "a" } else { "b" })).collect();
-        assert_eq!(mine, expected, "thread {t}'s relabels are recorded in the order it made them");
+        let mine: Vec<&str> = relabels
+            .iter()
+            .filter_map(|r| r["to"].as_str())
+            .filter(|to| to.starts_with(&format!("t{t}")))
+            .collect();
+        let expected: Vec<String> = (0..PER_THREAD)
+            .map(|i| format!("t{t}{}", if i % 2 == 0 { "a" } else { "b" }))
+            .collect();
+        assert_eq!(
+            mine, expected,
+            "thread {t}'s relabels are recorded in the order it made them"
+        );
     }
     assert!(relabels.iter().all(|r| r["by"] == "cli"));
     let last = history.last().unwrap()["to"].as_str().unwrap();
-    assert_eq!(final_stable.as_deref(), Some(last), "the final state is the last transition");
+    assert_eq!(
+        final_stable.as_deref(),
+        Some(last),
+        "the final state is the last transition"
+    );
     assert!(check.status.success(), "no drift at the end: {}", text(&check));
     h.wait_public(&format!("{last} v1"));
 }
@@ -1063,7 +1216,12 @@ fn listening_sockets(pid: u32) -> Vec<String> {
         .map(|dir| {
             dir.flatten()
                 .filter_map(|e| fs::read_link(e.path()).ok())
-                .filter_map(|l| l.to_string_lossy().strip_prefix("socket:[")?.strip_suffix(']').map(String::from))
+                .filter_map(|l| {
+                    l.to_string_lossy()
+                        .strip_prefix("socket:[")?
+                        .strip_suffix(']')
+                        .map(String::from)
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -1133,14 +1291,23 @@ fn the_controller_and_the_cli_work_through_a_proxy_that_allows_only_get() {
     eprintln!("read-only proxy: sockets the controller listens on: {sockets:?}");
     assert_eq!(stats.non_get(), 0, "pointsman only reads Docker: {stats:?}");
     assert!(stats.forbidden.is_empty() && stats.refused == 0, "{stats:?}");
-    let allowed = ["GET /_ping", "GET /version", "GET /events", "GET /containers/json", "GET /containers/{id}/json"];
+    let allowed = [
+        "GET /_ping",
+        "GET /version",
+        "GET /events",
+        "GET /containers/json",
+        "GET /containers/{id}/json",
+    ];
     for endpoint in stats.endpoints.keys() {
         assert!(
             allowed.contains(&endpoint.as_str()),
             "{endpoint} is outside what docker-socket-proxy allows with CONTAINERS=1 EVENTS=1"
         );
     }
-    assert!(sockets.iter().all(|s| is_loopback(s)), "any listener binds to loopback: {sockets:?}");
+    assert!(
+        sockets.iter().all(|s| is_loopback(s)),
+        "any listener binds to loopback: {sockets:?}"
+    );
 
     // The proxy does refuse a write, so the zero above means something.
     let mut conn = std::net::TcpStream::connect(proxy.docker_host().trim_start_matches("tcp://")).unwrap();
@@ -1156,7 +1323,10 @@ fn the_controller_and_the_cli_work_through_a_proxy_that_allows_only_get() {
     conn.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
     assert_eq!(proxy.stats().forbidden.len(), 1);
-    assert!(Docker::try_run(&["inspect", &name]).is_err(), "the refused request never reached Docker");
+    assert!(
+        Docker::try_run(&["inspect", &name]).is_err(),
+        "the refused request never reached Docker"
+    );
 }
 
 // ---- the test proxy itself ----------------------------------------------------------------------
@@ -1182,10 +1352,20 @@ fn the_test_proxy_answers_pipelined_requests_in_order_and_refuses_writes_in_plac
     // Bodies need not end in a newline ("OK"): find each status line by its prefix.
     let statuses: Vec<&str> = answer.split("HTTP/1.1 ").skip(1).map(|rest| &rest[..3]).collect();
     assert_eq!(statuses, ["200", "403", "200"], "{answer}");
-    assert!(answer.contains("\"ApiVersion\""), "the last answer is /version's: {answer}");
+    assert!(
+        answer.contains("\"ApiVersion\""),
+        "the last answer is /version's: {answer}"
+    );
     let stats = proxy.stats();
-    assert_eq!((stats.connections, stats.requests(), stats.non_get()), (1, 3, 1), "{stats:?}");
-    assert_eq!(stats.forbidden, ["POST /v1.41/containers/pointsman-no-such-container/stop HTTP/1.1"]);
+    assert_eq!(
+        (stats.connections, stats.requests(), stats.non_get()),
+        (1, 3, 1),
+        "{stats:?}"
+    );
+    assert_eq!(
+        stats.forbidden,
+        ["POST /v1.41/containers/pointsman-no-such-container/stop HTTP/1.1"]
+    );
 
     // Down: a new connection is closed at once, unanswered.
     proxy.set_down(true);
@@ -1195,5 +1375,7 @@ fn the_test_proxy_answers_pipelined_requests_in_order_and_refuses_writes_in_plac
     let mut answer = Vec::new();
     let _ = conn.read_to_end(&mut answer);
     assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
-    wait_until("the refusal counted", SETTLE, || (proxy.stats().refused == 1).then_some(()));
+    wait_until("the refusal counted", SETTLE, || {
+        (proxy.stats().refused == 1).then_some(())
+    });
 }

@@ -49,7 +49,9 @@ fn main() -> ExitCode {
         "fail" => fail(),
         "recover" => recover(),
         "-h" | "--help" | "help" => {
-            println!("usage: pointsman-demo [serve|check|fail|recover]  (env: PORT SLOT VERSION HEALTH_FILE SHUTDOWN_TIMEOUT_MS)");
+            println!(
+                "usage: pointsman-demo [serve|check|fail|recover]  (env: PORT SLOT VERSION HEALTH_FILE SHUTDOWN_TIMEOUT_MS)"
+            );
             Ok(())
         }
         other => {
@@ -71,7 +73,9 @@ fn port() -> u16 {
 }
 
 fn health_file() -> PathBuf {
-    env::var_os("HEALTH_FILE").map(PathBuf::from).unwrap_or_else(|| DEFAULT_HEALTH_FILE.into())
+    env::var_os("HEALTH_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| DEFAULT_HEALTH_FILE.into())
 }
 
 fn fail() -> io::Result<()> {
@@ -143,7 +147,10 @@ fn serve() -> io::Result<()> {
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "unknown".to_string())
     });
-    let version = env::var("VERSION").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "v1".into());
+    let version = env::var("VERSION")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "v1".into());
     let body = format!("{slot} {version}\n");
     let head = |conn: &str| {
         format!(
@@ -160,7 +167,10 @@ fn serve() -> io::Result<()> {
     let health_file = Arc::new(health_file());
 
     let listener = TcpListener::bind(("0.0.0.0", port()))?;
-    eprintln!("pointsman-demo: slot={slot} version={version} listening on {}", listener.local_addr()?);
+    eprintln!(
+        "pointsman-demo: slot={slot} version={version} listening on {}",
+        listener.local_addr()?
+    );
 
     thread::spawn(move || {
         for conn in listener.incoming() {
@@ -175,7 +185,10 @@ fn serve() -> io::Result<()> {
     while !STOPPING.load(Ordering::SeqCst) {
         thread::sleep(Duration::from_millis(20));
     }
-    let timeout = env::var("SHUTDOWN_TIMEOUT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let timeout = env::var("SHUTDOWN_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     let deadline = Instant::now() + Duration::from_millis(timeout);
     while IN_FLIGHT.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(5));
@@ -198,7 +211,9 @@ fn handle(mut stream: TcpStream, responses: &Responses, health_file: &Path) -> i
                 break i + 4;
             }
             if buf.len() > MAX_HEAD {
-                stream.write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+                stream.write_all(
+                    b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )?;
                 return Ok(());
             }
             match stream.read(&mut chunk) {
@@ -230,11 +245,16 @@ fn respond(
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let mut lines = head.split("\r\n");
     let mut request_line = lines.next().unwrap_or("").split(' ');
-    let (method, target, proto) =
-        (request_line.next().unwrap_or(""), request_line.next().unwrap_or(""), request_line.next().unwrap_or(""));
+    let (method, target, proto) = (
+        request_line.next().unwrap_or(""),
+        request_line.next().unwrap_or(""),
+        request_line.next().unwrap_or(""),
+    );
     let (mut content_length, mut chunked, mut conn_close, mut conn_keep) = (0usize, false, false, false);
     for line in lines {
-        let Some((name, value)) = line.split_once(':') else { continue };
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
         let value = value.trim();
         if name.eq_ignore_ascii_case("content-length") {
             content_length = value.parse().unwrap_or(0);
@@ -263,14 +283,16 @@ fn respond(
     }
     buf.drain(..head_end + content_length);
 
-    let keep = !STOPPING.load(Ordering::SeqCst)
-        && !conn_close
-        && (proto == "HTTP/1.1" || conn_keep);
+    let keep = !STOPPING.load(Ordering::SeqCst) && !conn_close && (proto == "HTTP/1.1" || conn_keep);
     let connection = if keep { "keep-alive" } else { "close" };
     let head_only = method == "HEAD";
     let path = target.split('?').next().unwrap_or("");
     if path == "/healthz" {
-        let (status, body) = if health_file.exists() { ("503 Service Unavailable", "unhealthy\n") } else { ("200 OK", "ok\n") };
+        let (status, body) = if health_file.exists() {
+            ("503 Service Unavailable", "unhealthy\n")
+        } else {
+            ("200 OK", "ok\n")
+        };
         let mut out = format!(
             "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: {connection}\r\n\r\n",
             body.len()
@@ -281,7 +303,11 @@ fn respond(
         stream.write_all(out.as_bytes())?;
     } else {
         let full = if keep { &responses.keep_alive } else { &responses.close };
-        let len = if head_only { full.len() - responses.body_len } else { full.len() };
+        let len = if head_only {
+            full.len() - responses.body_len
+        } else {
+            full.len()
+        };
         stream.write_all(&full[..len])?;
     }
     Ok(keep)

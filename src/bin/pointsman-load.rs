@@ -77,7 +77,10 @@ fn main() -> ExitCode {
     };
     let clock = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
-    let request = format!("GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: pointsman-load\r\n\r\n", opts.path, opts.host);
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: pointsman-load\r\n\r\n",
+        opts.path, opts.host
+    );
     let interval = Duration::from_secs_f64(opts.connections as f64 / opts.rate);
 
     let workers: Vec<_> = (0..opts.connections)
@@ -90,7 +93,11 @@ fn main() -> ExitCode {
         })
         .collect();
 
-    let flips = if opts.flips > 0 { run_flips(&opts, clock) } else { wait_until_done(&opts, clock) };
+    let flips = if opts.flips > 0 {
+        run_flips(&opts, clock)
+    } else {
+        wait_until_done(&opts, clock)
+    };
     stop.store(true, Ordering::SeqCst);
     let end_us = micros(clock);
     let mut samples = Vec::new();
@@ -138,7 +145,11 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        let ms = |v: String| v.parse::<u64>().map(Duration::from_millis).map_err(|_| format!("{v:?} is not milliseconds"));
+        let ms = |v: String| {
+            v.parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|_| format!("{v:?} is not milliseconds"))
+        };
         match flag.as_str() {
             "--addr" => {
                 let v = value()?;
@@ -154,7 +165,9 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
             "--gap-ms" => o.gap = ms(value()?)?,
             "--duration-ms" => o.duration = Some(ms(value()?)?),
             "--flips" => o.flips = value()?.parse().map_err(|_| "--flips: expected a number")?,
-            "--flip" => o.flip_commands.push(value()?.split_whitespace().map(String::from).collect()),
+            "--flip" => o
+                .flip_commands
+                .push(value()?.split_whitespace().map(String::from).collect()),
             "--stop-file" => o.stop_file = Some(value()?.into()),
             "--out" => o.out = Some(value()?.into()),
             "--responses" => o.responses = Some(value()?.into()),
@@ -258,7 +271,12 @@ fn load(
                 slots.last().unwrap().clone()
             }
         });
-        samples.push(Sample { sent_us, done_us: micros(clock), outcome, slot });
+        samples.push(Sample {
+            sent_us,
+            done_us: micros(clock),
+            outcome,
+            slot,
+        });
     }
     (samples, unsent)
 }
@@ -274,7 +292,10 @@ fn exchange(
     if conn.is_none() {
         let stream = TcpStream::connect_timeout(&addr, timeout).map_err(io_outcome)?;
         stream.set_nodelay(true).map_err(io_outcome)?;
-        *conn = Some(Connection { stream, buf: Vec::with_capacity(4096) });
+        *conn = Some(Connection {
+            stream,
+            buf: Vec::with_capacity(4096),
+        });
     }
     let c = conn.as_mut().unwrap();
     c.stream.set_write_timeout(Some(timeout)).map_err(io_outcome)?;
@@ -295,7 +316,9 @@ fn exchange(
         .ok_or_else(|| Outcome::Socket("malformed status line".into()))?;
     let (mut length, mut chunked, mut close, mut slot) = (None, false, false, None);
     for line in lines {
-        let Some((name, value)) = line.split_once(':') else { continue };
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
         let value = value.trim();
         if name.eq_ignore_ascii_case("content-length") {
             length = value.parse::<usize>().ok();
@@ -427,7 +450,12 @@ fn run_flips(opts: &Options, clock: Instant) -> Vec<Flip> {
                 -1
             }
         };
-        flips.push(Flip { command: argv.join(" "), start_us, end_us, exit });
+        flips.push(Flip {
+            command: argv.join(" "),
+            start_us,
+            end_us,
+            exit,
+        });
         thread::sleep(opts.gap);
     }
     flips
@@ -480,19 +508,30 @@ impl Report {
         for s in samples.iter().filter(|s| !s.outcome.ok()) {
             *failures.entry(s.outcome.name()).or_insert(0) += 1;
         }
-        let mut latency_ms: Vec<f64> =
-            samples.iter().filter(|s| s.outcome.ok()).map(|s| (s.done_us - s.sent_us) as f64 / 1000.0).collect();
+        let mut latency_ms: Vec<f64> = samples
+            .iter()
+            .filter(|s| s.outcome.ok())
+            .map(|s| (s.done_us - s.sent_us) as f64 / 1000.0)
+            .collect();
         latency_ms.sort_by(f64::total_cmp);
 
         let mut results = Vec::new();
         for (i, f) in flips.iter().enumerate() {
             let window_end = flips.get(i + 1).map_or(end_us, |n| n.start_us);
             let slot_of = |s: &Sample| s.slot.as_deref().filter(|_| s.outcome.ok()).map(String::from);
-            let old = samples.iter().rev().filter(|s| s.done_us < f.start_us).find_map(slot_of);
-            let window: Vec<&Sample> =
-                samples.iter().filter(|s| s.done_us >= f.start_us && s.done_us < window_end).collect();
+            let old = samples
+                .iter()
+                .rev()
+                .filter(|s| s.done_us < f.start_us)
+                .find_map(slot_of);
+            let window: Vec<&Sample> = samples
+                .iter()
+                .filter(|s| s.done_us >= f.start_us && s.done_us < window_end)
+                .collect();
             let since = |s: &Sample| (s.done_us - f.start_us) as f64 / 1000.0;
-            let first_new = window.iter().find(|s| slot_of(s).is_some_and(|slot| Some(&slot) != old.as_ref()));
+            let first_new = window
+                .iter()
+                .find(|s| slot_of(s).is_some_and(|slot| Some(&slot) != old.as_ref()));
             let last_old = window.iter().rev().find(|s| slot_of(s).is_some() && slot_of(s) == old);
             results.push(FlipResult {
                 command: f.command.clone(),
@@ -506,7 +545,10 @@ impl Report {
                 old,
                 requests: window.len(),
                 failed: window.iter().filter(|s| !s.outcome.ok()).count(),
-                max_latency_ms: window.iter().map(|s| (s.done_us - s.sent_us) as f64 / 1000.0).fold(0.0, f64::max),
+                max_latency_ms: window
+                    .iter()
+                    .map(|s| (s.done_us - s.sent_us) as f64 / 1000.0)
+                    .fold(0.0, f64::max),
             });
         }
         Report {
@@ -564,7 +606,11 @@ impl Report {
                 f.failed,
                 f.requests,
             );
-            let _ = if f.exit == 0 { writeln!(t) } else { writeln!(t, "  EXIT {}", f.exit) };
+            let _ = if f.exit == 0 {
+                writeln!(t)
+            } else {
+                writeln!(t, "  EXIT {}", f.exit)
+            };
         }
         if !self.flips.is_empty() {
             for (name, v) in self.switch_stats() {
@@ -582,7 +628,13 @@ impl Report {
     }
 
     fn json(&self) -> String {
-        let num = |v: f64| if v.is_finite() { format!("{v:.3}") } else { "null".into() };
+        let num = |v: f64| {
+            if v.is_finite() {
+                format!("{v:.3}")
+            } else {
+                "null".into()
+            }
+        };
         let opt = |v: Option<f64>| v.map_or("null".into(), num);
         let stats = |v: &[f64]| {
             format!(
@@ -599,7 +651,11 @@ impl Report {
         let _ = writeln!(j, "  \"requests\": {},", self.requests);
         let _ = writeln!(j, "  \"unsent\": {},", self.unsent);
         let _ = writeln!(j, "  \"failed\": {},", self.failed);
-        let failures: Vec<String> = self.failures.iter().map(|(k, v)| format!("{}: {v}", quote(k))).collect();
+        let failures: Vec<String> = self
+            .failures
+            .iter()
+            .map(|(k, v)| format!("{}: {v}", quote(k)))
+            .collect();
         let _ = writeln!(j, "  \"failures\": {{{}}},", failures.join(", "));
         let _ = writeln!(j, "  \"latency_ms\": {},", stats(&self.latency_ms));
         for (name, v) in self.switch_stats() {
@@ -671,7 +727,13 @@ fn write_responses(path: &PathBuf, samples: &[Sample]) -> io::Result<()> {
             Outcome::Timeout => 1,
             Outcome::Socket(_) => 0,
         };
-        writeln!(out, "{}\t{}\t{status}\t{}", s.done_us, s.sent_us, s.slot.as_deref().unwrap_or("-"))?;
+        writeln!(
+            out,
+            "{}\t{}\t{status}\t{}",
+            s.done_us,
+            s.sent_us,
+            s.slot.as_deref().unwrap_or("-")
+        )?;
     }
     out.flush()
 }

@@ -37,7 +37,11 @@ pub const DEMO_IMAGE: &str = "pointsman-demo:dev";
 pub fn unique_id(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() % 1_000_000;
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+        % 1_000_000;
     format!("{}-{}-{n}-{t}", prefix.to_ascii_lowercase(), std::process::id())
 }
 
@@ -106,7 +110,10 @@ pub struct HttpResponse {
 impl HttpResponse {
     /// First header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -142,7 +149,10 @@ fn invalid(msg: String) -> io::Error {
 fn read_response(r: &mut impl BufRead) -> io::Result<HttpResponse> {
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
-        return Err(io::Error::new(ErrorKind::UnexpectedEof, "connection closed before a response"));
+        return Err(io::Error::new(
+            ErrorKind::UnexpectedEof,
+            "connection closed before a response",
+        ));
     }
     let status = line
         .split_whitespace()
@@ -154,18 +164,30 @@ fn read_response(r: &mut impl BufRead) -> io::Result<HttpResponse> {
     loop {
         line.clear();
         if r.read_line(&mut line)? == 0 {
-            return Err(io::Error::new(ErrorKind::UnexpectedEof, "connection closed in response head"));
+            return Err(io::Error::new(
+                ErrorKind::UnexpectedEof,
+                "connection closed in response head",
+            ));
         }
         let l = line.trim_end_matches(['\r', '\n']);
         if l.is_empty() {
             break;
         }
-        let (n, v) = l.split_once(':').ok_or_else(|| invalid(format!("bad header line {l:?}")))?;
+        let (n, v) = l
+            .split_once(':')
+            .ok_or_else(|| invalid(format!("bad header line {l:?}")))?;
         headers.push((n.trim().to_string(), v.trim().to_string()));
     }
-    let mut resp = HttpResponse { status, headers, body: String::new() };
+    let mut resp = HttpResponse {
+        status,
+        headers,
+        body: String::new(),
+    };
     let mut body = Vec::new();
-    if resp.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+    if resp
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
         loop {
             line.clear();
             r.read_line(&mut line)?;
@@ -188,7 +210,9 @@ fn read_response(r: &mut impl BufRead) -> io::Result<HttpResponse> {
             r.read_line(&mut line)?;
         }
     } else if let Some(len) = resp.header("content-length") {
-        let len: usize = len.parse().map_err(|_| invalid(format!("bad content-length {len:?}")))?;
+        let len: usize = len
+            .parse()
+            .map_err(|_| invalid(format!("bad content-length {len:?}")))?;
         body.resize(len, 0);
         r.read_exact(&mut body)?;
     } else if !(status < 200 || status == 204 || status == 304) {
@@ -216,7 +240,11 @@ pub struct HttpConn {
 
 impl HttpConn {
     pub fn new(addr: &str) -> HttpConn {
-        HttpConn { addr: addr.to_string(), conn: None, connects: 0 }
+        HttpConn {
+            addr: addr.to_string(),
+            conn: None,
+            connects: 0,
+        }
     }
 
     pub fn get(&mut self, host: &str, path: &str, headers: &[(&str, &str)]) -> io::Result<HttpResponse> {
@@ -254,7 +282,13 @@ pub struct LoadStats {
 impl LoadStats {
     /// Requests that were not answered with a 2xx.
     pub fn failures(&self) -> u64 {
-        self.errors + self.statuses.iter().filter(|(s, _)| !(200..300).contains(*s)).map(|(_, n)| n).sum::<u64>()
+        self.errors
+            + self
+                .statuses
+                .iter()
+                .filter(|(s, _)| !(200..300).contains(*s))
+                .map(|(_, n)| n)
+                .sum::<u64>()
     }
 
     fn merge(&mut self, o: LoadStats) {
@@ -266,7 +300,8 @@ impl LoadStats {
         for (k, v) in o.bodies {
             *self.bodies.entry(k).or_default() += v;
         }
-        self.samples.extend(o.samples.into_iter().take(20usize.saturating_sub(self.samples.len())));
+        self.samples
+            .extend(o.samples.into_iter().take(20usize.saturating_sub(self.samples.len())));
         self.elapsed = self.elapsed.max(o.elapsed);
     }
 }
@@ -302,7 +337,9 @@ impl Load {
                             Ok(r) => {
                                 *stats.statuses.entry(r.status).or_default() += 1;
                                 if !(200..300).contains(&r.status) && stats.samples.len() < 20 {
-                                    stats.samples.push(format!("{:.3?}: {} {:?}", start.elapsed(), r.status, r.body));
+                                    stats
+                                        .samples
+                                        .push(format!("{:.3?}: {} {:?}", start.elapsed(), r.status, r.body));
                                 }
                                 *stats.bodies.entry(r.body).or_default() += 1;
                             }
@@ -370,7 +407,11 @@ pub struct TraefikOptions {
 
 impl Default for TraefikOptions {
     fn default() -> Self {
-        TraefikOptions { log_level: "INFO".into(), access_log: false, providers_throttle: None }
+        TraefikOptions {
+            log_level: "INFO".into(),
+            access_log: false,
+            providers_throttle: None,
+        }
     }
 }
 
@@ -394,7 +435,9 @@ pub struct Traefik {
 fn free_ports<const N: usize>() -> [u16; N] {
     // Hold all listeners at once so the ports differ; the kernel does not hand them out again
     // right away, so the tiny window until traefik binds is fine (start() retries anyway).
-    let listeners: Vec<TcpListener> = (0..N).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0")).collect();
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
     std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
 }
 
@@ -406,8 +449,8 @@ impl Traefik {
     pub fn start_with(dynamic_dir: &Path, opts: TraefikOptions) -> Traefik {
         let bin = traefik_bin();
         let dir = temp_dir("traefik");
-        let dynamic_dir = fs::canonicalize(dynamic_dir)
-            .unwrap_or_else(|e| panic!("dynamic dir {}: {e}", dynamic_dir.display()));
+        let dynamic_dir =
+            fs::canonicalize(dynamic_dir).unwrap_or_else(|e| panic!("dynamic dir {}: {e}", dynamic_dir.display()));
         let mut last_log = String::new();
         for _attempt in 0..3 {
             let [web, preview, api] = free_ports::<3>().map(|p| format!("127.0.0.1:{p}"));
@@ -441,7 +484,15 @@ impl Traefik {
                 .stderr(log)
                 .spawn()
                 .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-            let mut t = Traefik { child, ready_at: Instant::now(), web, preview, api, dir: dynamic_dir.clone(), log_path };
+            let mut t = Traefik {
+                child,
+                ready_at: Instant::now(),
+                web,
+                preview,
+                api,
+                dir: dynamic_dir.clone(),
+                log_path,
+            };
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
                 if let Ok(Some(status)) = t.child.try_wait() {
@@ -456,7 +507,11 @@ impl Traefik {
                     return t;
                 }
                 if Instant::now() > deadline {
-                    panic!("traefik did not answer /ping on {} within 20 s; log:\n{}", t.api, t.log());
+                    panic!(
+                        "traefik did not answer /ping on {} within 20 s; log:\n{}",
+                        t.api,
+                        t.log()
+                    );
                 }
                 thread::sleep(Duration::from_millis(20));
             }
@@ -496,7 +551,10 @@ impl Traefik {
         let Some(serde_json::Value::Array(routers)) = self.api_json("/api/http/routers") else {
             return Vec::new();
         };
-        routers.iter().filter_map(|r| r["name"].as_str().map(String::from)).collect()
+        routers
+            .iter()
+            .filter_map(|r| r["name"].as_str().map(String::from))
+            .collect()
     }
 
     /// Waits until router `name` (without `@file`) is loaded; panics with the log on timeout.
@@ -509,7 +567,11 @@ impl Traefik {
             }
             thread::sleep(Duration::from_millis(20));
         }
-        panic!("traefik has no router {full} after {timeout:?}; routers: {:?}; log:\n{}", self.routers(), self.log());
+        panic!(
+            "traefik has no router {full} after {timeout:?}; routers: {:?}; log:\n{}",
+            self.routers(),
+            self.log()
+        );
     }
 
     /// Everything traefik wrote to stdout and stderr so far.
@@ -533,7 +595,10 @@ pub struct Docker;
 impl Docker {
     /// Panics (does not skip) when the Docker daemon is not usable.
     pub fn require_docker() {
-        match Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output() {
+        match Command::new("docker")
+            .args(["info", "--format", "{{.ServerVersion}}"])
+            .output()
+        {
             Ok(o) if o.status.success() => {}
             Ok(o) => panic!(
                 "this test needs Docker, but `docker info` failed: {}",
@@ -592,7 +657,12 @@ impl Docker {
             .as_object()
             .into_iter()
             .flatten()
-            .filter_map(|(net, n)| Some((net.clone(), n["IPAddress"].as_str().filter(|s| !s.is_empty())?.to_string())))
+            .filter_map(|(net, n)| {
+                Some((
+                    net.clone(),
+                    n["IPAddress"].as_str().filter(|s| !s.is_empty())?.to_string(),
+                ))
+            })
             .collect();
         match ips.as_slice() {
             [(_, ip)] => ip.clone(),
@@ -612,7 +682,9 @@ impl Docker {
 
     /// `State.Health.Status` (`starting`, `healthy`, `unhealthy`), None without a healthcheck.
     pub fn health(container: &str) -> Option<String> {
-        Self::inspect(container)["State"]["Health"]["Status"].as_str().map(String::from)
+        Self::inspect(container)["State"]["Health"]["Status"]
+            .as_str()
+            .map(String::from)
     }
 
     /// Starts `pointsman-demo:dev` detached as `name`, with the cleanup label, the given extra
@@ -640,7 +712,9 @@ pub struct Cleanup {
 impl Cleanup {
     /// A guard for `label` (`KEY=VALUE`).
     pub fn new(label: &str) -> Cleanup {
-        Cleanup { label: label.to_string() }
+        Cleanup {
+            label: label.to_string(),
+        }
     }
 
     /// A guard for a fresh label `pointsman-test=<unique_id(test)>`.

@@ -54,7 +54,11 @@ impl ProxyStats {
 
     /// Requests with a method other than GET and HEAD (relayed or refused).
     pub fn non_get(&self) -> u64 {
-        self.methods.iter().filter(|(m, _)| !matches!(m.as_str(), "GET" | "HEAD")).map(|(_, n)| n).sum()
+        self.methods
+            .iter()
+            .filter(|(m, _)| !matches!(m.as_str(), "GET" | "HEAD"))
+            .map(|(_, n)| n)
+            .sum()
     }
 }
 
@@ -191,18 +195,29 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 /// Relays one connection, exchange by exchange, until either side closes it.
 fn relay(shared: &Shared, id: u64, client: TcpStream) -> io::Result<()> {
     let upstream = UnixStream::connect(&shared.socket)?;
-    shared.open.lock().unwrap().insert(id, (client.try_clone()?, upstream.try_clone()?));
+    shared
+        .open
+        .lock()
+        .unwrap()
+        .insert(id, (client.try_clone()?, upstream.try_clone()?));
     let mut from_client = BufReader::new(client.try_clone()?);
     let mut to_client = client;
     let mut from_docker = BufReader::new(upstream.try_clone()?);
     let mut to_docker = upstream;
     loop {
-        let Some(request) = Head::read(&mut from_client)? else { return Ok(()) };
+        let Some(request) = Head::read(&mut from_client)? else {
+            return Ok(());
+        };
         let method = request.start_word().to_string();
         shared.count(&method, request.endpoint());
         if shared.get_only && !matches!(method.as_str(), "GET" | "HEAD") {
             request.copy_body(&mut from_client, &mut io::sink())?;
-            shared.stats.lock().unwrap().forbidden.push(request.start_line().to_string());
+            shared
+                .stats
+                .lock()
+                .unwrap()
+                .forbidden
+                .push(request.start_line().to_string());
             let body = format!("{method} is not allowed by this read-only Docker proxy\n");
             write!(
                 to_client,
@@ -253,7 +268,11 @@ impl Head {
         loop {
             let start = raw.len();
             if r.read_until(b'\n', &mut raw)? == 0 {
-                return if raw.is_empty() { Ok(None) } else { Err(eof("connection closed inside a head")) };
+                return if raw.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(eof("connection closed inside a head"))
+                };
             }
             let line = String::from_utf8_lossy(&raw[start..]).trim_end().to_string();
             if line.is_empty() {
@@ -289,7 +308,10 @@ impl Head {
         let target = self.start_line().split(' ').nth(1).unwrap_or("");
         let path = target.split('?').next().unwrap_or("");
         let mut parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-        if parts.first().is_some_and(|p| p.starts_with('v') && p[1..].contains('.')) {
+        if parts
+            .first()
+            .is_some_and(|p| p.starts_with('v') && p[1..].contains('.'))
+        {
             parts.remove(0);
         }
         if parts.len() >= 3 && parts[0] == "containers" {
@@ -307,22 +329,31 @@ impl Head {
     }
 
     fn chunked(&self) -> bool {
-        self.header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+        self.header("transfer-encoding")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
     }
 
     fn content_length(&self) -> io::Result<Option<u64>> {
         self.header("content-length")
-            .map(|v| v.parse().map_err(|_| io::Error::new(ErrorKind::InvalidData, format!("bad Content-Length {v:?}"))))
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| io::Error::new(ErrorKind::InvalidData, format!("bad Content-Length {v:?}")))
+            })
             .transpose()
     }
 
     fn closes(&self) -> bool {
-        self.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
+        self.header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
     }
 
     /// A request body: chunked, Content-Length, or none.
     fn copy_body(&self, from: &mut impl BufRead, to: &mut impl Write) -> io::Result<()> {
-        if self.chunked() { copy_chunked(from, to) } else { copy_exact(from, to, self.content_length()?.unwrap_or(0)) }
+        if self.chunked() {
+            copy_chunked(from, to)
+        } else {
+            copy_exact(from, to, self.content_length()?.unwrap_or(0))
+        }
     }
 
     /// A response body; `Ok(true)` when it was delimited by the end of the connection.
