@@ -196,7 +196,7 @@ async fn render_once(config: &Config, store: &Store, check: bool) -> Result<(), 
     }
     let lock = store.lock()?;
     let mut state = store.load_state(&lock)?;
-    roles::seed(&mut state, &fleet, Instant::now(), Actor::Cli);
+    let seeding = roles::seed(&mut state, &fleet, Instant::now(), Actor::Cli);
     let files = render::render_all(&fleet, &state, &config.settings);
     if check {
         let mut drift = Vec::new();
@@ -212,7 +212,7 @@ async fn render_once(config: &Config, store: &Store, check: bool) -> Result<(), 
                 drift.push(format!("{name} belongs to no app with containers"));
             }
         }
-        if state != store.load_state(&lock)? {
+        if !seeding.transitions.is_empty() {
             drift.push("state.json would change (labels seed a role)".into());
         }
         drop(lock);
@@ -270,13 +270,7 @@ async fn status(config: &Config, store: &Store, only: Option<&str>, as_json: boo
                     .slots
                     .values()
                     .map(|s| {
-                        let role = if resolved.stable.as_ref() == Some(&s.name) {
-                            "stable"
-                        } else if resolved.candidate.as_ref() == Some(&s.name) {
-                            "candidate"
-                        } else {
-                            "idle"
-                        };
+                        let role = resolved.role_of(&s.name);
                         let members: Vec<_> = s
                             .members
                             .iter()

@@ -147,13 +147,7 @@ impl Controller {
         for app in fleet.apps.values() {
             let resolved = app.resolve(&state.roles(&app.name));
             for slot in app.slots.values() {
-                let role = if resolved.stable.as_deref() == Some(slot.name.as_str()) {
-                    "stable"
-                } else if resolved.candidate.as_deref() == Some(slot.name.as_str()) {
-                    "candidate"
-                } else {
-                    "idle"
-                };
+                let role = resolved.role_of(&slot.name);
                 let servers = slot.servers();
                 let line = format!(
                     "{role} with {} of {} containers routable{}",

@@ -136,10 +136,10 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
         ));
     }
 
-    let rule = match (get("rule")?, get("host")?) {
+    let (rule, rule_key) = match (get("rule")?, get("host")?) {
         (Some(_), Some(_)) => return Err(fail("rule", "set either rule or host, not both".into())),
-        (Some(r), None) => Rule::parse(r).map_err(|e| fail("rule", e.to_string()))?,
-        (None, Some(h)) => rule::from_hosts(h).map_err(|e| fail("host", e.to_string()))?,
+        (Some(r), None) => (Rule::parse(r).map_err(|e| fail("rule", e.to_string()))?, "rule"),
+        (None, Some(h)) => (rule::from_hosts(h).map_err(|e| fail("host", e.to_string()))?, "host"),
         (None, None) => {
             return Err(fail(
                 "host",
@@ -152,11 +152,6 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
         }
     };
 
-    let rule_key = if c.label(&settings.label("rule")).is_some() {
-        "rule"
-    } else {
-        "host"
-    };
     if !rule.has_host_matcher() && !settings.allow_catch_all {
         return Err(fail(
             rule_key,

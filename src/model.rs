@@ -40,6 +40,19 @@ pub struct Resolved {
     pub previous: Option<String>,
 }
 
+impl Resolved {
+    /// The role a slot plays now: `stable`, `candidate`, or `idle` (neither).
+    pub fn role_of(&self, slot: &str) -> &'static str {
+        if self.stable.as_deref() == Some(slot) {
+            "stable"
+        } else if self.candidate.as_deref() == Some(slot) {
+            "candidate"
+        } else {
+            "idle"
+        }
+    }
+}
+
 impl Fleet {
     pub fn build<'a>(containers: impl IntoIterator<Item = &'a Container>, settings: &Settings) -> Fleet {
         let mut fleet = Fleet::default();
