@@ -48,10 +48,6 @@ impl Backoff {
         self.attempt = 0;
     }
 
-    pub fn cap(&self) -> Duration {
-        self.cap
-    }
-
     /// xorshift64: plenty for jitter, no dependency.
     fn random(&mut self) -> u64 {
         let mut x = self.rng;

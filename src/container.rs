@@ -81,10 +81,6 @@ impl Container {
         self.name.strip_prefix('/').unwrap_or(&self.name)
     }
 
-    pub fn short_id(&self) -> &str {
-        &self.id[..self.id.len().min(12)]
-    }
-
     pub fn label(&self, key: &str) -> Option<&str> {
         self.config.labels.as_ref()?.get(key).map(String::as_str)
     }
