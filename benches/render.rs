@@ -26,14 +26,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pointsman::container::{Container, ContainerConfig, ContainerState, Endpoint, NetworkSettings};
-use pointsman::model::Fleet;
-use pointsman::render;
-use pointsman::roles;
-use pointsman::settings::Settings;
-use pointsman::state::{Actor, State};
-use pointsman::store::Store;
-use pointsman::timestamp;
+use pointsman::backend::dir::Store;
+use pointsman::core::container::{Container, ContainerConfig, ContainerState, Endpoint, NetworkSettings};
+use pointsman::core::model::Fleet;
+use pointsman::core::ops;
+use pointsman::core::render;
+use pointsman::core::settings::Settings;
+use pointsman::core::state::{Actor, State};
+use pointsman::core::timestamp;
 
 const APPS: usize = 1000;
 
@@ -46,7 +46,7 @@ fn main() {
 
     let mut state = State::default();
     let fleet = Fleet::build(&containers, &settings);
-    roles::seed(&mut state, &fleet, timestamp::Instant::now(), Actor::Controller);
+    ops::seed(&mut state, &fleet, timestamp::Instant::now(), Actor::Controller);
     let files = render::render_all(&fleet, &state, &settings);
     assert_eq!(files.len(), APPS, "every app renders a file");
     assert!(
@@ -210,7 +210,7 @@ fn reconcile(store: &Store, containers: &[Container], settings: &Settings, chang
     let fleet = Fleet::build(containers, settings);
     let lock = store.lock().unwrap();
     let mut state = store.load_state(&lock).unwrap();
-    roles::seed(&mut state, &fleet, timestamp::Instant::now(), Actor::Controller);
+    ops::seed(&mut state, &fleet, timestamp::Instant::now(), Actor::Controller);
     change(&mut state);
     let files = render::render_all(&fleet, &state, settings);
     let changes = store.sync(&lock, &files).unwrap();

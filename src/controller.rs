@@ -15,15 +15,15 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
-use crate::container::Container;
-use crate::model::Fleet;
-use crate::render;
-use crate::roles;
-use crate::settings::Settings;
-use crate::state::Actor;
-use crate::store::{Store, StoreError};
-use crate::timestamp::Instant;
-use crate::watcher::{self, WatchEvent, WatchOptions};
+use crate::backend::dir::{Store, StoreError};
+use crate::core::container::Container;
+use crate::core::model::Fleet;
+use crate::core::ops;
+use crate::core::render;
+use crate::core::settings::Settings;
+use crate::core::state::Actor;
+use crate::core::timestamp::Instant;
+use crate::docker::watcher::{self, WatchEvent, WatchOptions};
 
 /// How long to wait before retrying a render whose write failed (disk full, read-only…).
 const RETRY_WRITE: Duration = Duration::from_secs(1);
@@ -37,7 +37,7 @@ pub struct Controller {
     seen_notices: BTreeSet<String>,
     /// `(app, slot)` → a one-line description, to log only what changed.
     seen_slots: BTreeMap<(String, String), String>,
-    foreign: crate::foreign::Scanner,
+    foreign: crate::backend::foreign::Scanner,
     seen_broken: BTreeSet<String>,
 }
 
@@ -92,7 +92,7 @@ impl Controller {
         let fleet = Fleet::build(self.snapshot.values(), &self.settings);
         let lock = self.store.lock()?;
         let mut state = self.store.load_state(&lock)?;
-        let seeding = roles::seed(&mut state, &fleet, Instant::now(), Actor::Controller);
+        let seeding = ops::seed(&mut state, &fleet, Instant::now(), Actor::Controller);
         let files = render::render_all(&fleet, &state, &self.settings);
         let changes = self.store.sync(&lock, &files)?;
         self.store.save_state(&lock, &state)?;
@@ -131,7 +131,7 @@ impl Controller {
         self.seen_broken = broken;
     }
 
-    fn log_news(&mut self, fleet: &Fleet, state: &crate::state::State, notices: Vec<String>) {
+    fn log_news(&mut self, fleet: &Fleet, state: &crate::core::state::State, notices: Vec<String>) {
         let errors: BTreeSet<String> = fleet.errors.iter().map(ToString::to_string).collect();
         for e in errors.difference(&self.seen_errors) {
             warn!("{e}");

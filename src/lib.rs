@@ -25,20 +25,8 @@
 //! - [`controller`]: `pointsman run`, the single owner of the snapshot.
 //! - [`cli`], [`commands`]: arguments → validated config; what each subcommand does.
 
-pub mod backoff;
+pub mod backend;
 pub mod cli;
-pub mod commands;
-pub mod container;
 pub mod controller;
+pub mod core;
 pub mod docker;
-pub mod foreign;
-pub mod labels;
-pub mod model;
-pub mod render;
-pub mod roles;
-pub mod rule;
-pub mod settings;
-pub mod state;
-pub mod store;
-pub mod timestamp;
-pub mod watcher;

@@ -4,10 +4,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use pointsman::backend::dir::Store;
 use pointsman::cli::{Action, Args, Config, LogFormat};
 use pointsman::controller::{self, RunError};
-use pointsman::store::Store;
-use pointsman::watcher::WatchOptions;
+use pointsman::docker::watcher::WatchOptions;
 
 fn main() -> ExitCode {
     let config = match Args::parse().validate() {
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         match &config.action {
             Action::Run { .. } => run(&config).await,
-            _ => match pointsman::commands::execute(&config).await {
+            _ => match pointsman::cli::commands::execute(&config).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     let code = e.exit_code();

@@ -9,13 +9,13 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use pointsman::container::Container;
-use pointsman::model::Fleet;
-use pointsman::render;
-use pointsman::roles;
-use pointsman::settings::Settings;
-use pointsman::state::{Actor, State};
-use pointsman::timestamp::Instant;
+use pointsman::core::container::Container;
+use pointsman::core::model::Fleet;
+use pointsman::core::ops;
+use pointsman::core::render;
+use pointsman::core::settings::Settings;
+use pointsman::core::state::{Actor, State};
+use pointsman::core::timestamp::Instant;
 
 #[derive(serde::Deserialize)]
 struct Input {
@@ -56,7 +56,7 @@ fn outputs(input: &Input) -> BTreeMap<String, String> {
     };
     let fleet = Fleet::build(&input.containers, &settings);
     let mut state = input.state.clone().unwrap_or_default();
-    let seeding = roles::seed(&mut state, &fleet, Instant(0), Actor::Controller);
+    let seeding = ops::seed(&mut state, &fleet, Instant(0), Actor::Controller);
     let mut out: BTreeMap<String, String> = render::render_all(&fleet, &state, &settings)
         .into_iter()
         .map(|(k, v)| (k, String::from_utf8(v).expect("rendered files are UTF-8")))

@@ -8,15 +8,15 @@
 
 use std::collections::BTreeMap;
 
-use pointsman::container::{Container, ContainerConfig, ContainerState, Endpoint, Health, NetworkSettings};
-use pointsman::foreign;
-use pointsman::model::Fleet;
-use pointsman::render;
-use pointsman::roles;
-use pointsman::rule::Rule;
-use pointsman::settings::Settings;
-use pointsman::state::{Actor, State};
-use pointsman::timestamp::Instant;
+use pointsman::backend::foreign;
+use pointsman::core::container::{Container, ContainerConfig, ContainerState, Endpoint, Health, NetworkSettings};
+use pointsman::core::model::Fleet;
+use pointsman::core::ops;
+use pointsman::core::render;
+use pointsman::core::rule::Rule;
+use pointsman::core::settings::Settings;
+use pointsman::core::state::{Actor, State};
+use pointsman::core::timestamp::Instant;
 
 struct Rng(u64);
 
@@ -247,10 +247,10 @@ fn random_labels_never_panic_and_always_render_loadable_files() {
         let fleet = Fleet::build(&containers, &settings);
         refused += fleet.errors.len();
         let mut state = State::default();
-        roles::seed(&mut state, &fleet, Instant(0), Actor::Controller);
+        ops::seed(&mut state, &fleet, Instant(0), Actor::Controller);
         // Random role changes too: promote (forced or not), rollback, pins.
         for app in fleet.apps.keys() {
-            let _ = roles::promote(
+            let _ = ops::promote(
                 &mut state,
                 &fleet,
                 app,
@@ -260,7 +260,7 @@ fn random_labels_never_panic_and_always_render_loadable_files() {
                 Instant(1),
             );
             if rng.chance(30) {
-                let _ = roles::rollback(&mut state, &fleet, app, Actor::Cli, Instant(2));
+                let _ = ops::rollback(&mut state, &fleet, app, Actor::Cli, Instant(2));
             }
         }
         let files = render::render_all(&fleet, &state, &settings);

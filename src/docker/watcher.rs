@@ -19,10 +19,10 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::backoff::Backoff;
-use crate::container::Container;
+use crate::core::container::Container;
+use crate::core::settings::Settings;
+use crate::docker::backoff::Backoff;
 use crate::docker::{self, DockerError};
-use crate::settings::Settings;
 
 #[derive(Debug)]
 pub enum WatchEvent {

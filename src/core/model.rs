@@ -5,12 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::container::{Condition, Container};
-use crate::labels::{self, LabelError, Member, Role};
-use crate::rule::Rule;
-use crate::settings::Settings;
-use crate::state::AppRoles;
-use crate::timestamp::Instant;
+use crate::core::container::{Condition, Container};
+use crate::core::labels::{self, LabelError, Member, Role};
+use crate::core::rule::Rule;
+use crate::core::settings::Settings;
+use crate::core::state::AppRoles;
+use crate::core::timestamp::Instant;
 
 #[derive(Debug, Clone, Default)]
 pub struct Fleet {

@@ -9,16 +9,16 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use crate::backend::dir::{Store, StoreError};
 use crate::cli::{Action, Config};
-use crate::container::Container;
+use crate::core::container::Container;
+use crate::core::labels::Role;
+use crate::core::model::Fleet;
+use crate::core::ops::{self, Refusal};
+use crate::core::render;
+use crate::core::state::{self, Actor, State};
+use crate::core::timestamp::Instant;
 use crate::docker::{self, DockerError};
-use crate::labels::Role;
-use crate::model::Fleet;
-use crate::render;
-use crate::roles::{self, Refusal};
-use crate::state::{self, Actor, State};
-use crate::store::{Store, StoreError};
-use crate::timestamp::Instant;
 
 /// How a command failed, which decides the exit code.
 #[derive(Debug, thiserror::Error)]
@@ -54,10 +54,10 @@ pub async fn execute(config: &Config) -> Result<(), Failure> {
         Action::Relabel { target, role } => {
             let role = *role;
             change(config, &store, Scope::Target(target), |state, fleet, now| {
-                let target = roles::find_target(fleet, target)?;
+                let target = ops::find_target(fleet, target)?;
                 let done = match role {
-                    Role::Stable => roles::make_stable(state, &target, state::Action::Relabel, Actor::Cli, now),
-                    Role::Candidate => roles::pin(state, &target, Actor::Cli, now)?,
+                    Role::Stable => ops::make_stable(state, &target, state::Action::Relabel, Actor::Cli, now),
+                    Role::Candidate => ops::pin(state, &target, Actor::Cli, now)?,
                 };
                 Ok(match (done, role) {
                     (None, _) => format!(
@@ -80,14 +80,14 @@ pub async fn execute(config: &Config) -> Result<(), Failure> {
         Action::Promote { app, force } => {
             let label = config.settings.label("app");
             change(config, &store, Scope::App(app), |state, fleet, now| {
-                let t = roles::promote(state, fleet, app, &label, *force, Actor::Cli, now)?;
+                let t = ops::promote(state, fleet, app, &label, *force, Actor::Cli, now)?;
                 Ok(switched(&t.app, &t.to, t.from.as_deref()))
             })
             .await
         }
         Action::Rollback { app } => {
             change(config, &store, Scope::App(app), |state, fleet, now| {
-                let t = roles::rollback(state, fleet, app, Actor::Cli, now)?;
+                let t = ops::rollback(state, fleet, app, Actor::Cli, now)?;
                 Ok(switched(&t.app, &t.to, t.from.as_deref()))
             })
             .await
@@ -155,7 +155,7 @@ async fn change(
     let lock = store.lock()?;
     let mut state = store.load_state(&lock)?;
     let now = Instant::now();
-    roles::seed(&mut state, &scoped, now, Actor::Cli);
+    ops::seed(&mut state, &scoped, now, Actor::Cli);
     let before = state.clone();
     let message = op(&mut state, &fleet, now)?;
     store.save_state(&lock, &state)?;
@@ -174,7 +174,7 @@ async fn change(
 }
 
 /// The app a relabel target belongs to, from the listing: `APP/SLOT`, a container name, or a
-/// unique id prefix. `None` when nothing matches; `roles::find_target` then says why.
+/// unique id prefix. `None` when nothing matches; `ops::find_target` then says why.
 fn app_of_target(containers: &[Container], key: &str, target: &str) -> Option<String> {
     if let Some((app, _)) = target.split_once('/').filter(|_| !target.starts_with('/')) {
         return Some(app.to_string());
@@ -196,7 +196,7 @@ async fn render_once(config: &Config, store: &Store, check: bool) -> Result<(), 
     }
     let lock = store.lock()?;
     let mut state = store.load_state(&lock)?;
-    let seeding = roles::seed(&mut state, &fleet, Instant::now(), Actor::Cli);
+    let seeding = ops::seed(&mut state, &fleet, Instant::now(), Actor::Cli);
     let files = render::render_all(&fleet, &state, &config.settings);
     if check {
         let mut drift = Vec::new();
@@ -250,12 +250,12 @@ async fn status(config: &Config, store: &Store, only: Option<&str>, as_json: boo
         store.load_state(&lock)?
     };
     // Show what the next render would do, without writing it.
-    roles::seed(&mut state, &fleet, Instant::now(), Actor::Cli);
+    ops::seed(&mut state, &fleet, Instant::now(), Actor::Cli);
     if let Some(app) = only
         && !fleet.apps.contains_key(app)
         && !state.apps.contains_key(app)
     {
-        return Err(roles::unknown_app(&fleet, app).into());
+        return Err(ops::unknown_app(&fleet, app).into());
     }
     let mut names: Vec<&String> = fleet.apps.keys().chain(state.apps.keys()).collect();
     names.sort();
@@ -296,7 +296,7 @@ async fn status(config: &Config, store: &Store, only: Option<&str>, as_json: boo
     }
     let mut errors: Vec<String> = fleet.errors.iter().map(ToString::to_string).collect();
     errors.extend(
-        crate::foreign::Scanner::default()
+        crate::backend::foreign::Scanner::default()
             .scan(store.dir())
             .iter()
             .map(ToString::to_string),

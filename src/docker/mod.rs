@@ -4,13 +4,16 @@
 //! Bollard's inspect response is converted to [`Container`] by re-reading its JSON: the
 //! field names are Docker's, so this is the same shape the golden fixtures use.
 
+pub mod backoff;
+pub mod watcher;
+
 use bollard::Docker;
 use bollard::models::ContainerInspectResponse;
 use bollard::query_parameters::ListContainersOptions;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::container::Container;
-use crate::settings::Settings;
+use crate::core::container::Container;
+use crate::core::settings::Settings;
 
 /// Failures talking to Docker. All are transient from the controller's point of view (it
 /// reconnects and resyncs); the CLI reports them with exit code 2.
@@ -120,7 +123,7 @@ pub async fn inspect_all(docker: &Docker, ids: Vec<String>) -> Result<Vec<Contai
 }
 
 fn from_summary(s: bollard::models::ContainerSummary) -> Container {
-    use crate::container::{ContainerConfig, ContainerState, Endpoint, Health, NetworkSettings};
+    use crate::core::container::{ContainerConfig, ContainerState, Endpoint, Health, NetworkSettings};
     use bollard::models::ContainerSummaryStateEnum as S;
     let state = s.state.unwrap_or(S::EMPTY);
     let status = s.status.unwrap_or_default();
@@ -131,7 +134,7 @@ fn from_summary(s: bollard::models::ContainerSummary) -> Container {
         .map(|(_, h)| Health { status: h.into() });
     let created = s
         .created
-        .map(|secs| crate::timestamp::Instant(i128::from(secs) * 1_000_000_000).to_rfc3339());
+        .map(|secs| crate::core::timestamp::Instant(i128::from(secs) * 1_000_000_000).to_rfc3339());
     Container {
         id: s.id.unwrap_or_default(),
         name: s.names.and_then(|n| n.into_iter().next()).unwrap_or_default(),

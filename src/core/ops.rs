@@ -2,11 +2,11 @@
 //! state and the fleet. The CLI and the controller call the same functions under the lock,
 //! so they agree on every rule.
 
-use crate::container::Condition;
-use crate::labels::LabelError;
-use crate::model::{App, Fleet};
-use crate::state::{Action, Actor, AppRoles, State, Transition};
-use crate::timestamp::Instant;
+use crate::core::container::Condition;
+use crate::core::labels::LabelError;
+use crate::core::model::{App, Fleet};
+use crate::core::state::{Action, Actor, AppRoles, State, Transition};
+use crate::core::timestamp::Instant;
 
 /// An operation that was understood but not carried out. Exit code 1; the message names the
 /// app, slot or container and the next step.
@@ -290,8 +290,8 @@ fn transition(now: Instant, app: &str, action: Action, from: Option<String>, to:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::container::{Container, Endpoint, Health};
-    use crate::settings::Settings;
+    use crate::core::container::{Container, Endpoint, Health};
+    use crate::core::settings::Settings;
 
     /// `container("web-green-1").slot("green").healthy()`
     struct Builder(Container);
@@ -542,7 +542,7 @@ mod tests {
                 Instant(i),
             );
         }
-        assert_eq!(s.history.len(), crate::state::HISTORY_LIMIT);
+        assert_eq!(s.history.len(), crate::core::state::HISTORY_LIMIT);
         assert_eq!(s.history.back().unwrap().to, "b");
     }
 }

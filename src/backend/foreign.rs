@@ -15,7 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::render;
+use crate::core::render;
 
 /// A foreign file Traefik will fail to load, and why.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

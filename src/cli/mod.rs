@@ -1,13 +1,15 @@
 //! The command line: clap's raw arguments become one validated [`Config`] in one step, and
 //! everything after works from that.
 
+pub mod commands;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::labels::{Role, is_dns_label};
-use crate::settings::Settings;
+use crate::core::labels::{Role, is_dns_label};
+use crate::core::settings::Settings;
 
 /// Blue-green and canary releases of Docker containers behind Traefik.
 ///

@@ -20,8 +20,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::render;
-use crate::state::{self, State};
+use crate::core::render;
+use crate::core::state::{self, State};
 
 /// Failures of the file edge. None is retried here: the controller logs them and tries again
 /// on its next change or resync, and the CLI exits 2. A failed write never touches the file

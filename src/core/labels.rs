@@ -6,10 +6,10 @@
 
 use std::fmt;
 
-use crate::container::{Condition, Container};
-use crate::rule::{self, Rule};
-use crate::settings::Settings;
-use crate::timestamp::Instant;
+use crate::core::container::{Condition, Container};
+use crate::core::rule::{self, Rule};
+use crate::core::settings::Settings;
+use crate::core::timestamp::Instant;
 
 /// The role a slot's labels ask for. Labels only seed roles; see `roles`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]

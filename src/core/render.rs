@@ -21,9 +21,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::model::{App, Fleet, Resolved};
-use crate::settings::Settings;
-use crate::state::State;
+use crate::core::model::{App, Fleet, Resolved};
+use crate::core::settings::Settings;
+use crate::core::state::State;
 
 /// Header that selects a version, as an alternative to the cookie.
 pub const VERSION_HEADER: &str = "X-Pointsman-Version";
@@ -45,7 +45,7 @@ pub fn file_name(app: &str) -> String {
 pub fn app_of_file(name: &str) -> Option<&str> {
     name.strip_prefix(FILE_PREFIX)?
         .strip_suffix(FILE_SUFFIX)
-        .filter(|a| crate::labels::is_dns_label(a))
+        .filter(|a| crate::core::labels::is_dns_label(a))
 }
 
 /// Every file pointsman wants in the directory, by file name.
