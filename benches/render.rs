@@ -26,14 +26,16 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pointsman::backend::dir::Store;
+use pointsman::backend::dir::{self, Dir, DirSink, FileStateStore};
+use pointsman::backend::{ConfigSink, StateStore, Updates};
+use pointsman::controller::{Controller, Input};
 use pointsman::core::container::{Container, ContainerConfig, ContainerState, Endpoint, NetworkSettings};
 use pointsman::core::model::Fleet;
 use pointsman::core::ops;
 use pointsman::core::render;
 use pointsman::core::settings::Settings;
 use pointsman::core::state::{Actor, State};
-use pointsman::core::timestamp;
+use pointsman::docker::watcher::WatchEvent;
 
 const APPS: usize = 1000;
 
@@ -46,13 +48,14 @@ fn main() {
 
     let mut state = State::default();
     let fleet = Fleet::build(&containers, &settings);
-    ops::seed(&mut state, &fleet, timestamp::Instant::now(), Actor::Controller);
-    let files = render::render_all(&fleet, &state, &settings);
+    ops::seed(&mut state, &fleet, jiff::Timestamp::now(), Actor::Controller);
+    let files = encoded(&render::render_all(&fleet, &state, &settings));
+    let updates = as_updates(&render::render_all(&fleet, &state, &settings));
     assert_eq!(files.len(), APPS, "every app renders a file");
     assert!(
-        fleet.errors.is_empty(),
+        fleet.errors().is_empty(),
         "fixture containers are valid: {:?}",
-        fleet.errors.first()
+        fleet.errors().first()
     );
     let bytes: usize = files.values().map(Vec::len).sum();
 
@@ -78,9 +81,9 @@ fn main() {
             let dir = root.join(format!("empty-{n}"));
             fs::create_dir_all(&dir).unwrap();
             let elapsed = time(|| {
-                let store = Store::open(&dir).unwrap();
-                let lock = store.lock().unwrap();
-                let changes = store.sync(&lock, &files).unwrap();
+                let d = Dir::open(&dir).unwrap();
+                let _lock = d.lock().unwrap();
+                let changes = DirSink::new(&d).publish(&updates).unwrap();
                 assert_eq!(changes.written.len(), APPS);
             });
             fs::remove_dir_all(&dir).unwrap();
@@ -90,21 +93,56 @@ fn main() {
 
     let dir = root.join("steady");
     fs::create_dir_all(&dir).unwrap();
-    let store = Store::open(&dir).unwrap();
-    {
-        let lock = store.lock().unwrap();
-        store.sync(&lock, &files).unwrap();
-        store.save_state(&lock, &state).unwrap();
-    }
+    let steady = Dir::open(&dir).unwrap();
+    let mut store = FileStateStore::new(&steady);
+    let mut sink = DirSink::new(&steady);
+    let seeded = state.clone();
+    store
+        .transact(&mut sink, |s| {
+            *s = seeded.clone();
+            Ok::<_, pointsman::backend::BackendError>(((), updates.clone()))
+        })
+        .unwrap();
     case(
         "no change",
-        "sync of identical bytes: 1,000 files compared, none written",
+        "publish of identical bytes, nothing remembered: 1,000 files compared, none written",
         50,
         &mut || {
             time(|| {
-                let lock = store.lock().unwrap();
-                assert!(store.sync(&lock, &files).unwrap().is_empty());
+                let _lock = steady.lock().unwrap();
+                let mut fresh = DirSink::new(&steady);
+                assert!(fresh.publish(&updates).unwrap().is_empty());
             })
+        },
+    );
+    // The controller's path since the incremental reconcile: one container changes (a Docker
+    // event, inspected), one app is rendered and its file written, under the state transaction.
+    let mut ctl = Controller::new(
+        settings.clone(),
+        FileStateStore::new(&steady),
+        DirSink::new(&steady),
+        None,
+    );
+    ctl.apply(Input::Watch(WatchEvent::Resync(containers.clone())));
+    ctl.reconcile().unwrap();
+    let mut events = 0usize;
+    case(
+        "one event",
+        "controller: one container stops or starts, its app re-rendered, 1 file written",
+        200,
+        &mut || {
+            events += 1;
+            let original = containers[(events * 7919) % containers.len()].clone();
+            let mut stopped = original.clone();
+            stopped.state.running = false;
+            let elapsed = time(|| {
+                ctl.apply(Input::Watch(WatchEvent::Upsert(Box::new(stopped))));
+                ctl.reconcile().unwrap();
+            });
+            // Start it again (untimed) so the next event changes something again.
+            ctl.apply(Input::Watch(WatchEvent::Upsert(Box::new(original))));
+            ctl.reconcile().unwrap();
+            elapsed
         },
     );
 
@@ -117,7 +155,7 @@ fn main() {
             flips += 1;
             let app = format!("a{:04}", flips % APPS);
             time(|| {
-                let written = reconcile(&store, &containers, &settings, |state| flip(state, &app));
+                let written = reconcile(&mut store, &mut sink, &containers, &settings, |state| flip(state, &app));
                 assert_eq!(written, 1);
             })
         },
@@ -128,7 +166,7 @@ fn main() {
         10,
         &mut || {
             time(|| {
-                let written = reconcile(&store, &containers, &settings, |state| {
+                let written = reconcile(&mut store, &mut sink, &containers, &settings, |state| {
                     let apps: Vec<String> = state.apps.keys().cloned().collect();
                     apps.iter().for_each(|app| flip(state, app));
                 });
@@ -144,7 +182,7 @@ fn main() {
         .map(|stable| {
             let mut s = state.clone();
             s.apps.values_mut().for_each(|r| r.stable = Some(stable.to_string()));
-            render::render_all(&fleet, &s, &settings)
+            encoded(&render::render_all(&fleet, &s, &settings))
         })
         .collect();
     let mut turn = 0;
@@ -170,19 +208,23 @@ fn main() {
     // left is pointsman's CPU time and the syscalls.
     let shm = PathBuf::from("/dev/shm").join(format!("pointsman-render-bench-{}", std::process::id()));
     if fs::create_dir_all(&shm).is_ok() {
-        let store = Store::open(&shm).unwrap();
-        {
-            let lock = store.lock().unwrap();
-            store.sync(&lock, &files).unwrap();
-            store.save_state(&lock, &state).unwrap();
-        }
+        let shm_dir = Dir::open(&shm).unwrap();
+        let mut store = FileStateStore::new(&shm_dir);
+        let mut sink = DirSink::new(&shm_dir);
+        let seeded = state.clone();
+        store
+            .transact(&mut sink, |s| {
+                *s = seeded.clone();
+                Ok::<_, pointsman::backend::BackendError>(((), updates.clone()))
+            })
+            .unwrap();
         case(
             "all apps flip, tmpfs",
             "`all apps flip` with the directory on tmpfs (/dev/shm)",
             10,
             &mut || {
                 time(|| {
-                    let written = reconcile(&store, &containers, &settings, |state| {
+                    let written = reconcile(&mut store, &mut sink, &containers, &settings, |state| {
                         let apps: Vec<String> = state.apps.keys().cloned().collect();
                         apps.iter().for_each(|app| flip(state, app));
                     });
@@ -204,18 +246,35 @@ fn main() {
     }
 }
 
-/// The controller's recipe (see `controller::Controller::reconcile`), with `change` standing in
-/// for the CLI's role change. Returns how many files were written.
-fn reconcile(store: &Store, containers: &[Container], settings: &Settings, change: impl FnOnce(&mut State)) -> usize {
+/// A full render in one transaction (what every event cost before the incremental reconcile),
+/// with `change` standing in for a role change. Returns how many files were written.
+fn reconcile(
+    store: &mut FileStateStore,
+    sink: &mut DirSink,
+    containers: &[Container],
+    settings: &Settings,
+    change: impl Fn(&mut State),
+) -> usize {
     let fleet = Fleet::build(containers, settings);
-    let lock = store.lock().unwrap();
-    let mut state = store.load_state(&lock).unwrap();
-    ops::seed(&mut state, &fleet, timestamp::Instant::now(), Actor::Controller);
-    change(&mut state);
-    let files = render::render_all(&fleet, &state, settings);
-    let changes = store.sync(&lock, &files).unwrap();
-    store.save_state(&lock, &state).unwrap();
+    let ((), changes) = store
+        .transact(sink, |state| {
+            ops::seed(state, &fleet, jiff::Timestamp::now(), Actor::Controller);
+            change(state);
+            Ok::<_, pointsman::backend::BackendError>(((), as_updates(&render::render_all(&fleet, state, settings))))
+        })
+        .unwrap();
     changes.written.len()
+}
+
+fn encoded(configs: &BTreeMap<String, pointsman::core::traefik::Dynamic>) -> BTreeMap<String, Vec<u8>> {
+    configs
+        .iter()
+        .map(|(app, c)| (dir::file_name(app), dir::encode(c)))
+        .collect()
+}
+
+fn as_updates(configs: &BTreeMap<String, pointsman::core::traefik::Dynamic>) -> Updates {
+    configs.iter().map(|(app, c)| (app.clone(), Some(c.clone()))).collect()
 }
 
 #[derive(Clone, Copy)]

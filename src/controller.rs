@@ -1,84 +1,178 @@
-//! `pointsman run`: one task owns the snapshot of containers; Docker events and signals feed
-//! it. Each burst of events is applied synchronously (no I/O), then the whole latest state is
-//! rendered once — never a queue of diffs.
+//! `pointsman run`: one task owns the model; every source feeds it through one stream of
+//! [`Input`]s (Docker's events and resyncs from the watcher, a clock tick; later metric samples
+//! and commands).
 //!
-//! The controller holds the lock only while it re-reads state, renders and writes, so a CLI
-//! call made meanwhile is never overwritten: its change is in the state the controller reads.
-//! Until the first full listing arrives it writes nothing, so a restart never removes a file
-//! for an app it simply has not seen yet. On shutdown it leaves every file as it is; Traefik
-//! keeps routing while pointsman is down or being upgraded.
+//! Each burst of inputs is applied synchronously and without I/O ([`Controller::apply`]), which
+//! marks the apps it touched; then one [`Controller::reconcile`] renders the whole latest state
+//! of just those apps — never a queue of diffs, never the whole fleet for one event. A resync
+//! swaps the snapshot and re-checks every app against the sink, which writes only what differs.
+//!
+//! Every reconcile is a transaction of the state store, so it re-reads the state first: a CLI
+//! change made meanwhile is never overwritten, and the apps it changed are re-rendered. Until
+//! the first full listing arrives nothing is written, so a restart never removes a file for an
+//! app it has not seen yet. On shutdown every file stays as it is; Traefik keeps routing while
+//! pointsman is down or being upgraded.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use futures::{FutureExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
-use crate::backend::dir::{Store, StoreError};
+use crate::backend::foreign::Scanner;
+use crate::backend::{BackendError, ConfigSink, StateStore, Updates};
 use crate::core::container::Container;
-use crate::core::model::Fleet;
+use crate::core::model::{Fleet, Touched};
 use crate::core::ops;
 use crate::core::render;
 use crate::core::settings::Settings;
-use crate::core::state::Actor;
-use crate::core::timestamp::Instant;
+use crate::core::state::{Actor, AppRoles};
 use crate::docker::watcher::{self, WatchEvent, WatchOptions};
 
-/// How long to wait before retrying a render whose write failed (disk full, read-only…).
-const RETRY_WRITE: Duration = Duration::from_secs(1);
+/// How often the controller looks at the clock: retries a failed write, picks up role and
+/// settings changes made by the CLI, rescans foreign files.
+pub const TICK: Duration = Duration::from_secs(1);
 
-pub struct Controller {
-    settings: Settings,
-    store: Store,
-    snapshot: BTreeMap<String, Container>,
-    synced: bool,
-    seen_errors: BTreeSet<String>,
-    seen_notices: BTreeSet<String>,
-    /// `(app, slot)` → a one-line description, to log only what changed.
-    seen_slots: BTreeMap<(String, String), String>,
-    foreign: crate::backend::foreign::Scanner,
-    seen_broken: BTreeSet<String>,
+/// Everything the controller reacts to, in one stream.
+#[derive(Debug)]
+pub enum Input {
+    Watch(WatchEvent),
+    Tick,
 }
 
-impl Controller {
-    pub fn new(settings: Settings, store: Store) -> Controller {
+/// Why `run` stopped before it was asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Fatal: the state cannot be trusted, so routing must not change.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// The recorded label prefix changed: labels must be read again from Docker under the new
+    /// prefix, which a restart does.
+    #[error(
+        "the recorded label prefix changed from {from} to {to} (pointsman --reconfigure); restart the controller to read labels under the new prefix"
+    )]
+    PrefixChanged { from: String, to: String },
+}
+
+enum Failure {
+    Backend(BackendError),
+    /// Another writer recorded new settings (`--reconfigure`).
+    Settings(Settings),
+}
+
+impl From<BackendError> for Failure {
+    fn from(e: BackendError) -> Failure {
+        Failure::Backend(e)
+    }
+}
+
+/// Counters for tests and benchmarks.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub reconciles: u64,
+    pub apps_rendered: u64,
+    pub writes: u64,
+}
+
+pub struct Controller<S, K> {
+    settings: Settings,
+    store: S,
+    sink: K,
+    /// The directory to scan for foreign files Traefik cannot load (directory sink only).
+    foreign: Option<(PathBuf, Scanner)>,
+    snapshot: HashMap<String, Container>,
+    fleet: Fleet,
+    synced: bool,
+    /// Apps to render at the next reconcile.
+    dirty: Touched,
+    /// A resync arrived: re-check every app against the sink and remove stale units.
+    full: bool,
+    /// Roles as of the last reconcile, to find apps another writer changed.
+    roles_seen: BTreeMap<String, AppRoles>,
+    seen_errors: BTreeSet<String>,
+    seen_notices: BTreeMap<String, Vec<String>>,
+    /// `(app, slot)` → a one-line description, to log only what changed.
+    seen_slots: BTreeMap<(String, String), String>,
+    seen_broken: BTreeSet<String>,
+    last_scan: Option<tokio::time::Instant>,
+    pub stats: Stats,
+}
+
+impl<S: StateStore, K: ConfigSink> Controller<S, K> {
+    pub fn new(settings: Settings, store: S, sink: K, foreign_dir: Option<PathBuf>) -> Self {
         Controller {
             settings,
             store,
-            snapshot: BTreeMap::new(),
+            sink,
+            foreign: foreign_dir.map(|d| (d, Scanner::default())),
+            snapshot: HashMap::new(),
+            fleet: Fleet::default(),
             synced: false,
+            dirty: Touched::new(),
+            full: false,
+            roles_seen: BTreeMap::new(),
             seen_errors: BTreeSet::new(),
-            seen_notices: BTreeSet::new(),
+            seen_notices: BTreeMap::new(),
             seen_slots: BTreeMap::new(),
-            foreign: Default::default(),
             seen_broken: BTreeSet::new(),
+            last_scan: None,
+            stats: Stats::default(),
         }
     }
 
-    /// Applies one event to the snapshot. Synchronous and free of I/O.
-    pub fn apply(&mut self, event: WatchEvent) {
+    pub fn fleet(&self) -> &Fleet {
+        &self.fleet
+    }
+
+    /// Applies one input to the model. Synchronous and free of I/O.
+    pub fn apply(&mut self, input: Input) {
+        let event = match input {
+            Input::Watch(e) => e,
+            Input::Tick => return,
+        };
         match event {
             WatchEvent::Resync(all) => {
-                self.snapshot = all.into_iter().map(|c| (c.id.clone(), c)).collect();
+                let mut next: HashMap<String, Container> = all.into_iter().map(|c| (c.id.clone(), c)).collect();
+                for id in self.snapshot.keys().filter(|id| !next.contains_key(*id)) {
+                    self.dirty.extend(self.fleet.remove(id));
+                }
+                for (id, c) in &next {
+                    if self.snapshot.get(id) != Some(c) {
+                        self.dirty.extend(self.fleet.upsert(c, &self.settings));
+                    }
+                }
+                std::mem::swap(&mut self.snapshot, &mut next);
                 self.synced = true;
+                self.full = true;
             }
-            WatchEvent::Upsert(c) => {
-                self.snapshot.insert(c.id.clone(), *c);
-            }
+            WatchEvent::Upsert(c) => self.upsert(*c),
             WatchEvent::Remove(id) => {
-                self.snapshot.remove(&id);
+                if self.snapshot.remove(&id).is_some() {
+                    self.dirty.extend(self.fleet.remove(&id));
+                }
             }
             WatchEvent::Stopping(id) => {
                 // Docker still reports it running until it exits; the next inspect of this
                 // container (its `die`) or a resync replaces this guess with Docker's word.
-                if let Some(c) = self.snapshot.get_mut(&id) {
+                if let Some(mut c) = self.snapshot.get(&id).cloned() {
                     c.state.running = false;
                     c.state.status = "stopping".into();
+                    self.upsert(c);
                 }
             }
             WatchEvent::Lost(_) => {}
         }
+    }
+
+    fn upsert(&mut self, c: Container) {
+        if self.snapshot.get(&c.id) == Some(&c) {
+            return;
+        }
+        self.dirty.extend(self.fleet.upsert(&c, &self.settings));
+        self.snapshot.insert(c.id.clone(), c);
     }
 
     /// Whether a full listing has arrived; before it, nothing is written.
@@ -86,42 +180,193 @@ impl Controller {
         self.synced
     }
 
-    /// Re-reads state under the lock, seeds roles, renders and writes what changed.
-    pub fn reconcile(&mut self) -> Result<(), StoreError> {
-        let started = std::time::Instant::now();
-        let fleet = Fleet::build(self.snapshot.values(), &self.settings);
-        let lock = self.store.lock()?;
-        let mut state = self.store.load_state(&lock)?;
-        let seeding = ops::seed(&mut state, &fleet, Instant::now(), Actor::Controller);
-        let files = render::render_all(&fleet, &state, &self.settings);
-        let changes = self.store.sync(&lock, &files)?;
-        self.store.save_state(&lock, &state)?;
-        drop(lock);
-
-        for t in &seeding.transitions {
-            info!(app = %t.app, slot = %t.to, "slot is stable: its labels say so and the app had no stable slot");
+    /// Re-reads the state in a transaction, seeds and renders the apps that changed (by an
+    /// input, or by another writer's change of roles), and publishes what differs.
+    pub fn reconcile(&mut self) -> Result<(), RunError> {
+        loop {
+            match self.try_reconcile() {
+                Ok(()) => return Ok(()),
+                Err(Failure::Settings(recorded)) => self.adopt(recorded)?,
+                Err(Failure::Backend(e)) => return Err(e.into()),
+            }
         }
-        self.log_news(&fleet, &state, seeding.notices);
-        self.warn_about_foreign_files();
+    }
+
+    /// Another writer recorded new settings: read every container again under them.
+    fn adopt(&mut self, recorded: Settings) -> Result<(), RunError> {
+        if recorded.label_prefix != self.settings.label_prefix {
+            return Err(RunError::PrefixChanged {
+                from: self.settings.label_prefix.clone(),
+                to: recorded.label_prefix,
+            });
+        }
+        info!(settings = ?recorded, "settings changed in the state (--reconfigure); rendering every app with them");
+        self.settings = recorded;
+        self.fleet = Fleet::build(self.snapshot.values(), &self.settings);
+        self.full = true;
+        Ok(())
+    }
+
+    fn try_reconcile(&mut self) -> Result<(), Failure> {
+        let started = std::time::Instant::now();
+        let full = std::mem::take(&mut self.full);
+        let mut apps = std::mem::take(&mut self.dirty);
+        let restore = |this: &mut Self, apps: Touched| {
+            this.dirty.extend(apps);
+            this.full |= full;
+        };
+        if full {
+            self.sink.forget();
+            apps.extend(self.fleet.app_names().cloned());
+            match self.sink.published() {
+                Ok(published) => apps.extend(published),
+                Err(e) => {
+                    restore(self, apps);
+                    return Err(e.into());
+                }
+            }
+        }
+        let settings = &self.settings;
+        let fleet = &self.fleet;
+        let roles_seen = &self.roles_seen;
+        let result = self.store.transact(&mut self.sink, |state| {
+            match &state.settings {
+                None => state.settings = Some(settings.clone()),
+                Some(recorded) if recorded != settings => return Err(Failure::Settings(recorded.clone())),
+                Some(_) => {}
+            }
+            let mut apps = apps.clone();
+            // Roles another writer changed since the last reconcile.
+            for (name, roles) in &state.apps {
+                if roles_seen.get(name) != Some(roles) {
+                    apps.insert(name.clone());
+                }
+            }
+            apps.extend(roles_seen.keys().filter(|n| !state.apps.contains_key(*n)).cloned());
+            let seeding = ops::seed_apps(
+                state,
+                fleet,
+                apps.iter().map(String::as_str),
+                jiff::Timestamp::now(),
+                Actor::Controller,
+            );
+            for app in &apps {
+                match fleet.claim(app) {
+                    Some(claim) => state.claims.insert(app.clone(), claim),
+                    None => state.claims.remove(app),
+                };
+            }
+            if full {
+                state.claims.retain(|app, _| fleet.claim(app).is_some());
+            }
+            let updates: Updates = render::render_apps(fleet, state, settings, apps.iter().map(String::as_str));
+            let roles = (&state.apps != roles_seen).then(|| state.apps.clone());
+            Ok(((seeding, apps, roles), updates))
+        });
+        let ((seeding, rendered, roles), changes) = match result {
+            Ok(done) => done,
+            Err(e) => {
+                restore(self, apps);
+                return Err(e);
+            }
+        };
+        if let Some(roles) = roles {
+            self.roles_seen = roles;
+        }
+        self.stats.reconciles += 1;
+        self.stats.apps_rendered += rendered.len() as u64;
+        self.stats.writes += (changes.written.len() + changes.removed.len()) as u64;
         if !changes.is_empty() {
             debug!(
                 written = ?changes.written,
                 removed = ?changes.removed,
+                apps = rendered.len(),
                 us = started.elapsed().as_micros() as u64,
                 "files updated"
             );
         }
+        for t in &seeding.transitions {
+            info!(app = %t.app, slot = %t.to, "slot is stable: its labels say so and the app had no stable slot");
+        }
+        self.log_news(&rendered, seeding.notices);
         Ok(())
     }
 
-    /// Logs each foreign file Traefik cannot load once, and once more when it is fixed.
+    fn log_news(&mut self, apps: &Touched, notices: Vec<String>) {
+        let errors: BTreeSet<String> = self.fleet.errors().iter().map(ToString::to_string).collect();
+        for e in errors.difference(&self.seen_errors) {
+            warn!("{e}");
+        }
+        self.seen_errors = errors;
+        let mut by_app: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for n in notices {
+            let app = n.split(':').next().unwrap_or("").trim_start_matches("app ").to_string();
+            by_app.entry(app).or_default().push(n);
+        }
+        for app in apps {
+            let now = by_app.remove(app).unwrap_or_default();
+            let before = self.seen_notices.remove(app).unwrap_or_default();
+            for n in now.iter().filter(|n| !before.contains(n)) {
+                warn!("{n}");
+            }
+            if !now.is_empty() {
+                self.seen_notices.insert(app.clone(), now);
+            }
+        }
+
+        let state_roles = &self.roles_seen;
+        for name in apps {
+            let mut now = BTreeMap::new();
+            if let Some(app) = self.fleet.app(name) {
+                let resolved = app.resolve(&state_roles.get(name).cloned().unwrap_or_default());
+                for slot in app.slots.values() {
+                    let role = resolved.role_of(&slot.name);
+                    let servers = slot.servers();
+                    let line = format!(
+                        "{role} with {} of {} containers routable{}",
+                        servers.len(),
+                        slot.members.len(),
+                        if servers.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", servers.join(" "))
+                        }
+                    );
+                    now.insert((app.name.clone(), slot.name.clone()), line);
+                }
+            }
+            let range = (name.clone(), String::new())..(format!("{name}\u{0}"), String::new());
+            let gone: Vec<(String, String)> = self
+                .seen_slots
+                .range(range)
+                .filter(|(k, _)| &k.0 == name && !now.contains_key(*k))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in gone {
+                info!(app = %key.0, slot = %key.1, "slot has no container left");
+                self.seen_slots.remove(&key);
+            }
+            for (key, line) in now {
+                if self.seen_slots.get(&key) != Some(&line) {
+                    info!(app = %key.0, slot = %key.1, "{line}");
+                    self.seen_slots.insert(key, line);
+                }
+            }
+        }
+    }
+
+    /// Logs each foreign file Traefik cannot load once, and once more when it is fixed. At most
+    /// once per tick: a directory of 1,000 files is listed, not on every event.
     fn warn_about_foreign_files(&mut self) {
-        let broken: BTreeSet<String> = self
-            .foreign
-            .scan(self.store.dir())
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let now = tokio::time::Instant::now();
+        if self.last_scan.is_some_and(|t| now.duration_since(t) < TICK) {
+            return;
+        }
+        self.last_scan = Some(now);
+        let Some((dir, scanner)) = self.foreign.as_mut() else {
+            return;
+        };
+        let broken: BTreeSet<String> = scanner.scan(dir).iter().map(ToString::to_string).collect();
         for b in broken.difference(&self.seen_broken) {
             error!("{b}");
         }
@@ -131,100 +376,84 @@ impl Controller {
         self.seen_broken = broken;
     }
 
-    fn log_news(&mut self, fleet: &Fleet, state: &crate::core::state::State, notices: Vec<String>) {
-        let errors: BTreeSet<String> = fleet.errors.iter().map(ToString::to_string).collect();
-        for e in errors.difference(&self.seen_errors) {
-            warn!("{e}");
-        }
-        self.seen_errors = errors;
-        let notices: BTreeSet<String> = notices.into_iter().collect();
-        for n in notices.difference(&self.seen_notices) {
-            warn!("{n}");
-        }
-        self.seen_notices = notices;
-
-        let mut now = BTreeMap::new();
-        for app in fleet.apps.values() {
-            let resolved = app.resolve(&state.roles(&app.name));
-            for slot in app.slots.values() {
-                let role = resolved.role_of(&slot.name);
-                let servers = slot.servers();
-                let line = format!(
-                    "{role} with {} of {} containers routable{}",
-                    servers.len(),
-                    slot.members.len(),
-                    if servers.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", servers.join(" "))
+    /// Runs the controller over `inputs` until they end or `shutdown` resolves. Returns an
+    /// error only for a fatal problem (a corrupt state file); transient ones are logged and
+    /// retried on the next tick.
+    pub async fn drive(
+        &mut self,
+        inputs: impl Stream<Item = Input>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), RunError> {
+        tokio::pin!(inputs);
+        tokio::pin!(shutdown);
+        let mut failing = false;
+        loop {
+            let tick = tokio::select! {
+                _ = &mut shutdown => {
+                    info!("shutting down; the files stay as they are and Traefik keeps routing");
+                    return Ok(());
+                }
+                input = inputs.next() => {
+                    let Some(input) = input else { return Ok(()) };
+                    let tick = matches!(input, Input::Tick);
+                    self.apply(input);
+                    // Coalesce a burst: apply everything already queued, render once.
+                    while let Some(Some(input)) = inputs.next().now_or_never() {
+                        self.apply(input);
                     }
-                );
-                now.insert((app.name.clone(), slot.name.clone()), line);
+                    tick
+                }
+            };
+            if !self.synced || (failing && !tick) {
+                continue;
             }
-        }
-        for (key, line) in &now {
-            if self.seen_slots.get(key) != Some(line) {
-                info!(app = %key.0, slot = %key.1, "{line}");
+            match self.reconcile() {
+                Ok(()) => {
+                    if failing {
+                        info!("writing works again");
+                    }
+                    failing = false;
+                }
+                Err(RunError::Backend(e @ BackendError::CorruptState { .. })) => return Err(e.into()),
+                Err(e @ RunError::PrefixChanged { .. }) => return Err(e),
+                Err(e) => {
+                    error!("{e}; retrying in {}s", TICK.as_secs());
+                    failing = true;
+                }
             }
+            self.warn_about_foreign_files();
         }
-        for key in self.seen_slots.keys().filter(|k| !now.contains_key(*k)) {
-            info!(app = %key.0, slot = %key.1, "slot has no container left");
-        }
-        self.seen_slots = now;
     }
 }
 
-/// Why `run` stopped before it was asked to.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// Fatal: the state cannot be trusted, so routing must not change.
-    #[error(transparent)]
-    Store(#[from] StoreError),
+/// Docker's events (through the watcher) and the clock, as one stream.
+pub fn inputs(watch: mpsc::Receiver<WatchEvent>, tick: Duration) -> impl Stream<Item = Input> {
+    let events = futures::stream::unfold(
+        watch,
+        |mut rx| async move { rx.recv().await.map(|e| (Input::Watch(e), rx)) },
+    );
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let ticks = futures::stream::unfold(interval, |mut i| async move {
+        i.tick().await;
+        Some((Input::Tick, i))
+    });
+    futures::stream::select(events, ticks)
 }
 
-/// Runs the controller until `shutdown` resolves. Returns an error only for a fatal problem
-/// (a corrupt state file); transient ones are logged and retried.
-pub async fn run(
+/// Runs the controller until `shutdown` resolves.
+pub async fn run<S: StateStore, K: ConfigSink>(
     settings: Settings,
-    store: Store,
+    store: S,
+    sink: K,
+    foreign_dir: Option<PathBuf>,
     opts: WatchOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let (tx, mut rx) = mpsc::channel(1024);
+    let (tx, rx) = mpsc::channel(1024);
     let watcher = tokio::spawn(watcher::run(settings.clone(), opts, tx));
-    let mut ctl = Controller::new(settings, store);
-    tokio::pin!(shutdown);
-    let mut retry: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
-    let result = loop {
-        tokio::select! {
-            _ = &mut shutdown => {
-                info!("shutting down; the files stay as they are and Traefik keeps routing");
-                break Ok(());
-            }
-            _ = async { retry.as_mut().unwrap().await }, if retry.is_some() => {
-                retry = None;
-            }
-            event = rx.recv() => {
-                let Some(event) = event else { break Ok(()) };
-                ctl.apply(event);
-                // Coalesce a burst: apply everything already queued, render once.
-                while let Ok(event) = rx.try_recv() {
-                    ctl.apply(event);
-                }
-            }
-        }
-        if !ctl.is_synced() || retry.is_some() {
-            continue;
-        }
-        match ctl.reconcile() {
-            Ok(()) => {}
-            Err(e @ StoreError::CorruptState { .. }) => break Err(e.into()),
-            Err(e) => {
-                error!("{e}; retrying in {}s", RETRY_WRITE.as_secs());
-                retry = Some(Box::pin(tokio::time::sleep(RETRY_WRITE)));
-            }
-        }
-    };
+    let mut ctl = Controller::new(settings, store, sink, foreign_dir);
+    let result = ctl.drive(inputs(rx, TICK), shutdown).await;
     watcher.abort();
     result
 }

@@ -4,9 +4,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pointsman::backend::dir::Store;
+use pointsman::backend::StateStore;
+use pointsman::backend::dir::{Dir, DirSink, FileStateStore};
 use pointsman::cli::{Action, Args, Config, LogFormat};
-use pointsman::controller::{self, RunError};
+use pointsman::controller;
+use pointsman::core::settings;
 use pointsman::docker::watcher::WatchOptions;
 
 fn main() -> ExitCode {
@@ -51,27 +53,50 @@ async fn run(config: &Config) -> ExitCode {
     else {
         unreachable!()
     };
-    let store = match Store::open(&config.dir) {
-        Ok(s) => s,
+    // Refuse to start on a corrupt state file rather than discover it at the first event, and
+    // on flags that contradict the recorded settings.
+    let prepared = Dir::open(&config.dir).map_err(|e| e.to_string()).and_then(|dir| {
+        let mut store = FileStateStore::new(&dir);
+        let recorded = store.read().map_err(|e| e.to_string())?;
+        let settings = settings::resolve(recorded.settings.as_ref(), &config.proposed, config.reconfigure)
+            .map_err(|e| e.to_string())?;
+        if config.reconfigure && recorded.settings.as_ref() != Some(&settings) {
+            let mut sink = DirSink::new(&dir);
+            store
+                .transact(&mut sink, |state| {
+                    state.settings = Some(settings.clone());
+                    Ok::<_, pointsman::backend::BackendError>(((), Default::default()))
+                })
+                .map_err(|e| e.to_string())?;
+        }
+        Ok((dir, store, settings))
+    });
+    let (dir, store, settings) = match prepared {
+        Ok(p) => p,
         Err(e) => {
             tracing::error!("{e}");
             return ExitCode::from(2);
         }
     };
-    // Refuse to start on a corrupt state file rather than discover it at the first event.
-    if let Err(e) = store.lock().and_then(|lock| store.load_state(&lock)) {
-        tracing::error!("{e}");
-        return ExitCode::from(2);
-    }
     let opts = WatchOptions {
         resync_every,
         backoff_cap,
         ..WatchOptions::default()
     };
     tracing::info!(dir = %config.dir.display(), docker = %pointsman::docker::host(), "pointsman controller starting");
-    match controller::run(config.settings.clone(), store, opts, shutdown_signal()).await {
+    let sink = DirSink::new(&dir);
+    match controller::run(
+        settings,
+        store,
+        sink,
+        Some(dir.path().to_path_buf()),
+        opts,
+        shutdown_signal(),
+    )
+    .await
+    {
         Ok(()) => ExitCode::SUCCESS,
-        Err(RunError::Store(e)) => {
+        Err(e) => {
             tracing::error!("{e}");
             ExitCode::from(2)
         }

@@ -9,13 +9,13 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use pointsman::backend::dir;
 use pointsman::core::container::Container;
 use pointsman::core::model::Fleet;
 use pointsman::core::ops;
 use pointsman::core::render;
 use pointsman::core::settings::Settings;
 use pointsman::core::state::{Actor, State};
-use pointsman::core::timestamp::Instant;
 
 #[derive(serde::Deserialize)]
 struct Input {
@@ -56,17 +56,24 @@ fn outputs(input: &Input) -> BTreeMap<String, String> {
     };
     let fleet = Fleet::build(&input.containers, &settings);
     let mut state = input.state.clone().unwrap_or_default();
-    let seeding = ops::seed(&mut state, &fleet, Instant(0), Actor::Controller);
+    let seeding = ops::seed(&mut state, &fleet, jiff::Timestamp::UNIX_EPOCH, Actor::Controller);
+    state.claims = fleet.claims();
     let mut out: BTreeMap<String, String> = render::render_all(&fleet, &state, &settings)
         .into_iter()
-        .map(|(k, v)| (k, String::from_utf8(v).expect("rendered files are UTF-8")))
+        .map(|(app, config)| {
+            let bytes = dir::encode(&config);
+            (
+                dir::file_name(&app),
+                String::from_utf8(bytes).expect("rendered files are UTF-8"),
+            )
+        })
         .collect();
     out.insert(
         "state.json".into(),
         serde_json::to_string_pretty(&state).unwrap() + "\n",
     );
     let mut report = String::new();
-    for e in &fleet.errors {
+    for e in &fleet.errors() {
         report += &format!("error: {e}\n");
     }
     for n in &seeding.notices {
@@ -129,50 +136,11 @@ fn golden_render_cases() {
     );
 }
 
-/// A line diff (longest common subsequence), showing changed lines with 2 lines of context.
+/// A unified diff with 2 lines of context.
 fn diff(expected: &str, actual: &str) -> String {
-    let a: Vec<&str> = expected.lines().collect();
-    let b: Vec<&str> = actual.lines().collect();
-    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for i in (0..a.len()).rev() {
-        for j in (0..b.len()).rev() {
-            lcs[i][j] = if a[i] == b[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
-    let mut ops = Vec::new();
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() || j < b.len() {
-        if i < a.len() && j < b.len() && a[i] == b[j] {
-            ops.push((' ', a[i]));
-            i += 1;
-            j += 1;
-        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            ops.push(('+', b[j]));
-            j += 1;
-        } else {
-            ops.push(('-', a[i]));
-            i += 1;
-        }
-    }
-    let near = |k: usize| {
-        ops[k.saturating_sub(2)..(k + 3).min(ops.len())]
-            .iter()
-            .any(|(c, _)| *c != ' ')
-    };
-    let mut out = String::new();
-    let mut skipped = false;
-    for (k, (c, line)) in ops.iter().enumerate() {
-        if near(k) {
-            out += &format!("  {c} {line}\n");
-            skipped = false;
-        } else if !skipped {
-            out += "  ...\n";
-            skipped = true;
-        }
-    }
-    out
+    similar::TextDiff::from_lines(expected, actual)
+        .unified_diff()
+        .context_radius(2)
+        .header("expected", "actual")
+        .to_string()
 }

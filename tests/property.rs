@@ -8,15 +8,16 @@
 
 use std::collections::BTreeMap;
 
+use pointsman::backend::dir;
 use pointsman::backend::foreign;
 use pointsman::core::container::{Container, ContainerConfig, ContainerState, Endpoint, Health, NetworkSettings};
 use pointsman::core::model::Fleet;
 use pointsman::core::ops;
+use pointsman::core::ops::{Context, Operation};
 use pointsman::core::render;
 use pointsman::core::rule::Rule;
 use pointsman::core::settings::Settings;
 use pointsman::core::state::{Actor, State};
-use pointsman::core::timestamp::Instant;
 
 struct Rng(u64);
 
@@ -245,28 +246,37 @@ fn random_labels_never_panic_and_always_render_loadable_files() {
         };
         let containers: Vec<Container> = (0..1 + rng.below(12)).map(|i| random_container(&mut rng, i)).collect();
         let fleet = Fleet::build(&containers, &settings);
-        refused += fleet.errors.len();
+        refused += fleet.errors().len();
         let mut state = State::default();
-        ops::seed(&mut state, &fleet, Instant(0), Actor::Controller);
+        ops::seed(&mut state, &fleet, jiff::Timestamp::UNIX_EPOCH, Actor::Controller);
         // Random role changes too: promote (forced or not), rollback, pins.
-        for app in fleet.apps.keys() {
-            let _ = ops::promote(
-                &mut state,
+        let ctx = Context {
+            now: jiff::Timestamp::UNIX_EPOCH,
+            by: Actor::Cli,
+            app_label: "pointsman.app",
+        };
+        let apps: Vec<String> = fleet.app_names().cloned().collect();
+        for app in apps {
+            let force = rng.chance(50);
+            let _ = ops::apply(
+                &Operation::Promote {
+                    app: app.clone(),
+                    force,
+                },
                 &fleet,
-                app,
-                "pointsman.app",
-                rng.chance(50),
-                Actor::Cli,
-                Instant(1),
+                &mut state,
+                ctx,
             );
             if rng.chance(30) {
-                let _ = ops::rollback(&mut state, &fleet, app, Actor::Cli, Instant(2));
+                let _ = ops::apply(&Operation::Rollback { app }, &fleet, &mut state, ctx);
             }
         }
         let files = render::render_all(&fleet, &state, &settings);
-        for (name, bytes) in &files {
-            assert!(render::app_of_file(name).is_some(), "case {case}: file name {name}");
-            assert_loadable(&format!("case {case}: {name}"), bytes);
+        for (app, config) in &files {
+            let name = dir::file_name(app);
+            assert!(dir::app_of_file(&name).is_some(), "case {case}: file name {name}");
+            assert!(config.dangling_references().is_empty(), "case {case}: {name}");
+            assert_loadable(&format!("case {case}: {name}"), &dir::encode(config));
             rendered += 1;
         }
         // Deterministic: the same input renders the same bytes.

@@ -1,9 +1,10 @@
-//! The file edge: the Traefik dynamic directory, the state file and the lock.
+//! The directory backend: Traefik's file-provider directory holds the configuration, and a
+//! private subdirectory the state and the lock.
 //!
 //! Layout of `DIR` (the directory Traefik's file provider watches):
-//! - `pointsman-APP.yml`: one file per app, replaced atomically.
-//! - `.pointsman/state.json`: the roles (see `state`), beside the config so one volume holds
-//!   both.
+//! - `pointsman-APP.yml`: one file per app, replaced atomically ([`DirSink`]).
+//! - `.pointsman/state.json`: the roles (see `core::state`), beside the config so one volume
+//!   holds both ([`FileStateStore`]).
 //! - `.pointsman/lock`: every writer holds an exclusive lock on it while it reads state,
 //!   renders and writes, so a CLI change and a controller render never interleave.
 //! - `.pointsman/*.tmp`: temp files. They live in a subdirectory because Traefik watches only
@@ -15,38 +16,46 @@
 //! half-written file (writing in place cost 214 failed requests in 20 flips), and a crash
 //! leaves either the old file or the new one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
+use std::hash::{Hash, Hasher};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::core::render;
+use super::{BackendError, Changes, ConfigSink, StateStore, Updates};
 use crate::core::state::{self, State};
+use crate::core::traefik::Dynamic;
 
-/// Failures of the file edge. None is retried here: the controller logs them and tries again
-/// on its next change or resync, and the CLI exits 2. A failed write never touches the file
-/// that is serving traffic.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error(
-        "cannot use {path} as the Traefik dynamic directory: {source}; check --dir / POINTSMAN_DIR and its permissions"
-    )]
-    Dir { path: PathBuf, source: io::Error },
-    #[error("cannot lock {path}: {source}")]
-    Lock { path: PathBuf, source: io::Error },
-    #[error(
-        "state file {path} is corrupt: {reason}. pointsman will not reset roles silently; restore it from a backup, or move it aside to re-seed roles from labels"
-    )]
-    CorruptState { path: PathBuf, reason: String },
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
-    #[error("cannot write {path}: {source}; the previous file is still in place")]
-    Write { path: PathBuf, source: io::Error },
-    #[error("cannot remove {path}: {source}")]
-    Remove { path: PathBuf, source: io::Error },
+/// Files are named `pointsman-APP.yml`; pointsman owns every file matching this.
+pub const FILE_PREFIX: &str = "pointsman-";
+pub const FILE_SUFFIX: &str = ".yml";
+
+const HEADER_LINE: &str = "# Written by pointsman; edits are overwritten. Roles: `pointsman status`.\n";
+
+pub fn file_name(app: &str) -> String {
+    format!("{FILE_PREFIX}{app}{FILE_SUFFIX}")
 }
 
-pub struct Store {
+/// The app a file name belongs to, if pointsman owns that name.
+pub fn app_of_file(name: &str) -> Option<&str> {
+    name.strip_prefix(FILE_PREFIX)?
+        .strip_suffix(FILE_SUFFIX)
+        .filter(|a| crate::core::labels::is_dns_label(a))
+}
+
+/// The bytes of an app's file: one comment line, then JSON (which is YAML; Traefik reads it).
+/// serde_json is deterministic here (the model's maps are sorted), so identical configuration
+/// gives identical bytes.
+pub fn encode(config: &Dynamic) -> Vec<u8> {
+    let mut out = HEADER_LINE.as_bytes().to_vec();
+    serde_json::to_writer_pretty(&mut out, config).expect("the configuration model always serialises");
+    out.push(b'\n');
+    out
+}
+
+/// The directory and its private subdirectory.
+#[derive(Debug, Clone)]
+pub struct Dir {
     dir: PathBuf,
     private: PathBuf,
 }
@@ -56,45 +65,32 @@ pub struct Lock {
     _file: File,
 }
 
-/// What a sync did, by file name.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Changes {
-    pub written: Vec<String>,
-    pub removed: Vec<String>,
-}
-
-impl Changes {
-    pub fn is_empty(&self) -> bool {
-        self.written.is_empty() && self.removed.is_empty()
-    }
-}
-
-impl Store {
+impl Dir {
     /// Opens `dir`, creating `dir/.pointsman` if needed. `dir` itself must exist: creating
     /// it would hide a typo in `--dir` behind a directory Traefik never reads.
-    pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let meta = fs::metadata(dir).map_err(|source| StoreError::Dir {
+    pub fn open(dir: &Path) -> Result<Dir, BackendError> {
+        let meta = fs::metadata(dir).map_err(|source| BackendError::Dir {
             path: dir.into(),
             source,
         })?;
         if !meta.is_dir() {
-            return Err(StoreError::Dir {
+            return Err(BackendError::Dir {
                 path: dir.into(),
                 source: io::Error::other("not a directory"),
             });
         }
         let private = dir.join(".pointsman");
-        fs::create_dir_all(&private).map_err(|source| StoreError::Dir {
+        fs::create_dir_all(&private).map_err(|source| BackendError::Dir {
             path: private.clone(),
             source,
         })?;
-        Ok(Store {
+        Ok(Dir {
             dir: dir.to_path_buf(),
             private,
         })
     }
 
-    pub fn dir(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         &self.dir
     }
 
@@ -104,7 +100,7 @@ impl Store {
 
     /// Blocks until this process holds the exclusive lock, then sweeps away temp files that a
     /// killed writer left behind.
-    pub fn lock(&self) -> Result<Lock, StoreError> {
+    pub fn lock(&self) -> Result<Lock, BackendError> {
         let path = self.private.join("lock");
         // flock works on a read-only descriptor too: on a read-only directory the lock is
         // still taken, so refusals and reads work and only the writes fail, with their path.
@@ -114,11 +110,11 @@ impl Store {
             .write(true)
             .open(&path)
             .or_else(|_| File::open(&path))
-            .map_err(|source| StoreError::Lock {
+            .map_err(|source| BackendError::Lock {
                 path: path.clone(),
                 source,
             })?;
-        file.lock().map_err(|source| StoreError::Lock { path, source })?;
+        file.lock().map_err(|source| BackendError::Lock { path, source })?;
         self.remove_stale_temps();
         Ok(Lock { _file: file })
     }
@@ -139,94 +135,9 @@ impl Store {
         }
     }
 
-    /// Reads the state; a missing file is an empty state, a corrupt one an error.
-    pub fn load_state(&self, _lock: &Lock) -> Result<State, StoreError> {
-        let path = self.state_path();
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
-            Err(source) => return Err(StoreError::Read { path, source }),
-        };
-        let state: State = serde_json::from_slice(&bytes).map_err(|e| StoreError::CorruptState {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        if state.format != state::FORMAT {
-            return Err(StoreError::CorruptState {
-                path,
-                reason: format!(
-                    "format {} is not {} (written by another pointsman version?)",
-                    state.format,
-                    state::FORMAT
-                ),
-            });
-        }
-        Ok(state)
-    }
-
-    /// Writes the state atomically, if it differs from what is on disk.
-    pub fn save_state(&self, lock: &Lock, state: &State) -> Result<bool, StoreError> {
-        let mut bytes = serde_json::to_vec_pretty(state).expect("state always serialises");
-        bytes.push(b'\n');
-        self.replace_if_changed(lock, &self.state_path(), &bytes)
-    }
-
-    /// Makes the directory hold exactly `files` among the names pointsman owns: writes the
-    /// ones whose bytes differ, removes owned files that are no longer wanted. Foreign files
-    /// are never touched.
-    pub fn sync(&self, lock: &Lock, files: &BTreeMap<String, Vec<u8>>) -> Result<Changes, StoreError> {
-        let mut changes = Changes::default();
-        for (name, bytes) in files {
-            if self.replace_if_changed(lock, &self.dir.join(name), bytes)? {
-                changes.written.push(name.clone());
-            }
-        }
-        for name in self.owned_files()? {
-            if !files.contains_key(&name) {
-                let path = self.dir.join(&name);
-                fs::remove_file(&path).map_err(|source| StoreError::Remove { path, source })?;
-                changes.removed.push(name);
-            }
-        }
-        if !changes.removed.is_empty() {
-            sync_dir(&self.dir).map_err(|source| StoreError::Write {
-                path: self.dir.clone(),
-                source,
-            })?;
-        }
-        Ok(changes)
-    }
-
-    /// Like [`Store::sync`] for one app's file only: written if `bytes` is given and differs,
-    /// removed if `bytes` is `None`. Other apps' files are left as they are.
-    pub fn sync_app(&self, lock: &Lock, app: &str, bytes: Option<&[u8]>) -> Result<Changes, StoreError> {
-        let name = render::file_name(app);
-        let path = self.dir.join(&name);
-        let mut changes = Changes::default();
-        match bytes {
-            Some(b) => {
-                if self.replace_if_changed(lock, &path, b)? {
-                    changes.written.push(name);
-                }
-            }
-            None => match fs::remove_file(&path) {
-                Ok(()) => {
-                    sync_dir(&self.dir).map_err(|source| StoreError::Write {
-                        path: self.dir.clone(),
-                        source,
-                    })?;
-                    changes.removed.push(name);
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => return Err(StoreError::Remove { path, source }),
-            },
-        }
-        Ok(changes)
-    }
-
     /// Names of the files pointsman owns in the directory, sorted.
-    pub fn owned_files(&self) -> Result<Vec<String>, StoreError> {
-        let read_err = |source| StoreError::Read {
+    pub fn owned_files(&self) -> Result<Vec<String>, BackendError> {
+        let read_err = |source| BackendError::Read {
             path: self.dir.clone(),
             source,
         };
@@ -234,7 +145,7 @@ impl Store {
         for entry in fs::read_dir(&self.dir).map_err(read_err)? {
             let entry = entry.map_err(read_err)?;
             if let Some(name) = entry.file_name().to_str()
-                && render::app_of_file(name).is_some()
+                && app_of_file(name).is_some()
             {
                 names.push(name.to_string());
             }
@@ -243,23 +154,25 @@ impl Store {
         Ok(names)
     }
 
-    /// Current bytes of an owned file, if present.
-    pub fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    /// Current bytes of a file in the directory, if present.
+    pub fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>, BackendError> {
         let path = self.dir.join(name);
         match fs::read(&path) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(StoreError::Read { path, source }),
+            Err(source) => Err(BackendError::Read { path, source }),
         }
     }
 
-    fn replace_if_changed(&self, _lock: &Lock, path: &Path, bytes: &[u8]) -> Result<bool, StoreError> {
+    /// Replaces `path` atomically with `bytes` unless it already holds them. `Ok(false)`:
+    /// nothing to do.
+    fn replace_if_changed(&self, path: &Path, bytes: &[u8]) -> Result<bool, BackendError> {
         match fs::read(path) {
             Ok(current) if current == bytes => return Ok(false),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(source) => {
-                return Err(StoreError::Read {
+                return Err(BackendError::Read {
                     path: path.into(),
                     source,
                 });
@@ -271,11 +184,201 @@ impl Store {
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
-        result.map_err(|source| StoreError::Write {
+        result.map_err(|source| BackendError::Write {
             path: path.into(),
             source,
         })?;
         Ok(true)
+    }
+
+    fn remove(&self, name: &str) -> Result<bool, BackendError> {
+        let path = self.dir.join(name);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(BackendError::Remove { path, source }),
+        }
+    }
+}
+
+/// Publishes each app as `DIR/pointsman-APP.yml`.
+///
+/// Remembers a hash of what it last wrote per app, so the controller's publish of an unchanged
+/// app costs no disk read. When the hash differs it still compares with the file on disk
+/// before writing (another writer, the CLI, may already have written those bytes), so Traefik
+/// sees a rename only for a real change. [`ConfigSink::forget`] drops the hashes.
+#[derive(Debug)]
+pub struct DirSink {
+    dir: Dir,
+    written: HashMap<String, u64>,
+}
+
+impl DirSink {
+    pub fn new(dir: &Dir) -> DirSink {
+        DirSink {
+            dir: dir.clone(),
+            written: HashMap::new(),
+        }
+    }
+}
+
+fn digest(bytes: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+impl ConfigSink for DirSink {
+    fn publish(&mut self, updates: &Updates) -> Result<Changes, BackendError> {
+        let mut changes = Changes::default();
+        for (app, config) in updates {
+            let name = file_name(app);
+            match config {
+                Some(config) => {
+                    let bytes = encode(config);
+                    let d = digest(&bytes);
+                    if self.written.get(app) == Some(&d) {
+                        continue;
+                    }
+                    if self.dir.replace_if_changed(&self.dir.dir.join(&name), &bytes)? {
+                        changes.written.push(name);
+                    }
+                    self.written.insert(app.clone(), d);
+                }
+                None => {
+                    self.written.remove(app);
+                    if self.dir.remove(&name)? {
+                        changes.removed.push(name);
+                    }
+                }
+            }
+        }
+        if !changes.removed.is_empty() {
+            sync_dir(&self.dir.dir).map_err(|source| BackendError::Write {
+                path: self.dir.dir.clone(),
+                source,
+            })?;
+        }
+        Ok(changes)
+    }
+
+    fn published(&mut self) -> Result<BTreeSet<String>, BackendError> {
+        Ok(self
+            .dir
+            .owned_files()?
+            .iter()
+            .filter_map(|n| app_of_file(n).map(str::to_string))
+            .collect())
+    }
+
+    fn forget(&mut self) {
+        self.written.clear();
+    }
+}
+
+/// The state in `DIR/.pointsman/state.json`, changed under `DIR/.pointsman/lock`.
+///
+/// It keeps the bytes it last read and their parse, so a transaction on an unchanged file
+/// (the controller's, on every event) reads the file but parses nothing.
+#[derive(Debug)]
+pub struct FileStateStore {
+    dir: Dir,
+    cache: Option<(Vec<u8>, State)>,
+}
+
+impl FileStateStore {
+    pub fn new(dir: &Dir) -> FileStateStore {
+        FileStateStore {
+            dir: dir.clone(),
+            cache: None,
+        }
+    }
+
+    /// Reads the state; a missing file is an empty state, a corrupt one an error.
+    fn load(&mut self) -> Result<State, BackendError> {
+        let path = self.dir.state_path();
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => return Err(BackendError::Read { path, source }),
+        };
+        if let Some((cached, state)) = &self.cache
+            && *cached == bytes
+        {
+            return Ok(state.clone());
+        }
+        let state = parse_state(&path, &bytes)?;
+        self.cache = Some((bytes, state.clone()));
+        Ok(state)
+    }
+
+    /// Writes the state atomically. The cache follows what is on disk.
+    fn save(&mut self, state: &State) -> Result<(), BackendError> {
+        let mut bytes = serde_json::to_vec_pretty(state).expect("state always serialises");
+        bytes.push(b'\n');
+        self.dir.replace_if_changed(&self.dir.state_path(), &bytes)?;
+        self.cache = Some((bytes, state.clone()));
+        Ok(())
+    }
+}
+
+fn parse_state(path: &Path, bytes: &[u8]) -> Result<State, BackendError> {
+    if bytes.is_empty() {
+        return Ok(State::default());
+    }
+    let mut state: State = serde_json::from_slice(bytes).map_err(|e| BackendError::CorruptState {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    if !(1..=state::FORMAT).contains(&state.format) {
+        return Err(BackendError::CorruptState {
+            path: path.into(),
+            reason: format!(
+                "format {} is not one this pointsman reads (1 to {}); was it written by a newer pointsman?",
+                state.format,
+                state::FORMAT
+            ),
+        });
+    }
+    state.format = state::FORMAT;
+    Ok(state)
+}
+
+impl StateStore for FileStateStore {
+    fn read(&mut self) -> Result<State, BackendError> {
+        // Writes are atomic renames, so reading without the lock sees one whole version.
+        self.load()
+    }
+
+    fn transact<T, E>(
+        &mut self,
+        sink: &mut dyn ConfigSink,
+        mut change: impl FnMut(&mut State) -> Result<(T, Updates), E>,
+    ) -> Result<(T, Changes), E>
+    where
+        E: From<BackendError>,
+    {
+        let _lock = self.dir.lock()?;
+        let before = self.load()?;
+        let mut state = before.clone();
+        let (out, updates) = change(&mut state)?;
+        let changed = state != before;
+        // State first: if the process dies before the files are written, the next render (by
+        // anyone) converges the files to the new state instead of reverting the change.
+        if changed {
+            self.save(&state)?;
+        }
+        match sink.publish(&updates) {
+            Ok(changes) => Ok((out, changes)),
+            Err(e) => {
+                // Undo the role change so the error means "nothing happened"; if even that
+                // fails, the next render applies the saved state.
+                if changed {
+                    let _ = self.save(&before);
+                }
+                Err(e.into())
+            }
+        }
     }
 }
 
@@ -295,6 +398,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::traefik::Service;
 
     fn scratch(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("pointsman-store-{name}-{}", std::process::id()));
@@ -303,27 +407,45 @@ mod tests {
         d
     }
 
+    fn config(url: &str) -> Option<Dynamic> {
+        let mut d = Dynamic::default();
+        d.http
+            .services
+            .insert("x".into(), Service::load_balancer([url.to_string()]));
+        Some(d)
+    }
+
     #[test]
     fn identical_bytes_are_not_rewritten_and_vanished_apps_are_removed() {
         let d = scratch("sync");
         fs::write(d.join("other.yml"), "http: {}\n").unwrap();
-        let store = Store::open(&d).unwrap();
-        let lock = store.lock().unwrap();
-        let mut files = BTreeMap::from([
-            ("pointsman-a.yml".to_string(), b"a\n".to_vec()),
-            ("pointsman-b.yml".to_string(), b"b\n".to_vec()),
-        ]);
-        let first = store.sync(&lock, &files).unwrap();
+        let dir = Dir::open(&d).unwrap();
+        let mut sink = DirSink::new(&dir);
+        let _lock = dir.lock().unwrap();
+        let first = sink
+            .publish(&Updates::from([
+                ("a".into(), config("http://a")),
+                ("b".into(), config("http://b")),
+            ]))
+            .unwrap();
         assert_eq!(first.written, ["pointsman-a.yml", "pointsman-b.yml"]);
+        assert_eq!(sink.published().unwrap(), BTreeSet::from(["a".into(), "b".into()]));
         let before = fs::metadata(d.join("pointsman-a.yml")).unwrap().modified().unwrap();
-        files.remove("pointsman-b.yml");
-        let second = store.sync(&lock, &files).unwrap();
+        let second = sink
+            .publish(&Updates::from([("a".into(), config("http://a")), ("b".into(), None)]))
+            .unwrap();
         assert_eq!(
             second,
             Changes {
                 written: vec![],
                 removed: vec!["pointsman-b.yml".into()]
             }
+        );
+        sink.forget();
+        assert!(
+            sink.publish(&Updates::from([("a".into(), config("http://a"))]))
+                .unwrap()
+                .is_empty()
         );
         assert_eq!(
             fs::metadata(d.join("pointsman-a.yml")).unwrap().modified().unwrap(),
@@ -343,45 +465,121 @@ mod tests {
     }
 
     #[test]
+    fn a_file_changed_behind_the_sinks_back_is_repaired_after_forget() {
+        let d = scratch("repair");
+        let dir = Dir::open(&d).unwrap();
+        let mut sink = DirSink::new(&dir);
+        let want = Updates::from([("a".into(), config("http://a"))]);
+        sink.publish(&want).unwrap();
+        fs::write(d.join("pointsman-a.yml"), "tampered").unwrap();
+        assert!(
+            sink.publish(&want).unwrap().is_empty(),
+            "the remembered hash skips the disk"
+        );
+        sink.forget();
+        assert_eq!(sink.publish(&want).unwrap().written, ["pointsman-a.yml"]);
+    }
+
+    #[test]
     fn temp_files_a_killed_writer_left_are_removed_by_the_next_lock_holder() {
         let d = scratch("stale-temps");
-        let store = Store::open(&d).unwrap();
+        let dir = Dir::open(&d).unwrap();
         let stale = d.join(".pointsman/pointsman-web.yml.4242.tmp");
         fs::write(&stale, "{\"http\": {").unwrap();
-        fs::write(store.state_path(), "{\"format\": 1}").unwrap();
-        let _lock = store.lock().unwrap();
+        fs::write(dir.state_path(), "{\"format\": 1}").unwrap();
+        let _lock = dir.lock().unwrap();
         assert!(!stale.exists(), "a temp file found under the lock is stale");
-        assert!(store.state_path().exists(), "only temp files are swept");
+        assert!(dir.state_path().exists(), "only temp files are swept");
     }
 
     #[test]
-    fn corrupt_state_is_an_error_naming_the_file() {
+    fn corrupt_state_is_an_error_naming_the_file_and_nothing_is_written() {
         let d = scratch("corrupt");
-        let store = Store::open(&d).unwrap();
-        fs::write(store.state_path(), "{\"format\": 1, \"apps\": {").unwrap();
-        let lock = store.lock().unwrap();
-        let err = store.load_state(&lock).unwrap_err();
-        assert!(matches!(err, StoreError::CorruptState { .. }));
-        assert!(err.to_string().contains(&store.state_path().display().to_string()));
+        let dir = Dir::open(&d).unwrap();
+        fs::write(dir.state_path(), "{\"format\": 1, \"apps\": {").unwrap();
+        let mut store = FileStateStore::new(&dir);
+        let err = store.read().unwrap_err();
+        assert!(matches!(err, BackendError::CorruptState { .. }));
+        assert!(err.to_string().contains(&dir.state_path().display().to_string()));
+        let mut sink = DirSink::new(&dir);
+        let r: Result<((), Changes), BackendError> = store.transact(&mut sink, |_| {
+            Ok(((), Updates::from([("a".into(), config("http://a"))])))
+        });
+        assert!(matches!(r, Err(BackendError::CorruptState { .. })));
+        assert!(!d.join("pointsman-a.yml").exists());
     }
 
     #[test]
-    fn missing_state_is_empty_and_saving_twice_writes_once() {
-        let d = scratch("state");
-        let store = Store::open(&d).unwrap();
-        let lock = store.lock().unwrap();
-        let mut s = store.load_state(&lock).unwrap();
-        assert_eq!(s, State::default());
-        s.apps.insert("web".into(), Default::default());
-        assert!(store.save_state(&lock, &s).unwrap());
-        assert!(!store.save_state(&lock, &s).unwrap());
-        assert_eq!(store.load_state(&lock).unwrap(), s);
+    fn a_transaction_commits_state_and_files_together_or_not_at_all() {
+        let d = scratch("transact");
+        let dir = Dir::open(&d).unwrap();
+        let mut store = FileStateStore::new(&dir);
+        let mut sink = DirSink::new(&dir);
+        assert_eq!(store.read().unwrap(), State::default());
+        store
+            .transact(&mut sink, |s| {
+                s.apps.insert("web".into(), Default::default());
+                Ok::<_, BackendError>(((), Updates::from([("web".into(), config("http://a"))])))
+            })
+            .unwrap();
+        let committed = store.read().unwrap();
+        assert!(committed.apps.contains_key("web"));
+        // A refusal (an Err from the change) commits nothing.
+        let r: Result<((), Changes), String> = store.transact(&mut sink, |s| {
+            s.apps.clear();
+            Err("refused".to_string())
+        });
+        assert!(r.is_err());
+        assert_eq!(FileStateStore::new(&dir).read().unwrap(), committed);
+        // A failed publish restores the state.
+        struct Broken;
+        impl ConfigSink for Broken {
+            fn publish(&mut self, _: &Updates) -> Result<Changes, BackendError> {
+                Err(BackendError::Write {
+                    path: "x".into(),
+                    source: io::Error::other("disk full"),
+                })
+            }
+            fn published(&mut self) -> Result<BTreeSet<String>, BackendError> {
+                Ok(BTreeSet::new())
+            }
+            fn forget(&mut self) {}
+        }
+        let r: Result<((), Changes), BackendError> = store.transact(&mut Broken, |s| {
+            s.apps.clear();
+            Ok(((), Updates::new()))
+        });
+        assert!(r.is_err());
+        assert_eq!(FileStateStore::new(&dir).read().unwrap(), committed);
+    }
+
+    impl From<BackendError> for String {
+        fn from(e: BackendError) -> String {
+            e.to_string()
+        }
+    }
+
+    #[test]
+    fn a_version_one_state_file_is_read_and_upgraded() {
+        let d = scratch("v1");
+        let dir = Dir::open(&d).unwrap();
+        fs::write(
+            dir.state_path(),
+            r#"{"format": 1, "apps": {"web": {"stable": "blue"}}, "history": []}"#,
+        )
+        .unwrap();
+        let s = FileStateStore::new(&dir).read().unwrap();
+        assert_eq!(s.format, state::FORMAT);
+        assert_eq!(s.roles("web").stable.as_deref(), Some("blue"));
+        fs::write(dir.state_path(), r#"{"format": 99}"#).unwrap();
+        let err = FileStateStore::new(&dir).read().unwrap_err().to_string();
+        assert!(err.contains("format 99"), "{err}");
     }
 
     #[test]
     fn a_missing_directory_is_refused_not_created() {
         let d = scratch("missing").join("nope");
-        assert!(matches!(Store::open(&d), Err(StoreError::Dir { .. })));
+        assert!(matches!(Dir::open(&d), Err(BackendError::Dir { .. })));
         assert!(!d.exists());
     }
 }

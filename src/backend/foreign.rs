@@ -15,7 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::core::render;
+use crate::backend::dir;
 
 /// A foreign file Traefik will fail to load, and why.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -83,7 +83,7 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
             if !(dir == root && name == ".pointsman") {
                 collect(root, &path, out);
             }
-        } else if is_config_name(&name) && !(dir == root && render::app_of_file(&name).is_some()) {
+        } else if is_config_name(&name) && !(dir == root && dir::app_of_file(&name).is_some()) {
             out.push(path);
         }
     }

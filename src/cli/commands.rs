@@ -1,23 +1,24 @@
 //! What each subcommand does, in terms of the core and the edges.
 //!
-//! Every writing command follows the controller's recipe: list Docker, take the lock, read
-//! state, seed roles, apply the change, save state, render, write, release. State is saved
-//! before the files: if the process dies in between, the next render (by anyone) converges
-//! the files to the new state instead of reverting the change.
+//! Every writing command is one transaction of the state store: Docker is asked first (only
+//! the containers of the app concerned), then, under the store's guarantee that no other
+//! writer interleaves, the state is read, roles seeded, the [`Operation`] applied, the app
+//! rendered and published. The settings that shape the files come from the state, so the CLI
+//! renders exactly as the controller does.
 
 use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::backend::dir::{Store, StoreError};
+use crate::backend::dir::{Dir, DirSink, FileStateStore};
+use crate::backend::{BackendError, ConfigSink, StateStore, Updates};
 use crate::cli::{Action, Config};
 use crate::core::container::Container;
-use crate::core::labels::Role;
 use crate::core::model::Fleet;
-use crate::core::ops::{self, Refusal};
+use crate::core::ops::{self, Context, Operation, Refusal, Scope};
 use crate::core::render;
-use crate::core::state::{self, Actor, State};
-use crate::core::timestamp::Instant;
+use crate::core::settings::{self, Conflict, Settings};
+use crate::core::state::{Actor, State};
 use crate::docker::{self, DockerError};
 
 /// How a command failed, which decides the exit code.
@@ -29,9 +30,15 @@ pub enum Failure {
     /// `render --check` found files that differ from what would be rendered (exit 1).
     #[error("{0}")]
     Drift(String),
+    /// A settings flag contradicts the recorded settings (exit 2).
+    #[error(transparent)]
+    Settings(#[from] Conflict),
+    /// The recorded settings changed between reading them and writing (exit 2).
+    #[error("the recorded settings changed while this command ran (another writer passed --reconfigure); run it again")]
+    SettingsRaced,
     /// Exit 2.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Backend(#[from] BackendError),
     /// Exit 2.
     #[error(transparent)]
     Docker(#[from] DockerError),
@@ -41,181 +48,149 @@ impl Failure {
     pub fn exit_code(&self) -> u8 {
         match self {
             Failure::Refused(_) | Failure::Drift(_) => 1,
-            Failure::Store(_) | Failure::Docker(_) => 2,
+            _ => 2,
         }
     }
 }
 
+/// The directory backend of a command: its state store and its sink.
+struct Backend {
+    dir: Dir,
+    store: FileStateStore,
+    sink: DirSink,
+}
+
 /// Runs every action but `run`.
 pub async fn execute(config: &Config) -> Result<(), Failure> {
-    let store = Store::open(&config.dir)?;
-    match &config.action {
+    let dir = Dir::open(&config.dir)?;
+    let mut backend = Backend {
+        store: FileStateStore::new(&dir),
+        sink: DirSink::new(&dir),
+        dir,
+    };
+    let recorded = backend.store.read()?;
+    let settings = settings::resolve(recorded.settings.as_ref(), &config.proposed, config.reconfigure)?;
+    let operation = match &config.action {
         Action::Run { .. } => unreachable!("run is the controller's"),
-        Action::Relabel { target, role } => {
-            let role = *role;
-            change(config, &store, Scope::Target(target), |state, fleet, now| {
-                let target = ops::find_target(fleet, target)?;
-                let done = match role {
-                    Role::Stable => ops::make_stable(state, &target, state::Action::Relabel, Actor::Cli, now),
-                    Role::Candidate => ops::pin(state, &target, Actor::Cli, now)?,
-                };
-                Ok(match (done, role) {
-                    (None, _) => format!(
-                        "app {}: slot {} already is {role}; nothing to do",
-                        target.app, target.slot
-                    ),
-                    (Some(t), Role::Stable) => switched(&t.app, &t.to, t.from.as_deref()),
-                    (Some(t), Role::Candidate) => format!(
-                        "app {}: slot {} is pinned as the candidate (cookie {}{}=candidate, header {}: candidate)",
-                        t.app,
-                        t.to,
-                        render::COOKIE_PREFIX,
-                        t.app,
-                        render::VERSION_HEADER
-                    ),
-                })
-            })
-            .await
+        Action::Relabel { target, role } => Operation::Relabel {
+            target: target.clone(),
+            role: *role,
+        },
+        Action::Promote { app, force } => Operation::Promote {
+            app: app.clone(),
+            force: *force,
+        },
+        Action::Rollback { app } => Operation::Rollback { app: app.clone() },
+        Action::Status { app, json } => {
+            return status(config, &settings, &recorded, &backend.dir, app.as_deref(), *json).await;
         }
-        Action::Promote { app, force } => {
-            let label = config.settings.label("app");
-            change(config, &store, Scope::App(app), |state, fleet, now| {
-                let t = ops::promote(state, fleet, app, &label, *force, Actor::Cli, now)?;
-                Ok(switched(&t.app, &t.to, t.from.as_deref()))
-            })
-            .await
-        }
-        Action::Rollback { app } => {
-            change(config, &store, Scope::App(app), |state, fleet, now| {
-                let t = ops::rollback(state, fleet, app, Actor::Cli, now)?;
-                Ok(switched(&t.app, &t.to, t.from.as_deref()))
-            })
-            .await
-        }
-        Action::Status { app, json } => status(config, &store, app.as_deref(), *json).await,
-        Action::Render { check } => render_once(config, &store, *check).await,
+        Action::Render { check } => return render_all(config, &settings, &mut backend, *check).await,
         Action::History { app, json, limit } => {
-            let state = {
-                let lock = store.lock()?;
-                store.load_state(&lock)?
-            };
-            history(&state, app.as_deref(), *json, *limit);
+            history(&recorded, app.as_deref(), *json, *limit);
+            return Ok(());
+        }
+    };
+    change(config, &settings, &mut backend, &operation).await
+}
+
+/// Records the settings in `state` (first writer, or `--reconfigure`), or checks that the
+/// recorded ones are still those this command resolved at its start.
+fn record_settings(state: &mut State, settings: &Settings, reconfigure: bool) -> Result<(), Failure> {
+    match &state.settings {
+        Some(recorded) if recorded != settings && !reconfigure => Err(Failure::SettingsRaced),
+        _ => {
+            state.settings = Some(settings.clone());
             Ok(())
         }
     }
 }
 
-fn switched(app: &str, to: &str, from: Option<&str>) -> String {
-    match from {
-        Some(from) => format!(
-            "app {app}: slot {to} is now stable (was {from}); {from} stays reachable with cookie {}{app}={from} and `pointsman rollback {app}` returns to it",
-            render::COOKIE_PREFIX
-        ),
-        None => format!("app {app}: slot {to} is now stable"),
-    }
-}
-
-async fn containers(config: &Config) -> Result<Vec<Container>, Failure> {
+/// One operation on one app: Docker is asked for that app's containers only, then the state
+/// store runs the transaction. Other apps' host claims come from the state's index.
+async fn change(config: &Config, settings: &Settings, backend: &mut Backend, op: &Operation) -> Result<(), Failure> {
     let docker = docker::connect().await?;
-    Ok(docker::list(&docker, &config.settings).await?)
-}
-
-/// Which app a writing command is about, before Docker is asked.
-enum Scope<'a> {
-    App(&'a str),
-    /// A relabel target: `APP/SLOT`, a container name or an id prefix.
-    Target(&'a str),
-}
-
-/// Lists Docker, then under the lock: read state, seed, apply `op`, save, render, write.
-///
-/// Scoped to one app: only that app's containers are inspected and only its file is written,
-/// so the cost does not grow with the number of apps. The other apps come from one listing
-/// (enough to see their host claims); their files are the controller's business.
-async fn change(
-    config: &Config,
-    store: &Store,
-    scope: Scope<'_>,
-    op: impl FnOnce(&mut State, &Fleet, Instant) -> Result<String, Failure>,
-) -> Result<(), Failure> {
-    let docker = docker::connect().await?;
-    let summaries = docker::list_summaries(&docker, &config.settings).await?;
-    let key = config.settings.label("app");
-    let app = match scope {
+    let app = match op.scope() {
         Scope::App(app) => Some(app.to_string()),
-        Scope::Target(target) => app_of_target(&summaries, &key, target),
+        // Docker resolves names and unique id prefixes; the target itself is resolved by
+        // `ops::find_target` against the app's containers, like every other target.
+        Scope::Container(name) => docker::inspect(&docker, name)
+            .await?
+            .and_then(|c| c.label(&settings.label("app")).map(str::to_string)),
     };
-    let (mine, mut all): (Vec<Container>, Vec<Container>) = summaries
-        .into_iter()
-        .partition(|c| app.is_some() && c.label(&key) == app.as_deref());
-    all.extend(docker::inspect_all(&docker, mine.into_iter().map(|c| c.id).collect()).await?);
-    let fleet = Fleet::build(&all, &config.settings);
-    let scoped = app.as_deref().map(|a| fleet.only(a)).unwrap_or_default();
-
-    let lock = store.lock()?;
-    let mut state = store.load_state(&lock)?;
-    let now = Instant::now();
-    ops::seed(&mut state, &scoped, now, Actor::Cli);
-    let before = state.clone();
-    let message = op(&mut state, &fleet, now)?;
-    store.save_state(&lock, &state)?;
-    if let Some(app) = &app {
-        let files = render::render_all(&scoped, &state, &config.settings);
-        if let Err(e) = store.sync_app(&lock, app, files.get(&render::file_name(app)).map(Vec::as_slice)) {
-            // Undo the role change so the error means "nothing happened"; if even that fails,
-            // the next render (controller or CLI) applies the saved state.
-            let _ = store.save_state(&lock, &before);
-            return Err(e.into());
+    let containers = match &app {
+        Some(app) => docker::list_app(&docker, settings, app).await?,
+        None => Vec::new(),
+    };
+    let app_label = settings.label("app");
+    let ((message, _), _) = backend.store.transact(&mut backend.sink, |state| {
+        record_settings(state, settings, config.reconfigure)?;
+        let mut fleet = Fleet::build(&containers, settings);
+        let mut others = state.claims.clone();
+        if let Some(app) = &app {
+            others.remove(app);
         }
-    }
-    drop(lock);
+        fleet.set_outside_claims(others);
+        let now = jiff::Timestamp::now();
+        let mut apps: Vec<String> = app.iter().cloned().collect();
+        apps.extend(fleet.app_names().cloned());
+        apps.sort();
+        apps.dedup();
+        ops::seed_apps(state, &fleet, apps.iter().map(String::as_str), now, Actor::Cli);
+        for a in &apps {
+            match fleet.claim(a) {
+                Some(claim) => state.claims.insert(a.clone(), claim),
+                None => state.claims.remove(a),
+            };
+        }
+        let ctx = Context {
+            now,
+            by: Actor::Cli,
+            app_label: &app_label,
+        };
+        let outcome = ops::apply(op, &fleet, state, ctx)?;
+        let updates = render::render_apps(&fleet, state, settings, apps.iter().map(String::as_str));
+        Ok::<_, Failure>(((outcome.message, outcome.transitions), updates))
+    })?;
     println!("{message}");
     Ok(())
 }
 
-/// The app a relabel target belongs to, from the listing: `APP/SLOT`, a container name, or a
-/// unique id prefix. `None` when nothing matches; `ops::find_target` then says why.
-fn app_of_target(containers: &[Container], key: &str, target: &str) -> Option<String> {
-    if let Some((app, _)) = target.split_once('/').filter(|_| !target.starts_with('/')) {
-        return Some(app.to_string());
-    }
-    let name = target.strip_prefix('/').unwrap_or(target);
-    let by_name = containers.iter().find(|c| c.short_name() == name);
-    let by_id = || {
-        let mut matches = containers.iter().filter(|c| name.len() >= 4 && c.id.starts_with(name));
-        matches.next().filter(|_| matches.next().is_none())
-    };
-    by_name.or_else(by_id).and_then(|c| c.label(key)).map(str::to_string)
+async fn containers(settings: &Settings) -> Result<Vec<Container>, Failure> {
+    let docker = docker::connect().await?;
+    Ok(docker::list(&docker, settings).await?)
 }
 
-async fn render_once(config: &Config, store: &Store, check: bool) -> Result<(), Failure> {
-    let all = containers(config).await?;
-    let fleet = Fleet::build(&all, &config.settings);
-    for e in &fleet.errors {
+/// Every app, from a full listing: render and write (removing files of apps that are gone),
+/// or with `check` only compare.
+async fn render_all(config: &Config, settings: &Settings, backend: &mut Backend, check: bool) -> Result<(), Failure> {
+    let all = containers(settings).await?;
+    let fleet = Fleet::build(&all, settings);
+    for e in &fleet.errors() {
         eprintln!("warning: {e}");
     }
-    let lock = store.lock()?;
-    let mut state = store.load_state(&lock)?;
-    let seeding = ops::seed(&mut state, &fleet, Instant::now(), Actor::Cli);
-    let files = render::render_all(&fleet, &state, &config.settings);
     if check {
+        let mut state = backend.store.read()?;
+        let seeding = ops::seed(&mut state, &fleet, jiff::Timestamp::now(), Actor::Cli);
+        let files = render::render_all(&fleet, &state, settings);
         let mut drift = Vec::new();
-        for (name, bytes) in &files {
-            match store.read_file(name)? {
+        for (app, config) in &files {
+            let name = crate::backend::dir::file_name(app);
+            match backend.dir.read_file(&name)? {
                 None => drift.push(format!("{name} is missing")),
-                Some(current) if &current != bytes => drift.push(format!("{name} differs")),
+                Some(current) if current != crate::backend::dir::encode(config) => {
+                    drift.push(format!("{name} differs"))
+                }
                 Some(_) => {}
             }
         }
-        for name in store.owned_files()? {
-            if !files.contains_key(&name) {
+        for name in backend.dir.owned_files()? {
+            if crate::backend::dir::app_of_file(&name).is_some_and(|a| !files.contains_key(a)) {
                 drift.push(format!("{name} belongs to no app with containers"));
             }
         }
         if !seeding.transitions.is_empty() {
             drift.push("state.json would change (labels seed a role)".into());
         }
-        drop(lock);
         if drift.is_empty() {
             println!("no drift: {} file(s) match", files.len());
             return Ok(());
@@ -226,12 +201,23 @@ async fn render_once(config: &Config, store: &Store, check: bool) -> Result<(), 
             drift.join(", ")
         )));
     }
-    store.save_state(&lock, &state)?;
-    let changes = store.sync(&lock, &files)?;
-    drop(lock);
+    let published = backend.sink.published()?;
+    backend.sink.forget();
+    let (count, changes) = backend.store.transact(&mut backend.sink, |state| {
+        record_settings(state, settings, config.reconfigure)?;
+        ops::seed(state, &fleet, jiff::Timestamp::now(), Actor::Cli);
+        state.claims = fleet.claims();
+        let mut updates: Updates = render::render_all(&fleet, state, settings)
+            .into_iter()
+            .map(|(app, c)| (app, Some(c)))
+            .collect();
+        for stale in &published {
+            updates.entry(stale.clone()).or_insert(None);
+        }
+        Ok::<_, Failure>((fleet.app_names().count(), updates))
+    })?;
     println!(
-        "{} file(s) rendered; written: {}; removed: {}",
-        files.len(),
+        "{count} file(s) rendered; written: {}; removed: {}",
         list_or_none(&changes.written),
         list_or_none(&changes.removed)
     );
@@ -242,22 +228,26 @@ fn list_or_none(v: &[String]) -> String {
     if v.is_empty() { "none".into() } else { v.join(", ") }
 }
 
-async fn status(config: &Config, store: &Store, only: Option<&str>, as_json: bool) -> Result<(), Failure> {
-    let all = containers(config).await?;
-    let fleet = Fleet::build(&all, &config.settings);
-    let mut state = {
-        let lock = store.lock()?;
-        store.load_state(&lock)?
-    };
+async fn status(
+    config: &Config,
+    settings: &Settings,
+    state: &State,
+    dir: &Dir,
+    only: Option<&str>,
+    as_json: bool,
+) -> Result<(), Failure> {
+    let all = containers(settings).await?;
+    let fleet = Fleet::build(&all, settings);
+    let mut state = state.clone();
     // Show what the next render would do, without writing it.
-    ops::seed(&mut state, &fleet, Instant::now(), Actor::Cli);
+    ops::seed(&mut state, &fleet, jiff::Timestamp::now(), Actor::Cli);
     if let Some(app) = only
-        && !fleet.apps.contains_key(app)
+        && fleet.app(app).is_none()
         && !state.apps.contains_key(app)
     {
         return Err(ops::unknown_app(&fleet, app).into());
     }
-    let mut names: Vec<&String> = fleet.apps.keys().chain(state.apps.keys()).collect();
+    let mut names: Vec<&String> = fleet.app_names().chain(state.apps.keys()).collect();
     names.sort();
     names.dedup();
     let mut apps = BTreeMap::new();
@@ -294,10 +284,10 @@ async fn status(config: &Config, store: &Store, only: Option<&str>, as_json: boo
             }),
         );
     }
-    let mut errors: Vec<String> = fleet.errors.iter().map(ToString::to_string).collect();
+    let mut errors: Vec<String> = fleet.errors().iter().map(ToString::to_string).collect();
     errors.extend(
         crate::backend::foreign::Scanner::default()
-            .scan(store.dir())
+            .scan(dir.path())
             .iter()
             .map(ToString::to_string),
     );
@@ -307,10 +297,7 @@ async fn status(config: &Config, store: &Store, only: Option<&str>, as_json: boo
         return Ok(());
     }
     if apps.is_empty() {
-        println!(
-            "no apps: no container carries the label {}",
-            config.settings.label("app")
-        );
+        println!("no apps: no container carries the label {}", settings.label("app"));
     }
     for (name, app) in &apps {
         let show = |k: &str| app[k].as_str().unwrap_or("-").to_string();

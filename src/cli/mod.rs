@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::core::labels::{Role, is_dns_label};
-use crate::core::settings::Settings;
+use crate::core::settings::Proposed;
 
 /// Blue-green and canary releases of Docker containers behind Traefik.
 ///
@@ -22,25 +22,33 @@ pub struct Args {
     /// Traefik's dynamic configuration directory (the file provider's `directory`).
     #[arg(long, env = "POINTSMAN_DIR", global = true)]
     pub dir: Option<PathBuf>,
-    /// Labels are read as PREFIX.app, PREFIX.version, …
-    #[arg(long, env = "POINTSMAN_LABEL_PREFIX", default_value = "pointsman", global = true)]
-    pub label_prefix: String,
-    /// Entrypoints of the public router, when a container has no entrypoints label.
-    #[arg(long, env = "POINTSMAN_ENTRYPOINTS", default_value = "web", global = true)]
-    pub entrypoints: String,
-    /// Entrypoint that serves each app's candidate on the app's own rule (e.g. a second port).
+    /// Labels are read as PREFIX.app, PREFIX.version, … [default: pointsman]
+    #[arg(long, env = "POINTSMAN_LABEL_PREFIX", global = true)]
+    pub label_prefix: Option<String>,
+    /// Entrypoints of the public router, when a container has no entrypoints label. [default: web]
+    #[arg(long, env = "POINTSMAN_ENTRYPOINTS", global = true)]
+    pub entrypoints: Option<String>,
+    /// Entrypoint that serves each app's candidate on the app's own rule (e.g. a second port);
+    /// an empty value: none.
     #[arg(long, env = "POINTSMAN_PREVIEW_ENTRYPOINT", global = true)]
     pub preview_entrypoint: Option<String>,
-    /// Network to take container addresses from, when a container has no network label.
+    /// Network to take container addresses from, when a container has no network label; an
+    /// empty value: none.
     #[arg(long, env = "POINTSMAN_NETWORK", global = true)]
     pub network: Option<String>,
     /// Accept rules without a Host matcher (catch-alls for every host on their entrypoints).
-    #[arg(long, env = "POINTSMAN_ALLOW_CATCH_ALL", global = true)]
-    pub allow_catch_all: bool,
+    #[arg(long, env = "POINTSMAN_ALLOW_CATCH_ALL", global = true, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_catch_all: Option<bool>,
     /// Only let apps claim these hosts: a comma list of names (`a.com`) and wildcards
-    /// (`*.a.com`, any name under a.com). Default: any host.
+    /// (`*.a.com`, any name under a.com). Default: any host; an empty value: any host.
     #[arg(long, env = "POINTSMAN_ALLOW_HOST", global = true)]
     pub allow_host: Option<String>,
+    /// The settings above shape every file, so they are recorded in the state at the first
+    /// write and every writer uses the recorded ones; a flag that contradicts them is an
+    /// error. With --reconfigure, this command records its flags instead (a running
+    /// controller adopts them).
+    #[arg(long, env = "POINTSMAN_RECONFIGURE", global = true)]
+    pub reconfigure: bool,
     /// Log format (logs go to stderr).
     #[arg(long, env = "POINTSMAN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -107,7 +115,9 @@ pub enum Command {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub dir: PathBuf,
-    pub settings: Settings,
+    /// Settings flags as given; resolved against the recorded settings by each command.
+    pub proposed: Proposed,
+    pub reconfigure: bool,
     pub log_format: LogFormat,
     pub action: Action,
 }
@@ -155,67 +165,69 @@ impl Args {
                 "no directory: pass --dir or set POINTSMAN_DIR to Traefik's dynamic configuration directory".into(),
             )
         })?;
-        let prefix = self.label_prefix.trim().to_string();
-        if prefix.is_empty()
-            || !prefix
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-        {
-            return Err(UsageError(format!(
-                "--label-prefix {prefix:?}: use letters, digits, '.', '-' or '_' (e.g. pointsman)"
-            )));
-        }
         let name_ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
-        let entrypoints: Vec<String> = self.entrypoints.split(',').map(|s| s.trim().to_string()).collect();
-        if entrypoints.iter().any(|e| !name_ok(e)) {
-            return Err(UsageError(format!(
-                "--entrypoints {:?}: give a comma list of entrypoint names",
-                self.entrypoints
-            )));
+        let mut proposed = Proposed::default();
+        if let Some(prefix) = self.label_prefix.map(|p| p.trim().to_string()) {
+            if prefix.is_empty()
+                || !prefix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            {
+                return Err(UsageError(format!(
+                    "--label-prefix {prefix:?}: use letters, digits, '.', '-' or '_' (e.g. pointsman)"
+                )));
+            }
+            proposed.label_prefix = Some(prefix);
         }
-        let preview = self
-            .preview_entrypoint
-            .map(|p| p.trim().to_string())
-            .filter(|p| !p.is_empty());
-        if let Some(p) = &preview {
-            if !name_ok(p) {
+        if let Some(list) = &self.entrypoints {
+            let entrypoints: Vec<String> = list.split(',').map(|s| s.trim().to_string()).collect();
+            if entrypoints.iter().any(|e| !name_ok(e)) {
+                return Err(UsageError(format!(
+                    "--entrypoints {list:?}: give a comma list of entrypoint names"
+                )));
+            }
+            proposed.entrypoints = Some(entrypoints);
+        }
+        if let Some(p) = self.preview_entrypoint.map(|p| p.trim().to_string()) {
+            if !p.is_empty() && !name_ok(&p) {
                 return Err(UsageError(format!(
                     "--preview-entrypoint {p:?} is not an entrypoint name"
                 )));
             }
-            if entrypoints.contains(p) {
-                return Err(UsageError(format!(
-                    "--preview-entrypoint {p} is also in --entrypoints; the preview entrypoint must serve only candidates"
-                )));
-            }
+            proposed.preview_entrypoint = Some(Some(p).filter(|p| !p.is_empty()));
         }
-        let mut allowed_hosts = Vec::new();
-        for pattern in self
-            .allow_host
-            .iter()
-            .flat_map(|l| l.split(','))
-            .map(|p| p.trim().to_ascii_lowercase())
+        if let (Some(Some(p)), Some(entrypoints)) = (&proposed.preview_entrypoint, &proposed.entrypoints)
+            && entrypoints.contains(p)
         {
-            let name = pattern.strip_prefix("*.").unwrap_or(&pattern);
-            let ok = !name.is_empty()
-                && name
-                    .split('.')
-                    .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-            if !ok {
-                return Err(UsageError(format!(
-                    "--allow-host {pattern:?}: give host names (app.example.com) or wildcards (*.example.com), comma-separated"
-                )));
-            }
-            allowed_hosts.push(pattern);
+            return Err(UsageError(format!(
+                "--preview-entrypoint {p} is also in --entrypoints; the preview entrypoint must serve only candidates"
+            )));
         }
-        let settings = Settings {
-            label_prefix: prefix,
-            entrypoints,
-            preview_entrypoint: preview,
-            network: self.network.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()),
-            allow_catch_all: self.allow_catch_all,
-            allowed_hosts,
-        };
+        if let Some(list) = &self.allow_host {
+            let mut allowed_hosts = Vec::new();
+            for pattern in list
+                .split(',')
+                .map(|p| p.trim().to_ascii_lowercase())
+                .filter(|p| !p.is_empty())
+            {
+                let name = pattern.strip_prefix("*.").unwrap_or(&pattern);
+                let ok = !name.is_empty()
+                    && name
+                        .split('.')
+                        .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+                if !ok {
+                    return Err(UsageError(format!(
+                        "--allow-host {pattern:?}: give host names (app.example.com) or wildcards (*.example.com), comma-separated"
+                    )));
+                }
+                allowed_hosts.push(pattern);
+            }
+            proposed.allowed_hosts = Some(allowed_hosts);
+        }
+        proposed.network = self
+            .network
+            .map(|n| Some(n.trim().to_string()).filter(|n| !n.is_empty()));
+        proposed.allow_catch_all = self.allow_catch_all;
         let app_ok = |app: String| -> Result<String, UsageError> {
             if is_dns_label(&app) {
                 Ok(app)
@@ -241,9 +253,8 @@ impl Args {
                 }
             }
             Command::Relabel { target, assignment } => {
-                let version_key = settings.label("version");
                 let role = match assignment.split_once('=') {
-                    Some((k, v)) if k == "version" || k == version_key => v
+                    Some((k, v)) if k == "version" || k.ends_with(".version") => v
                         .parse::<Role>()
                         .map_err(|e| UsageError(format!("{assignment}: {e}")))?,
                     _ => {
@@ -265,7 +276,8 @@ impl Args {
         };
         Ok(Config {
             dir,
-            settings,
+            proposed,
+            reconfigure: self.reconfigure,
             log_format: self.log_format,
             action,
         })

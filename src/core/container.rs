@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::timestamp::Instant;
+use jiff::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -85,12 +85,12 @@ impl Container {
         self.config.labels.as_ref()?.get(key).map(String::as_str)
     }
 
-    pub fn created_at(&self) -> Instant {
-        Instant::parse(&self.created)
+    pub fn created_at(&self) -> Timestamp {
+        parse_time(&self.created)
     }
 
-    pub fn started_at(&self) -> Instant {
-        Instant::parse(&self.state.started_at)
+    pub fn started_at(&self) -> Timestamp {
+        parse_time(&self.state.started_at)
     }
 
     pub fn condition(&self) -> Condition {
@@ -131,5 +131,32 @@ impl Container {
             .iter()
             .flatten()
             .map(|(k, v)| (k.as_str(), v))
+    }
+}
+
+/// Docker's RFC 3339 times (up to nine fractional digits, trailing zeros trimmed, so they do not
+/// sort as text). Unparseable or empty is the Unix epoch: a container Docker never started sorts
+/// before every container it did start (Docker's own zero time, year 1, sorts before that).
+pub fn parse_time(text: &str) -> Timestamp {
+    text.parse().unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_fraction_lengths_compare_as_instants_not_text() {
+        assert!(parse_time("2026-11-26T05:02:52.1234Z") < parse_time("2026-11-26T05:02:52.12345Z"));
+        assert_eq!(
+            parse_time("2026-11-26T06:00:00+01:00"),
+            parse_time("2026-11-26T05:00:00Z")
+        );
+    }
+
+    #[test]
+    fn garbage_is_the_epoch_and_dockers_zero_time_is_before_it() {
+        assert_eq!(parse_time("not a time"), Timestamp::UNIX_EPOCH);
+        assert!(parse_time("0001-01-01T00:00:00Z") < Timestamp::UNIX_EPOCH);
     }
 }

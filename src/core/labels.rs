@@ -9,7 +9,7 @@ use std::fmt;
 use crate::core::container::{Condition, Container};
 use crate::core::rule::{self, Rule};
 use crate::core::settings::Settings;
-use crate::core::timestamp::Instant;
+use jiff::Timestamp;
 
 /// The role a slot's labels ask for. Labels only seed roles; see `roles`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -49,14 +49,14 @@ pub struct Member {
     /// The role its `version` label asks for when its app has no stable slot yet.
     pub seed_role: Role,
     pub rule: Rule,
-    /// `rule` or `host`: the label the rule came from, for error messages.
-    pub rule_label: &'static str,
+    /// The label the rule came from (`PREFIX.rule` or `PREFIX.host`), for error messages.
+    pub rule_label_key: String,
     pub entrypoints: Vec<String>,
     /// `http://IP:PORT`, when Docker has given the container an address.
     pub url: Option<String>,
     pub condition: Condition,
-    pub created: Instant,
-    pub started: Instant,
+    pub created: Timestamp,
+    pub started: Timestamp,
 }
 
 impl Member {
@@ -238,7 +238,7 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
         slot,
         seed_role,
         rule,
-        rule_label: rule_key,
+        rule_label_key: settings.label(rule_key),
         entrypoints,
         url,
         condition: c.condition(),

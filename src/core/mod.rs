@@ -12,4 +12,4 @@ pub mod render;
 pub mod rule;
 pub mod settings;
 pub mod state;
-pub mod timestamp;
+pub mod traefik;

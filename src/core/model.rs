@@ -1,22 +1,44 @@
 //! Members grouped into apps and slots: the view every decision and every rendering reads.
 //!
-//! Pure and cheap to rebuild, so the controller rebuilds it from its snapshot on every change
-//! instead of patching it; nothing here is ever out of date with the containers it came from.
+//! A [`Fleet`] is built from containers in one step ([`Fleet::build`]) or kept up to date one
+//! container at a time ([`Fleet::upsert`], [`Fleet::remove`]); both paths run the same code, so
+//! the controller's incremental view is always the view a full build would give. Each change
+//! returns the apps it touched, so the controller re-renders only those.
+//!
+//! Host claims are kept in an index (host → apps claiming it). Two apps claiming one host would
+//! make Traefik pick between them by rule length, so the app whose oldest container is younger
+//! is refused. The decision depends only on the apps connected to each other through shared
+//! hosts, so a change re-decides only that group — normally the one app — never the fleet.
+//! Apps the fleet has no containers of can take part through claims from the state's index
+//! ([`Fleet::set_outside_claims`]): the CLI inspects one app, the index stands for the rest.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use jiff::Timestamp;
 
 use crate::core::container::{Condition, Container};
 use crate::core::labels::{self, LabelError, Member, Role};
 use crate::core::rule::Rule;
 use crate::core::settings::Settings;
-use crate::core::state::AppRoles;
-use crate::core::timestamp::Instant;
+use crate::core::state::{AppRoles, Claim};
+
+/// Apps whose rendering may have changed.
+pub type Touched = BTreeSet<String>;
 
 #[derive(Debug, Clone, Default)]
 pub struct Fleet {
-    pub apps: BTreeMap<String, App>,
-    /// Containers left out, each with the reason. Sorted, so logs can diff them.
-    pub errors: Vec<LabelError>,
+    /// Every app with containers, refused ones included.
+    apps: BTreeMap<String, App>,
+    /// Container id → where its member lives.
+    placed: HashMap<String, (String, String)>,
+    /// Containers left out for a bad label, by container id.
+    label_errors: HashMap<String, LabelError>,
+    /// Host → apps claiming it (apps with members, and outside claims).
+    hosts: BTreeMap<String, BTreeSet<String>>,
+    /// Claims of apps this fleet has no containers of (from the state's index).
+    outside: BTreeMap<String, Claim>,
+    /// Refused apps → (the host, the app that keeps it).
+    refused: BTreeMap<String, (String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,85 +79,235 @@ impl Fleet {
     pub fn build<'a>(containers: impl IntoIterator<Item = &'a Container>, settings: &Settings) -> Fleet {
         let mut fleet = Fleet::default();
         for c in containers {
-            match labels::read(c, settings) {
-                Ok(Some(m)) => {
-                    let app = fleet.apps.entry(m.app.clone()).or_insert_with(|| App {
-                        name: m.app.clone(),
-                        slots: BTreeMap::new(),
-                    });
-                    app.slots
-                        .entry(m.slot.clone())
-                        .or_insert_with(|| Slot {
-                            name: m.slot.clone(),
-                            members: Vec::new(),
-                        })
-                        .members
-                        .push(m);
-                }
-                Ok(None) => {}
-                Err(e) => fleet.errors.push(e),
-            }
+            fleet.upsert(c, settings);
         }
-        for app in fleet.apps.values_mut() {
-            for slot in app.slots.values_mut() {
-                slot.members.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-            }
-        }
-        fleet.refuse_host_conflicts(settings);
-        fleet.errors.sort();
         fleet
     }
 
-    pub fn app(&self, name: &str) -> Option<&App> {
-        self.apps.get(name)
+    /// Adds or replaces one container. Returns the apps whose view changed.
+    pub fn upsert(&mut self, c: &Container, settings: &Settings) -> Touched {
+        let (mut touched, released) = self.take_out(&c.id);
+        match labels::read(c, settings) {
+            Ok(Some(m)) => {
+                touched.insert(m.app.clone());
+                self.placed.insert(m.id.clone(), (m.app.clone(), m.slot.clone()));
+                let app = self.apps.entry(m.app.clone()).or_insert_with(|| App {
+                    name: m.app.clone(),
+                    slots: BTreeMap::new(),
+                });
+                let slot = app.slots.entry(m.slot.clone()).or_insert_with(|| Slot {
+                    name: m.slot.clone(),
+                    members: Vec::new(),
+                });
+                let at = slot.members.partition_point(|x| (&x.name, &x.id) < (&m.name, &m.id));
+                slot.members.insert(at, m);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.label_errors.insert(c.id.clone(), e);
+            }
+        }
+        self.settle(touched, released)
     }
 
-    /// The part of the fleet that is one app (empty if it has no container), without errors.
-    pub fn only(&self, app: &str) -> Fleet {
-        Fleet {
-            apps: self
-                .apps
-                .get_key_value(app)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .into_iter()
-                .collect(),
-            errors: vec![],
+    /// Removes one container. Returns the apps whose view changed.
+    pub fn remove(&mut self, id: &str) -> Touched {
+        let (touched, released) = self.take_out(id);
+        self.settle(touched, released)
+    }
+
+    /// Claims of apps the fleet has no containers of, standing in for them in host conflicts.
+    pub fn set_outside_claims(&mut self, claims: BTreeMap<String, Claim>) -> Touched {
+        let mut touched: Touched = self.outside.keys().cloned().collect();
+        let mut released = BTreeSet::new();
+        for (app, claim) in std::mem::take(&mut self.outside) {
+            for h in claim.hosts {
+                self.unindex_host(&h, &app);
+                released.insert(h);
+            }
+        }
+        for (app, claim) in claims {
+            if self.apps.contains_key(&app) {
+                continue;
+            }
+            for h in &claim.hosts {
+                self.hosts.entry(h.clone()).or_default().insert(app.clone());
+            }
+            touched.insert(app.clone());
+            self.outside.insert(app, claim);
+        }
+        self.settle(touched, released)
+    }
+
+    /// The app with this name, if it has containers and is not refused.
+    pub fn app(&self, name: &str) -> Option<&App> {
+        self.apps.get(name).filter(|_| !self.refused.contains_key(name))
+    }
+
+    /// Apps with containers that are not refused, by name.
+    pub fn apps(&self) -> impl Iterator<Item = &App> {
+        self.apps.values().filter(|a| !self.refused.contains_key(&a.name))
+    }
+
+    pub fn app_names(&self) -> impl Iterator<Item = &String> {
+        self.apps().map(|a| &a.name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.apps().next().is_none()
+    }
+
+    /// Every container left out, each with the reason, sorted (so logs can diff them).
+    pub fn errors(&self) -> Vec<LabelError> {
+        let mut out: Vec<LabelError> = self.label_errors.values().cloned().collect();
+        for (name, (host, owner)) in &self.refused {
+            out.extend(self.conflict_errors(name, host, owner));
+        }
+        out.sort();
+        out
+    }
+
+    /// The label error of a container, by name.
+    pub fn error_of(&self, container: &str) -> Option<LabelError> {
+        self.errors().into_iter().find(|e| e.container == container)
+    }
+
+    /// The claim of each app with containers (refused ones included): the index the state keeps.
+    pub fn claims(&self) -> BTreeMap<String, Claim> {
+        self.apps.values().map(|a| (a.name.clone(), a.claim())).collect()
+    }
+
+    /// Claim of one app with containers.
+    pub fn claim(&self, app: &str) -> Option<Claim> {
+        self.apps.get(app).map(App::claim)
+    }
+
+    fn conflict_errors(&self, name: &str, host: &str, owner: &str) -> Vec<LabelError> {
+        let Some(app) = self.apps.get(name) else { return vec![] };
+        app.members()
+            .map(|m| LabelError {
+                container: m.name.clone(),
+                label: m.rule_label_key.clone(),
+                reason: format!(
+                    "host {host} is already served by app {owner}, whose containers are older; app {name} is refused until one of them gives it up"
+                ),
+            })
+            .collect()
+    }
+
+    /// Takes a container out wherever it is. Returns the app it left, if any, and the hosts
+    /// that app claimed (other apps claiming them may be decided anew).
+    fn take_out(&mut self, id: &str) -> (Touched, BTreeSet<String>) {
+        let mut touched = Touched::new();
+        self.label_errors.remove(id);
+        let Some((app_name, slot_name)) = self.placed.remove(id) else {
+            return (touched, BTreeSet::new());
+        };
+        let hosts_before = self.apps.get(&app_name).map(App::hosts).unwrap_or_default();
+        if let Some(app) = self.apps.get_mut(&app_name) {
+            if let Some(slot) = app.slots.get_mut(&slot_name) {
+                slot.members.retain(|m| m.id != id);
+                if slot.members.is_empty() {
+                    app.slots.remove(&slot_name);
+                }
+            }
+            if app.slots.is_empty() {
+                self.apps.remove(&app_name);
+            }
+        }
+        // Re-index the app's hosts from scratch below (in `settle`); drop the old ones here.
+        for h in &hosts_before {
+            self.unindex_host(h, &app_name);
+        }
+        touched.insert(app_name);
+        (touched, hosts_before)
+    }
+
+    fn unindex_host(&mut self, host: &str, app: &str) {
+        if let Some(apps) = self.hosts.get_mut(host) {
+            apps.remove(app);
+            if apps.is_empty() {
+                self.hosts.remove(host);
+            }
         }
     }
 
-    /// Two apps claiming one host would make Traefik pick between them by rule length: the
-    /// app whose oldest container is younger is refused as a whole, the earlier one keeps
-    /// serving. Each of the refused app's containers gets an error naming the other app.
-    fn refuse_host_conflicts(&mut self, settings: &Settings) {
-        let mut order: Vec<(Instant, String)> = self
-            .apps
-            .values()
-            .map(|a| (a.members().map(|m| m.created).min().unwrap_or_default(), a.name.clone()))
-            .collect();
-        order.sort();
-        let mut claimed: BTreeMap<String, String> = BTreeMap::new();
-        for (_, name) in order {
-            let app = &self.apps[&name];
-            let hosts: std::collections::BTreeSet<String> = app.members().flat_map(|m| m.rule.hosts()).collect();
-            if let Some((host, owner)) = hosts
-                .iter()
-                .find_map(|h| claimed.get(h).map(|o| (h.clone(), o.clone())))
-            {
-                let app = self.apps.remove(&name).expect("listed above");
-                for m in app.members() {
-                    self.errors.push(LabelError {
-                        container: m.name.clone(),
-                        label: settings.label(m.rule_label),
-                        reason: format!(
-                            "host {host} is already served by app {owner}, whose containers are older; app {name} is refused until one of them gives it up"
-                        ),
-                    });
+    /// Re-indexes the hosts of `touched` apps and re-decides host conflicts among the apps
+    /// connected to them. Returns `touched` plus every app whose refusal changed.
+    fn settle(&mut self, mut touched: Touched, released: BTreeSet<String>) -> Touched {
+        for name in &touched {
+            if let Some(app) = self.apps.get(name) {
+                for h in app.hosts() {
+                    self.hosts.entry(h).or_default().insert(name.clone());
                 }
+            } else if !self.outside.contains_key(name) {
+                self.refused.remove(name);
+            }
+        }
+        // The group: every app reachable from a touched app through shared hosts.
+        let mut group = BTreeSet::new();
+        let mut queue: Vec<String> = touched.iter().cloned().collect();
+        for h in &released {
+            queue.extend(self.hosts.get(h).into_iter().flatten().cloned());
+        }
+        while let Some(name) = queue.pop() {
+            if !group.insert(name.clone()) {
                 continue;
             }
-            for h in hosts {
-                claimed.insert(h, name.clone());
+            for h in self.hosts_of(&name) {
+                for other in self.hosts.get(&h).into_iter().flatten() {
+                    if !group.contains(other) {
+                        queue.push(other.clone());
+                    }
+                }
             }
+        }
+        // Oldest first; an app takes its hosts unless one is taken already.
+        let mut order: Vec<(Timestamp, String)> = group
+            .iter()
+            .filter_map(|name| self.since(name).map(|s| (s, name.clone())))
+            .collect();
+        order.sort();
+        let mut taken: BTreeMap<String, String> = BTreeMap::new();
+        for (_, name) in order {
+            let hosts = self.hosts_of(&name);
+            let verdict = hosts
+                .iter()
+                .find_map(|h| taken.get(h).map(|owner| (h.clone(), owner.clone())));
+            match verdict {
+                Some(conflict) => {
+                    if self.apps.contains_key(&name) && self.refused.get(&name) != Some(&conflict) {
+                        self.refused.insert(name.clone(), conflict);
+                        touched.insert(name.clone());
+                    }
+                }
+                None => {
+                    if self.refused.remove(&name).is_some() {
+                        touched.insert(name.clone());
+                    }
+                    for h in hosts {
+                        taken.insert(h, name.clone());
+                    }
+                }
+            }
+        }
+        touched.retain(|n| !self.outside.contains_key(n) || self.apps.contains_key(n));
+        touched
+    }
+
+    fn hosts_of(&self, app: &str) -> BTreeSet<String> {
+        match (self.apps.get(app), self.outside.get(app)) {
+            (Some(a), _) => a.hosts(),
+            (None, Some(c)) => c.hosts.iter().cloned().collect(),
+            (None, None) => BTreeSet::new(),
+        }
+    }
+
+    fn since(&self, app: &str) -> Option<Timestamp> {
+        match (self.apps.get(app), self.outside.get(app)) {
+            (Some(a), _) => Some(a.oldest_created()),
+            (None, Some(c)) => Some(c.since),
+            (None, None) => None,
         }
     }
 }
@@ -159,6 +331,21 @@ impl App {
 
     pub fn members(&self) -> impl Iterator<Item = &Member> {
         self.slots.values().flat_map(|s| s.members.iter())
+    }
+
+    pub fn hosts(&self) -> BTreeSet<String> {
+        self.members().flat_map(|m| m.rule.hosts()).collect()
+    }
+
+    pub fn oldest_created(&self) -> Timestamp {
+        self.members().map(|m| m.created).min().unwrap_or_default()
+    }
+
+    pub fn claim(&self) -> Claim {
+        Claim {
+            hosts: self.hosts().into_iter().collect(),
+            since: self.oldest_created(),
+        }
     }
 
     /// Resolves stored roles against the slots that exist now.
@@ -212,16 +399,139 @@ impl Slot {
             .collect()
     }
 
-    pub fn last_started(&self) -> Instant {
+    pub fn last_started(&self) -> Timestamp {
         self.members.iter().map(|m| m.started).max().unwrap_or_default()
     }
 
-    pub fn oldest_created(&self) -> Instant {
+    pub fn oldest_created(&self) -> Timestamp {
         self.members.iter().map(|m| m.created).min().unwrap_or_default()
     }
 
     /// Whether any member's labels ask for this slot to be stable.
     pub fn labelled_stable(&self) -> bool {
         self.members.iter().any(|m| m.seed_role == Role::Stable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::container::Endpoint;
+
+    fn container(name: &str, app: &str, host: &str, created: &str) -> Container {
+        let mut c = Container {
+            id: format!("{name}-id"),
+            name: format!("/{name}"),
+            created: created.into(),
+            ..Default::default()
+        };
+        c.state.running = true;
+        c.config.exposed_ports = Some([("80/tcp".to_string(), serde_json::json!({}))].into());
+        c.config.labels = Some(
+            [
+                ("pointsman.app".to_string(), app.to_string()),
+                ("pointsman.host".to_string(), host.to_string()),
+            ]
+            .into(),
+        );
+        c.network_settings.networks = Some(
+            [(
+                "net".to_string(),
+                Endpoint {
+                    ip_address: "10.0.0.2".into(),
+                },
+            )]
+            .into(),
+        );
+        c
+    }
+
+    fn accepted(f: &Fleet) -> Vec<&str> {
+        f.app_names().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn the_younger_app_claiming_a_host_is_refused_and_takes_over_when_the_older_leaves() {
+        let s = Settings::default();
+        let old = container("shop-1", "shop", "a.com", "2026-01-01T00:00:00Z");
+        let young = container("docs-1", "docs", "a.com,b.com", "2026-02-01T00:00:00Z");
+        let mut f = Fleet::build([&old, &young], &s);
+        assert_eq!(accepted(&f), ["shop"]);
+        assert!(f.errors()[0].reason.contains("already served by app shop"));
+        let touched = f.remove(&old.id);
+        assert_eq!(touched, Touched::from(["docs".to_string(), "shop".to_string()]));
+        assert_eq!(accepted(&f), ["docs"]);
+        assert!(f.errors().is_empty());
+    }
+
+    #[test]
+    fn a_change_touches_only_the_apps_connected_through_hosts() {
+        let s = Settings::default();
+        let cs: Vec<Container> = (0..50)
+            .map(|i| {
+                container(
+                    &format!("c{i}"),
+                    &format!("app{i}"),
+                    &format!("h{i}.com"),
+                    "2026-01-01T00:00:00Z",
+                )
+            })
+            .collect();
+        let mut f = Fleet::build(&cs, &s);
+        let mut moved = cs[7].clone();
+        moved.state.running = false;
+        assert_eq!(f.upsert(&moved, &s), Touched::from(["app7".to_string()]));
+        let mut relabelled = cs[7].clone();
+        relabelled
+            .config
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("pointsman.app".into(), "app8".into());
+        assert_eq!(
+            f.upsert(&relabelled, &s),
+            Touched::from(["app7".to_string(), "app8".to_string()])
+        );
+    }
+
+    #[test]
+    fn incremental_changes_give_the_same_fleet_as_a_full_build() {
+        let s = Settings::default();
+        let mut cs = vec![
+            container("a-1", "a", "x.com", "2026-01-03T00:00:00Z"),
+            container("b-1", "b", "x.com,y.com", "2026-01-02T00:00:00Z"),
+            container("c-1", "c", "y.com", "2026-01-01T00:00:00Z"),
+            container("d-1", "d", "z.com", "2026-01-04T00:00:00Z"),
+        ];
+        let mut f = Fleet::default();
+        for c in cs.iter().rev() {
+            f.upsert(c, &s);
+        }
+        let full = Fleet::build(&cs, &s);
+        assert_eq!(accepted(&f), accepted(&full));
+        assert_eq!(f.errors(), full.errors());
+        // c (oldest) takes y.com, so b is refused, so a keeps x.com.
+        assert_eq!(accepted(&f), ["a", "c", "d"]);
+        f.remove("c-1-id");
+        cs.remove(2);
+        let full = Fleet::build(&cs, &s);
+        assert_eq!(accepted(&f), accepted(&full));
+        assert_eq!(accepted(&f), ["b", "d"]);
+    }
+
+    #[test]
+    fn outside_claims_refuse_a_younger_app_without_its_containers() {
+        let s = Settings::default();
+        let mut f = Fleet::build([&container("docs-1", "docs", "a.com", "2026-02-01T00:00:00Z")], &s);
+        f.set_outside_claims(BTreeMap::from([(
+            "shop".to_string(),
+            Claim {
+                hosts: vec!["a.com".into()],
+                since: "2026-01-01T00:00:00Z".parse().unwrap(),
+            },
+        )]));
+        assert!(f.app("docs").is_none());
+        assert!(f.app("shop").is_none(), "an outside claim is not an app");
+        assert!(f.claims().contains_key("docs") && !f.claims().contains_key("shop"));
     }
 }

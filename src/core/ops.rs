@@ -1,12 +1,72 @@
-//! Role changes: seeding from labels, relabel, promote and rollback, as pure functions of the
-//! state and the fleet. The CLI and the controller call the same functions under the lock,
-//! so they agree on every rule.
+//! Role changes as values: an [`Operation`] applied to (fleet, state, now) gives the new state
+//! and its transitions, or a [`Refusal`] in the operator's words. The CLI and the controller
+//! both go through [`apply`] (and [`seed`], the controller's own implicit operation), so they
+//! agree on every rule, and there is one target resolver ([`find_target`]).
+//!
+//! Pure: no I/O, the clock comes in as `now`.
+
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
 
 use crate::core::container::Condition;
-use crate::core::labels::LabelError;
+use crate::core::labels::{LabelError, Role};
 use crate::core::model::{App, Fleet};
-use crate::core::state::{Action, Actor, AppRoles, State, Transition};
-use crate::core::timestamp::Instant;
+use crate::core::render;
+use crate::core::state::{Action, Actor, AppRoles, State, Transition, format_time};
+
+/// A change of roles an operator (or the controller) asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// `relabel TARGET version=stable|candidate`: TARGET is `APP/SLOT`, a container name, or a
+    /// container id prefix.
+    Relabel { target: String, role: Role },
+    /// Make the app's candidate stable; refused unless it is ready, or `force`.
+    Promote { app: String, force: bool },
+    /// Make the previous stable slot stable again.
+    Rollback { app: String },
+}
+
+/// What an operation needs to see before it can be applied: the containers of one app, or
+/// of whichever app a container belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope<'a> {
+    App(&'a str),
+    /// A container name or id prefix; the Docker edge finds its app.
+    Container(&'a str),
+}
+
+impl Operation {
+    pub fn scope(&self) -> Scope<'_> {
+        match self {
+            Operation::Relabel { target, .. } => match split_app_slot(target) {
+                Some((app, _)) => Scope::App(app),
+                None => Scope::Container(target.strip_prefix('/').unwrap_or(target)),
+            },
+            Operation::Promote { app, .. } | Operation::Rollback { app } => Scope::App(app),
+        }
+    }
+}
+
+/// Who asks and when.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub now: Timestamp,
+    pub by: Actor,
+    /// The app label's full key (`pointsman.app`), for messages.
+    pub app_label: &'a str,
+}
+
+/// An operation carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Recorded in the state's history already.
+    pub transitions: Vec<Transition>,
+    /// Apps whose rendering changed.
+    pub apps: BTreeSet<String>,
+    /// What happened, in the operator's words.
+    pub message: String,
+}
 
 /// An operation that was understood but not carried out. Exit code 1; the message names the
 /// app, slot or container and the next step.
@@ -40,6 +100,71 @@ pub enum Refusal {
     PreviousNotRoutable { app: String, slot: String },
 }
 
+/// Applies `op` to `state`. On a refusal the state is unchanged.
+pub fn apply(op: &Operation, fleet: &Fleet, state: &mut State, ctx: Context<'_>) -> Result<Outcome, Refusal> {
+    let (transition, message) = match op {
+        Operation::Relabel { target, role } => {
+            let target = find_target(fleet, target)?;
+            match role {
+                Role::Stable => match make_stable(state, &target, Action::Relabel, ctx.by, ctx.now) {
+                    Some(t) => {
+                        let m = switched(&t);
+                        (Some(t), m)
+                    }
+                    None => (None, already(&target, *role)),
+                },
+                Role::Candidate => match pin(state, &target, ctx.by, ctx.now)? {
+                    Some(t) => {
+                        let m = format!(
+                            "app {}: slot {} is pinned as the candidate (cookie {}{}=candidate, header {}: candidate)",
+                            t.app,
+                            t.to,
+                            render::COOKIE_PREFIX,
+                            t.app,
+                            render::VERSION_HEADER
+                        );
+                        (Some(t), m)
+                    }
+                    None => (None, already(&target, *role)),
+                },
+            }
+        }
+        Operation::Promote { app, force } => {
+            let t = promote(state, fleet, app, ctx.app_label, *force, ctx.by, ctx.now)?;
+            let m = switched(&t);
+            (Some(t), m)
+        }
+        Operation::Rollback { app } => {
+            let t = rollback(state, fleet, app, ctx.by, ctx.now)?;
+            let m = switched(&t);
+            (Some(t), m)
+        }
+    };
+    Ok(Outcome {
+        apps: transition.iter().map(|t| t.app.clone()).collect(),
+        transitions: transition.into_iter().collect(),
+        message,
+    })
+}
+
+fn already(target: &Target, role: Role) -> String {
+    format!(
+        "app {}: slot {} already is {role}; nothing to do",
+        target.app, target.slot
+    )
+}
+
+fn switched(t: &Transition) -> String {
+    let (app, to) = (&t.app, &t.to);
+    match &t.from {
+        Some(from) => format!(
+            "app {app}: slot {to} is now stable (was {from}); {from} stays reachable with cookie {}{app}={from} and `pointsman rollback {app}` returns to it",
+            render::COOKIE_PREFIX
+        ),
+        None => format!("app {app}: slot {to} is now stable"),
+    }
+}
+
 /// What the labels of a fleet do to the state: slots seeded as stable, and notices about
 /// labels that were overruled (a second `stable`, a `stable` label on a joining slot).
 #[derive(Debug, Default)]
@@ -48,12 +173,25 @@ pub struct Seeding {
     pub notices: Vec<String>,
 }
 
+/// Seeds every app of the fleet; see [`seed_apps`].
+pub fn seed(state: &mut State, fleet: &Fleet, now: Timestamp, by: Actor) -> Seeding {
+    let apps: Vec<String> = fleet.app_names().cloned().collect();
+    seed_apps(state, fleet, apps.iter().map(String::as_str), now, by)
+}
+
 /// While an app has no stable slot, the first slot labelled `stable` becomes stable; with
 /// several in one listing, the one with the oldest container. Once an app has a stable slot,
-/// labels change nothing: a redeployed idle colour never steals the public route.
-pub fn seed(state: &mut State, fleet: &Fleet, now: Instant, by: Actor) -> Seeding {
+/// labels change nothing: a redeployed idle colour never steals the public route. Only `apps`
+/// are looked at, so the controller's cost follows what changed.
+pub fn seed_apps<'a>(
+    state: &mut State,
+    fleet: &Fleet,
+    apps: impl IntoIterator<Item = &'a str>,
+    now: Timestamp,
+    by: Actor,
+) -> Seeding {
     let mut out = Seeding::default();
-    for app in fleet.apps.values() {
+    for app in apps.into_iter().filter_map(|a| fleet.app(a)) {
         let roles = state.apps.entry(app.name.clone()).or_default();
         if roles.stable.is_none() {
             let first = app
@@ -78,8 +216,10 @@ pub fn seed(state: &mut State, fleet: &Fleet, now: Instant, by: Actor) -> Seedin
                 ));
             }
         }
+        if state.apps.get(&app.name) == Some(&AppRoles::default()) {
+            state.apps.remove(&app.name);
+        }
     }
-    state.apps.retain(|_, r| *r != AppRoles::default());
     for t in &out.transitions {
         state.record(t.clone());
     }
@@ -93,9 +233,13 @@ pub struct Target {
     pub slot: String,
 }
 
-/// Resolves `APP/SLOT`, a container name, or a container id prefix.
+fn split_app_slot(target: &str) -> Option<(&str, &str)> {
+    target.split_once('/').filter(|_| !target.starts_with('/'))
+}
+
+/// Resolves `APP/SLOT`, a container name, or a container id prefix (at least 4 characters).
 pub fn find_target(fleet: &Fleet, target: &str) -> Result<Target, Refusal> {
-    if let Some((app, slot)) = target.split_once('/').filter(|_| !target.starts_with('/')) {
+    if let Some((app, slot)) = split_app_slot(target) {
         let a = app_of(fleet, app)?;
         if !a.slots.contains_key(slot) {
             return Err(Refusal::UnknownSlot {
@@ -110,15 +254,15 @@ pub fn find_target(fleet: &Fleet, target: &str) -> Result<Target, Refusal> {
         });
     }
     let name = target.strip_prefix('/').unwrap_or(target);
-    let members = || fleet.apps.values().flat_map(|a| a.members());
+    let members = || fleet.apps().flat_map(|a| a.members());
     if let Some(m) = members().find(|m| m.name == name) {
         return Ok(Target {
             app: m.app.clone(),
             slot: m.slot.clone(),
         });
     }
-    if let Some(e) = fleet.errors.iter().find(|e| e.container == name) {
-        return Err(Refusal::BadContainer(e.clone()));
+    if let Some(e) = fleet.error_of(name) {
+        return Err(Refusal::BadContainer(e));
     }
     let by_id: Vec<_> = if name.len() >= 4 {
         members().filter(|m| m.id.starts_with(name)).collect()
@@ -139,8 +283,8 @@ pub fn find_target(fleet: &Fleet, target: &str) -> Result<Target, Refusal> {
 }
 
 /// Makes `target` the stable slot; the former stable slot is remembered as `previous`.
-/// `Ok(None)`: it already was.
-pub fn make_stable(state: &mut State, target: &Target, action: Action, by: Actor, now: Instant) -> Option<Transition> {
+/// `None`: it already was.
+fn make_stable(state: &mut State, target: &Target, action: Action, by: Actor, now: Timestamp) -> Option<Transition> {
     let roles = state.apps.entry(target.app.clone()).or_default();
     if roles.stable.as_ref() == Some(&target.slot) {
         return None;
@@ -158,7 +302,7 @@ pub fn make_stable(state: &mut State, target: &Target, action: Action, by: Actor
 }
 
 /// Pins `target` as its app's candidate. Refused for the stable slot.
-pub fn pin(state: &mut State, target: &Target, by: Actor, now: Instant) -> Result<Option<Transition>, Refusal> {
+fn pin(state: &mut State, target: &Target, by: Actor, now: Timestamp) -> Result<Option<Transition>, Refusal> {
     let roles = state.apps.entry(target.app.clone()).or_default();
     if roles.stable.as_ref() == Some(&target.slot) {
         return Err(Refusal::DemoteStable {
@@ -177,14 +321,14 @@ pub fn pin(state: &mut State, target: &Target, by: Actor, now: Instant) -> Resul
 
 /// Makes the app's candidate stable, if every one of its containers is running and healthy
 /// (and it has at least one), or `force` is set.
-pub fn promote(
+fn promote(
     state: &mut State,
     fleet: &Fleet,
     app: &str,
     label_hint: &str,
     force: bool,
     by: Actor,
-    now: Instant,
+    now: Timestamp,
 ) -> Result<Transition, Refusal> {
     let a = app_of(fleet, app)?;
     let resolved = a.resolve(&state.roles(app));
@@ -220,7 +364,7 @@ pub fn promote(
 }
 
 /// Makes the previous stable slot stable again, if it has a routable container.
-pub fn rollback(state: &mut State, fleet: &Fleet, app: &str, by: Actor, now: Instant) -> Result<Transition, Refusal> {
+fn rollback(state: &mut State, fleet: &Fleet, app: &str, by: Actor, now: Timestamp) -> Result<Transition, Refusal> {
     let a = app_of(fleet, app)?;
     let roles = state.roles(app);
     let Some(previous) = roles.previous.filter(|p| Some(p) != roles.stable.as_ref()) else {
@@ -256,15 +400,13 @@ fn app_of<'f>(fleet: &'f Fleet, app: &str) -> Result<&'f App, Refusal> {
 
 /// The refusal for an app no container carries, listing the apps that exist.
 pub fn unknown_app(fleet: &Fleet, app: &str) -> Refusal {
+    let known: Vec<&str> = fleet.app_names().map(String::as_str).collect();
     Refusal::UnknownApp {
         app: app.into(),
-        known: if fleet.apps.is_empty() {
+        known: if known.is_empty() {
             String::new()
         } else {
-            format!(
-                " (known apps: {})",
-                fleet.apps.keys().cloned().collect::<Vec<_>>().join(", ")
-            )
+            format!(" (known apps: {})", known.join(", "))
         },
     }
 }
@@ -276,9 +418,9 @@ fn known_slots(a: &App) -> String {
     )
 }
 
-fn transition(now: Instant, app: &str, action: Action, from: Option<String>, to: &str, by: Actor) -> Transition {
+fn transition(now: Timestamp, app: &str, action: Action, from: Option<String>, to: &str, by: Actor) -> Transition {
     Transition {
-        at: now.to_rfc3339(),
+        at: format_time(now),
         app: app.into(),
         action,
         from,
@@ -292,6 +434,10 @@ mod tests {
     use super::*;
     use crate::core::container::{Container, Endpoint, Health};
     use crate::core::settings::Settings;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(secs).unwrap()
+    }
 
     /// `container("web-green-1").slot("green").healthy()`
     struct Builder(Container);
@@ -366,7 +512,7 @@ mod tests {
     fn seeded(containers: Vec<Builder>) -> (State, Fleet) {
         let f = fleet(containers);
         let mut s = State::default();
-        seed(&mut s, &f, Instant(0), Actor::Controller);
+        seed(&mut s, &f, at(0), Actor::Controller);
         (s, f)
     }
 
@@ -376,9 +522,9 @@ mod tests {
         let green = || container("web-green-1").slot("green");
         // Green seen alone first (no stable yet), then both.
         let mut s = State::default();
-        seed(&mut s, &fleet(vec![green()]), Instant(0), Actor::Controller);
+        seed(&mut s, &fleet(vec![green()]), at(0), Actor::Controller);
         assert_eq!(s.roles("web").stable, None);
-        seed(&mut s, &fleet(vec![green(), blue()]), Instant(0), Actor::Controller);
+        seed(&mut s, &fleet(vec![green(), blue()]), at(0), Actor::Controller);
         assert_eq!(s.roles("web").stable.as_deref(), Some("blue"));
         // Blue first.
         let (s2, _) = seeded(vec![blue()]);
@@ -392,7 +538,7 @@ mod tests {
             container("web-blue-1").slot("blue").stable(),
             container("web-green-1").slot("green").stable(),
         ]);
-        let out = seed(&mut s, &f, Instant(0), Actor::Controller);
+        let out = seed(&mut s, &f, at(0), Actor::Controller);
         assert!(out.transitions.is_empty());
         assert_eq!(s.roles("web").stable.as_deref(), Some("blue"));
         assert_eq!(out.notices.len(), 1, "the overruled label is reported");
@@ -414,14 +560,14 @@ mod tests {
             container("web-green-1").slot("green").healthy(),
             container("web-green-2").slot("green").health("starting"),
         ]);
-        let err = promote(&mut s, &f, "web", "pointsman.app", false, Actor::Cli, Instant(1)).unwrap_err();
+        let err = promote(&mut s, &f, "web", "pointsman.app", false, Actor::Cli, at(1)).unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.contains("slot green") && msg.contains("web-green-2 is still starting") && msg.contains("--force"),
             "{msg}"
         );
         assert_eq!(s.roles("web").stable.as_deref(), Some("blue"));
-        let t = promote(&mut s, &f, "web", "pointsman.app", true, Actor::Cli, Instant(1)).unwrap();
+        let t = promote(&mut s, &f, "web", "pointsman.app", true, Actor::Cli, at(1)).unwrap();
         assert_eq!((t.from.as_deref(), t.to.as_str()), (Some("blue"), "green"));
         assert_eq!(s.roles("web").previous.as_deref(), Some("blue"));
     }
@@ -437,9 +583,7 @@ mod tests {
         };
         let (mut s, f) = seeded(cs());
         assert_eq!(
-            promote(&mut s, &f, "web", "", false, Actor::Cli, Instant(1))
-                .unwrap()
-                .to,
+            promote(&mut s, &f, "web", "", false, Actor::Cli, at(1)).unwrap().to,
             "new"
         );
         let (mut s, f) = seeded(cs());
@@ -450,13 +594,11 @@ mod tests {
                 slot: "old".into(),
             },
             Actor::Cli,
-            Instant(1),
+            at(1),
         )
         .unwrap();
         assert_eq!(
-            promote(&mut s, &f, "web", "", false, Actor::Cli, Instant(1))
-                .unwrap()
-                .to,
+            promote(&mut s, &f, "web", "", false, Actor::Cli, at(1)).unwrap().to,
             "old"
         );
     }
@@ -471,7 +613,7 @@ mod tests {
                 slot: "blue".into(),
             },
             Actor::Cli,
-            Instant(1),
+            at(1),
         )
         .unwrap_err();
         assert!(err.to_string().contains("promote web"), "names the next step: {err}");
@@ -484,19 +626,19 @@ mod tests {
             container("web-green-1").slot("green"),
         ]);
         assert!(matches!(
-            rollback(&mut s, &f, "web", Actor::Cli, Instant(1)),
+            rollback(&mut s, &f, "web", Actor::Cli, at(1)),
             Err(Refusal::NoPrevious { .. })
         ));
-        promote(&mut s, &f, "web", "", false, Actor::Cli, Instant(1)).unwrap();
+        promote(&mut s, &f, "web", "", false, Actor::Cli, at(1)).unwrap();
         let down = fleet(vec![
             container("web-blue-1").slot("blue").stable().stopped(),
             container("web-green-1").slot("green"),
         ]);
         assert!(matches!(
-            rollback(&mut s, &down, "web", Actor::Cli, Instant(2)),
+            rollback(&mut s, &down, "web", Actor::Cli, at(2)),
             Err(Refusal::PreviousNotRoutable { .. })
         ));
-        assert_eq!(rollback(&mut s, &f, "web", Actor::Cli, Instant(2)).unwrap().to, "blue");
+        assert_eq!(rollback(&mut s, &f, "web", Actor::Cli, at(2)).unwrap().to, "blue");
     }
 
     #[test]
@@ -512,7 +654,7 @@ mod tests {
         assert_eq!(find_target(&f, "web-green-1").unwrap(), want);
         assert_eq!(find_target(&f, "/web-green-1").unwrap(), want);
         assert_eq!(find_target(&f, "web/green").unwrap(), want);
-        let id = f.apps["web"].slots["green"].members[0].id.clone();
+        let id = f.app("web").unwrap().slots["green"].members[0].id.clone();
         assert_eq!(find_target(&f, &id[..20]).unwrap(), want);
         assert!(
             matches!(find_target(&f, &id[..8]), Err(Refusal::AmbiguousContainer { .. })),
@@ -524,6 +666,47 @@ mod tests {
         ));
         assert!(matches!(find_target(&f, "nope"), Err(Refusal::UnknownContainer { .. })));
         assert!(matches!(find_target(&f, "shop/blue"), Err(Refusal::UnknownApp { .. })));
+    }
+
+    #[test]
+    fn the_cli_and_the_controller_apply_the_same_operation_values() {
+        let (mut s, f) = seeded(vec![
+            container("web-blue-1").slot("blue").stable(),
+            container("web-green-1").slot("green"),
+        ]);
+        let ctx = Context {
+            now: at(5),
+            by: Actor::Cli,
+            app_label: "pointsman.app",
+        };
+        let op = Operation::Relabel {
+            target: "web-green-1".into(),
+            role: Role::Stable,
+        };
+        assert_eq!(op.scope(), Scope::Container("web-green-1"));
+        let out = apply(&op, &f, &mut s, ctx).unwrap();
+        assert_eq!(out.apps, BTreeSet::from(["web".to_string()]));
+        assert!(
+            out.message.contains("slot green is now stable (was blue)"),
+            "{}",
+            out.message
+        );
+        let again = apply(&op, &f, &mut s, ctx).unwrap();
+        assert!(again.transitions.is_empty() && again.message.contains("nothing to do"));
+        let before = s.clone();
+        let refused = apply(&Operation::Rollback { app: "shop".into() }, &f, &mut s, ctx);
+        assert!(matches!(refused, Err(Refusal::UnknownApp { .. })));
+        assert_eq!(s, before, "a refusal changes nothing");
+        let back = apply(&Operation::Rollback { app: "web".into() }, &f, &mut s, ctx).unwrap();
+        assert_eq!(back.transitions[0].to, "blue");
+        assert_eq!(
+            Operation::Promote {
+                app: "web".into(),
+                force: false
+            }
+            .scope(),
+            Scope::App("web")
+        );
     }
 
     #[test]
@@ -539,7 +722,7 @@ mod tests {
                 },
                 Action::Relabel,
                 Actor::Cli,
-                Instant(i),
+                at(i),
             );
         }
         assert_eq!(s.history.len(), crate::core::state::HISTORY_LIMIT);

@@ -1,9 +1,8 @@
-//! Fleet + roles → the exact bytes of each `pointsman-APP.yml`.
+//! Fleet + roles → each app's typed Traefik configuration ([`Dynamic`]).
 //!
-//! Pure and deterministic: the same inputs give the same bytes, so the file edge can skip
-//! writes that change nothing and Traefik reloads only on real changes. The files are JSON
-//! (which is YAML) after one comment line; serde_json's maps are sorted, so key order is
-//! stable.
+//! Pure and deterministic: the same inputs give the same value, so a sink can skip writes that
+//! change nothing and Traefik reloads only on real changes. How a value is stored (a file, keys)
+//! is the sink's business.
 //!
 //! Per app, with RULE its rule:
 //! - router `APP` → service `APP`: the stable slot's servers. With none routable the list is
@@ -19,53 +18,57 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
-
 use crate::core::model::{App, Fleet, Resolved};
 use crate::core::settings::Settings;
 use crate::core::state::State;
+use crate::core::traefik::{Dynamic, Router, Service};
 
 /// Header that selects a version, as an alternative to the cookie.
 pub const VERSION_HEADER: &str = "X-Pointsman-Version";
 
-/// Files are named `pointsman-APP.yml`; pointsman owns every file matching this.
-pub const FILE_PREFIX: &str = "pointsman-";
-pub const FILE_SUFFIX: &str = ".yml";
-
 /// The preview cookie is `pointsman-APP`.
 pub const COOKIE_PREFIX: &str = "pointsman-";
 
-const HEADER_LINE: &str = "# Written by pointsman; edits are overwritten. Roles: `pointsman status`.\n";
-
-pub fn file_name(app: &str) -> String {
-    format!("{FILE_PREFIX}{app}{FILE_SUFFIX}")
-}
-
-/// The app a file name belongs to, if pointsman owns that name.
-pub fn app_of_file(name: &str) -> Option<&str> {
-    name.strip_prefix(FILE_PREFIX)?
-        .strip_suffix(FILE_SUFFIX)
-        .filter(|a| crate::core::labels::is_dns_label(a))
-}
-
-/// Every file pointsman wants in the directory, by file name.
-pub fn render_all(fleet: &Fleet, state: &State, settings: &Settings) -> BTreeMap<String, Vec<u8>> {
-    fleet
-        .apps
-        .values()
-        .map(|app| {
-            let resolved = app.resolve(&state.roles(&app.name));
-            (file_name(&app.name), render_app(app, &resolved, settings))
+/// What each of `apps` should publish now: `None` for an app with no container (or refused for
+/// a host conflict), whose configuration is removed.
+pub fn render_apps<'a>(
+    fleet: &Fleet,
+    state: &State,
+    settings: &Settings,
+    apps: impl IntoIterator<Item = &'a str>,
+) -> BTreeMap<String, Option<Dynamic>> {
+    apps.into_iter()
+        .map(|name| {
+            let rendered = fleet
+                .app(name)
+                .map(|app| render_app(app, &app.resolve(&state.roles(name)), settings));
+            (name.to_string(), rendered)
         })
         .collect()
 }
 
-pub fn render_app(app: &App, roles: &Resolved, settings: &Settings) -> Vec<u8> {
+/// Every app of the fleet.
+pub fn render_all(fleet: &Fleet, state: &State, settings: &Settings) -> BTreeMap<String, Dynamic> {
+    fleet
+        .apps()
+        .map(|app| {
+            let resolved = app.resolve(&state.roles(&app.name));
+            (app.name.clone(), render_app(app, &resolved, settings))
+        })
+        .collect()
+}
+
+pub fn render_app(app: &App, roles: &Resolved, settings: &Settings) -> Dynamic {
     let name = &app.name;
     let (rule, entrypoints) = app.route(roles);
     let rule = rule.as_str();
-    let mut routers = serde_json::Map::new();
-    let mut services = serde_json::Map::new();
+    let mut out = Dynamic::default();
+    let router = |rule: String, entry_points: &[String], service: &str| Router {
+        entry_points: entry_points.to_vec(),
+        priority: None,
+        rule,
+        service: service.to_string(),
+    };
 
     let stable_servers = roles
         .stable
@@ -73,23 +76,22 @@ pub fn render_app(app: &App, roles: &Resolved, settings: &Settings) -> Vec<u8> {
         .and_then(|s| app.slots.get(s))
         .map(|s| s.servers())
         .unwrap_or_default();
-    routers.insert(
-        name.clone(),
-        json!({ "rule": rule, "entryPoints": entrypoints, "service": name }),
-    );
-    services.insert(name.clone(), load_balancer(&stable_servers));
+    out.http
+        .routers
+        .insert(name.clone(), router(rule.to_string(), entrypoints, name));
+    out.http
+        .services
+        .insert(name.clone(), Service::load_balancer(stable_servers));
 
     for slot in app.slots.values().filter(|s| s.is_routable()) {
         let service = slot_service(name, &slot.name);
-        routers.insert(
+        out.http.routers.insert(
             service.clone(),
-            json!({
-                "rule": selected_rule(rule, name, &slot.name),
-                "entryPoints": entrypoints,
-                "service": service,
-            }),
+            router(selected_rule(rule, name, &slot.name), entrypoints, &service),
         );
-        services.insert(service, load_balancer(&slot.servers()));
+        out.http
+            .services
+            .insert(service, Service::load_balancer(slot.servers()));
     }
 
     if let Some(candidate) = roles
@@ -99,32 +101,19 @@ pub fn render_app(app: &App, roles: &Resolved, settings: &Settings) -> Vec<u8> {
         .filter(|s| s.is_routable())
     {
         let service = slot_service(name, &candidate.name);
-        routers.insert(
+        out.http.routers.insert(
             format!("{name}-candidate"),
-            json!({
-                "rule": selected_rule(rule, name, "candidate"),
-                "entryPoints": entrypoints,
-                "service": service,
-            }),
+            router(selected_rule(rule, name, "candidate"), entrypoints, &service),
         );
         if let Some(preview) = &settings.preview_entrypoint {
-            routers.insert(
+            out.http.routers.insert(
                 format!("{name}-preview"),
-                json!({ "rule": rule, "entryPoints": [preview], "service": service }),
+                router(rule.to_string(), std::slice::from_ref(preview), &service),
             );
         }
     }
-
-    let doc = json!({ "http": { "routers": routers, "services": services } });
-    let mut out = HEADER_LINE.as_bytes().to_vec();
-    serde_json::to_writer_pretty(&mut out, &doc).expect("a JSON value always serialises");
-    out.push(b'\n');
+    debug_assert!(out.dangling_references().is_empty(), "{:?}", out.dangling_references());
     out
-}
-
-fn load_balancer(servers: &[String]) -> Value {
-    let servers: Vec<Value> = servers.iter().map(|u| json!({ "url": u })).collect();
-    json!({ "loadBalancer": { "servers": servers } })
 }
 
 /// Router and service name of a slot. Slot names allow `.` and `_`, which are kept: Traefik

@@ -4,24 +4,38 @@
 //! Roles live here and not in Docker labels because labels cannot change on a running
 //! container; labels only seed this state (see `roles`). The file sits beside the rendered
 //! config (`DIR/.pointsman/state.json`) so that one volume carries both and they cannot drift
-//! apart across hosts or restarts. Loading and saving is the `store` module's job.
+//! apart across hosts or restarts. Loading and saving is a state store's job (`backend`).
+//!
+//! Beside the roles it records the [`Settings`] every writer renders with, and the host claims
+//! of every app ([`Claim`]): an index the controller keeps, so a CLI call that changes one app
+//! can check that app's hosts against the others without listing every container.
 
 use std::collections::{BTreeMap, VecDeque};
 
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+
+use crate::core::settings::Settings;
 
 /// The oldest history entries are dropped beyond this many.
 pub const HISTORY_LIMIT: usize = 1000;
 
-/// Format version written into the file; a newer one is refused rather than misread.
-pub const FORMAT: u32 = 1;
+/// Format version written into the file; a newer one is refused rather than misread. Format 1
+/// (no settings, no claims) is read and upgraded on the next write.
+pub const FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct State {
     pub format: u32,
+    /// The settings every writer renders with; recorded by the first writer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<Settings>,
     #[serde(default)]
     pub apps: BTreeMap<String, AppRoles>,
+    /// Hosts each app with containers claims, and since when: the host-claim index.
+    #[serde(default)]
+    pub claims: BTreeMap<String, Claim>,
     #[serde(default)]
     pub history: VecDeque<Transition>,
 }
@@ -30,10 +44,21 @@ impl Default for State {
     fn default() -> Self {
         State {
             format: FORMAT,
+            settings: None,
             apps: BTreeMap::new(),
+            claims: BTreeMap::new(),
             history: VecDeque::new(),
         }
     }
+}
+
+/// The hosts an app's rules name, and the creation time of its oldest container: of two apps
+/// claiming one host, the older keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Claim {
+    pub hosts: Vec<String>,
+    pub since: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -82,6 +107,11 @@ pub struct Transition {
     pub from: Option<String>,
     pub to: String,
     pub by: Actor,
+}
+
+/// The form of [`Transition::at`]: RFC 3339 in UTC with milliseconds.
+pub fn format_time(t: Timestamp) -> String {
+    format!("{t:.3}")
 }
 
 impl State {

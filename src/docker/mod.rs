@@ -74,6 +74,29 @@ pub async fn list(docker: &Docker, settings: &Settings) -> Result<Vec<Container>
     inspect_all(docker, ids).await
 }
 
+/// The containers of one app (running or not), inspected: a listing filtered by Docker on
+/// `PREFIX.app=APP`, so the cost follows the app, not the number of containers on the host.
+pub async fn list_app(docker: &Docker, settings: &Settings, app: &str) -> Result<Vec<Container>, DockerError> {
+    let filters =
+        std::collections::HashMap::from([("label".to_string(), vec![format!("{}={app}", settings.label("app"))])]);
+    let opts = ListContainersOptions {
+        all: true,
+        filters: Some(filters),
+        ..Default::default()
+    };
+    let ids = docker
+        .list_containers(Some(opts))
+        .await
+        .map_err(|source| DockerError::Api {
+            what: "list containers".into(),
+            source,
+        })?
+        .into_iter()
+        .filter_map(|c| c.id)
+        .collect();
+    inspect_all(docker, ids).await
+}
+
 /// One container, or `None` if it no longer exists.
 pub async fn inspect(docker: &Docker, id: &str) -> Result<Option<Container>, DockerError> {
     match docker.inspect_container(id, None).await {
@@ -132,9 +155,11 @@ fn from_summary(s: bollard::models::ContainerSummary) -> Container {
         .zip(["healthy", "unhealthy", "starting"])
         .find(|(marker, _)| status.contains(**marker))
         .map(|(_, h)| Health { status: h.into() });
-    let created = s
-        .created
-        .map(|secs| crate::core::timestamp::Instant(i128::from(secs) * 1_000_000_000).to_rfc3339());
+    let created = s.created.map(|secs| {
+        jiff::Timestamp::from_second(secs)
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    });
     Container {
         id: s.id.unwrap_or_default(),
         name: s.names.and_then(|n| n.into_iter().next()).unwrap_or_default(),
