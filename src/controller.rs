@@ -384,6 +384,7 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
         inputs: impl Stream<Item = Input>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), RunError> {
+        let inputs = inputs.fuse();
         tokio::pin!(inputs);
         tokio::pin!(shutdown);
         let mut failing = false;
@@ -426,19 +427,18 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
     }
 }
 
-/// Docker's events (through the watcher) and the clock, as one stream.
+/// Docker's events (through the watcher) and the clock, as one stream. Events come first when
+/// both are ready; the stream ends when the watcher does.
 pub fn inputs(watch: mpsc::Receiver<WatchEvent>, tick: Duration) -> impl Stream<Item = Input> {
-    let events = futures::stream::unfold(
-        watch,
-        |mut rx| async move { rx.recv().await.map(|e| (Input::Watch(e), rx)) },
-    );
     let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let ticks = futures::stream::unfold(interval, |mut i| async move {
-        i.tick().await;
-        Some((Input::Tick, i))
-    });
-    futures::stream::select(events, ticks)
+    futures::stream::unfold((watch, interval), |(mut rx, mut interval)| async move {
+        tokio::select! {
+            biased;
+            event = rx.recv() => event.map(|e| (Input::Watch(e), (rx, interval))),
+            _ = interval.tick() => Some((Input::Tick, (rx, interval))),
+        }
+    })
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -456,4 +456,186 @@ pub async fn run<S: StateStore, K: ConfigSink>(
     let result = ctl.drive(inputs(rx, TICK), shutdown).await;
     watcher.abort();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::dir::{Dir, DirSink, FileStateStore};
+    use crate::core::container::Endpoint;
+    use std::fs;
+
+    fn scratch(name: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("pointsman-ctl-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        Dir::open(&d).unwrap()
+    }
+
+    fn container(app: &str, slot: &str, n: u8, stable: bool) -> Container {
+        let mut c = Container {
+            id: format!("{app}-{slot}-{n}-id"),
+            name: format!("/{app}-{slot}-{n}"),
+            created: "2026-11-26T05:00:00Z".into(),
+            ..Default::default()
+        };
+        c.state.running = true;
+        c.state.started_at = format!("2026-11-26T05:00:0{n}Z");
+        c.config.exposed_ports = Some([("80/tcp".to_string(), serde_json::json!({}))].into());
+        let mut labels = std::collections::BTreeMap::from([
+            ("pointsman.app".to_string(), app.to_string()),
+            ("pointsman.slot".to_string(), slot.to_string()),
+            ("pointsman.host".to_string(), format!("{app}.example.com")),
+        ]);
+        if stable {
+            labels.insert("pointsman.version".into(), "stable".into());
+        }
+        c.config.labels = Some(labels);
+        c.network_settings.networks = Some(
+            [(
+                "net".to_string(),
+                Endpoint {
+                    ip_address: format!("10.0.{}.{n}", app.len()),
+                },
+            )]
+            .into(),
+        );
+        c
+    }
+
+    fn controller(dir: &Dir) -> Controller<FileStateStore, DirSink> {
+        Controller::new(
+            Settings::default(),
+            FileStateStore::new(dir),
+            DirSink::new(dir),
+            Some(dir.path().to_path_buf()),
+        )
+    }
+
+    fn fleet_of(apps: usize) -> Vec<Container> {
+        (0..apps)
+            .flat_map(|a| {
+                let app = format!("app{a}");
+                [container(&app, "blue", 1, true), container(&app, "green", 2, false)]
+            })
+            .collect()
+    }
+
+    fn mtimes(dir: &Dir) -> Vec<(String, std::time::SystemTime)> {
+        dir.owned_files()
+            .unwrap()
+            .into_iter()
+            .map(|n| {
+                let m = fs::metadata(dir.path().join(&n)).unwrap().modified().unwrap();
+                (n, m)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_event_renders_only_the_apps_it_touches_and_an_unchanged_resync_writes_nothing() {
+        let dir = scratch("incremental");
+        let mut ctl = controller(&dir);
+        let all = fleet_of(20);
+        ctl.apply(Input::Watch(WatchEvent::Resync(all.clone())));
+        ctl.reconcile().unwrap();
+        assert_eq!(dir.owned_files().unwrap().len(), 20);
+        let before = ctl.stats;
+
+        let mut stopped = all[7].clone();
+        stopped.state.running = false;
+        ctl.apply(Input::Watch(WatchEvent::Upsert(Box::new(stopped))));
+        ctl.reconcile().unwrap();
+        assert_eq!(ctl.stats.apps_rendered - before.apps_rendered, 1, "one event, one app");
+        assert_eq!(ctl.stats.writes - before.writes, 1);
+
+        let files_before = mtimes(&dir);
+        let state_before = fs::read(dir.state_path()).unwrap();
+        let mut now = all.clone();
+        now[7].state.running = false;
+        ctl.apply(Input::Watch(WatchEvent::Resync(now)));
+        let writes = ctl.stats.writes;
+        ctl.reconcile().unwrap();
+        assert_eq!(ctl.stats.writes, writes, "an unchanged resync writes nothing");
+        assert_eq!(mtimes(&dir), files_before);
+        assert_eq!(fs::read(dir.state_path()).unwrap(), state_before);
+    }
+
+    #[test]
+    fn a_role_change_made_by_another_writer_is_rendered_not_overwritten() {
+        let dir = scratch("cli-change");
+        let mut ctl = controller(&dir);
+        ctl.apply(Input::Watch(WatchEvent::Resync(fleet_of(3))));
+        ctl.reconcile().unwrap();
+        // Another writer (the CLI) promotes app1's green in the state only.
+        let mut store = FileStateStore::new(&dir);
+        let mut nothing = DirSink::new(&dir);
+        store
+            .transact(&mut nothing, |s| {
+                s.apps.get_mut("app1").unwrap().stable = Some("green".into());
+                Ok::<_, BackendError>(((), Updates::new()))
+            })
+            .unwrap();
+        ctl.apply(Input::Tick);
+        ctl.reconcile().unwrap();
+        let file = String::from_utf8(dir.read_file("pointsman-app1.yml").unwrap().unwrap()).unwrap();
+        let public = serde_json::from_str::<serde_json::Value>(file.split_once('\n').unwrap().1).unwrap();
+        assert_eq!(
+            public["http"]["services"]["app1"]["loadBalancer"]["servers"][0]["url"], "http://10.0.4.2:80",
+            "the public service follows the stable slot another writer chose"
+        );
+        assert_eq!(store.read().unwrap().roles("app1").stable.as_deref(), Some("green"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_events_is_coalesced_into_one_reconcile() {
+        let dir = scratch("burst");
+        let mut ctl = controller(&dir);
+        let all = fleet_of(5);
+        let (tx, rx) = mpsc::channel(1024);
+        tx.send(WatchEvent::Resync(all.clone())).await.unwrap();
+        for c in &all {
+            let mut c = c.clone();
+            c.state.running = false;
+            tx.send(WatchEvent::Upsert(Box::new(c))).await.unwrap();
+        }
+        drop(tx);
+        ctl.drive(inputs(rx, Duration::from_secs(3600)), std::future::pending())
+            .await
+            .unwrap();
+        assert_eq!(ctl.stats.reconciles, 1, "11 queued inputs, one render: {:?}", ctl.stats);
+        assert_eq!(ctl.stats.apps_rendered, 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_corrupt_state_file_stops_the_controller_and_nothing_is_written() {
+        let dir = scratch("corrupt");
+        fs::write(dir.state_path(), "{\"format\": 2, \"apps\": {").unwrap();
+        let mut ctl = controller(&dir);
+        let (tx, rx) = mpsc::channel(16);
+        tx.send(WatchEvent::Resync(fleet_of(2))).await.unwrap();
+        let err = ctl
+            .drive(inputs(rx, Duration::from_secs(1)), std::future::pending())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("is corrupt"), "{err}");
+        assert!(dir.owned_files().unwrap().is_empty());
+        drop(tx);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_is_written_before_the_first_full_listing() {
+        let dir = scratch("unsynced");
+        let mut ctl = controller(&dir);
+        let (tx, rx) = mpsc::channel(16);
+        tx.send(WatchEvent::Upsert(Box::new(fleet_of(1).remove(0))))
+            .await
+            .unwrap();
+        drop(tx);
+        ctl.drive(inputs(rx, Duration::from_secs(1)), std::future::pending())
+            .await
+            .unwrap();
+        assert_eq!(ctl.stats.reconciles, 0);
+        assert!(dir.owned_files().unwrap().is_empty());
+    }
 }

@@ -8,22 +8,37 @@
 //!
 //! # Layout
 //!
-//! A functional core inside a thin I/O shell.
+//! A functional core inside a thin I/O shell; the shell's backends sit behind two seams.
 //!
-//! Core (pure, synchronous, no I/O):
-//! - [`container`]: a container as Docker's inspect describes it (the fixture format).
-//! - [`labels`]: one container's labels → a [`labels::Member`] or a [`labels::LabelError`].
-//! - [`rule`]: Traefik v3 rule parsing, so no rule Traefik would reject is ever written.
-//! - [`model`]: members grouped into apps and slots; roles resolved against what exists.
-//! - [`state`]: the roles pointsman owns and their history.
-//! - [`roles`]: seeding from labels, relabel, promote, rollback.
-//! - [`render`]: fleet + roles → the bytes of each file.
+//! [`core`] — pure, synchronous, no I/O; most tests need neither Docker nor a disk:
+//! - [`core::container`]: a container as Docker's inspect describes it (the fixture format).
+//! - [`core::labels`]: one container's labels → a member of an app, or a label error.
+//! - [`core::rule`]: Traefik v3 rule grammar; [`core::rule`]'s `regexp` submodule checks Go
+//!   regexp (RE2) syntax, so no rule Traefik would reject is ever written.
+//! - [`core::settings`]: the operator's choices that shape the files, recorded in the state.
+//! - [`core::model`]: the [`core::model::Fleet`]: members grouped into apps and slots, kept up
+//!   to date one container at a time, with a host-claim index; each change names the apps it
+//!   touched.
+//! - [`core::state`]: roles, settings, host claims and history: what pointsman owns.
+//! - [`core::ops`]: [`core::ops::Operation`] values (relabel, promote, rollback) and seeding,
+//!   applied to (fleet, state, now) → transitions, or a refusal in the operator's words.
+//! - [`core::traefik`]: a typed model of Traefik's dynamic configuration.
+//! - [`core::render`]: fleet + state → each app's configuration.
 //!
-//! Shell:
-//! - [`store`]: the directory, the state file, the lock, atomic writes.
-//! - [`docker`], [`watcher`]: Docker's API and the event/resync state machine.
-//! - [`controller`]: `pointsman run`, the single owner of the snapshot.
-//! - [`cli`], [`commands`]: arguments → validated config; what each subcommand does.
+//! [`backend`] — where configuration and state live:
+//! - [`backend::ConfigSink`] and [`backend::StateStore`]: the seams the controller and the CLI
+//!   write through (a state transaction that publishes configuration with it).
+//! - [`backend::dir`]: the directory implementation (atomic renames, flock, `state.json`).
+//! - [`backend::foreign`]: files in the directory pointsman does not own, checked as Traefik
+//!   will read them.
+//!
+//! [`docker`] — the Docker edge: connect, list, inspect; [`docker::watcher`] turns Docker into
+//! a stream of events and resyncs; [`docker::backoff`] spaces reconnects.
+//!
+//! [`controller`] — `pointsman run`: one owner of the model, fed by one stream of inputs.
+//!
+//! [`cli`] — arguments → one validated config; [`cli::commands`] runs each subcommand as one
+//! state transaction.
 
 pub mod backend;
 pub mod cli;

@@ -404,7 +404,7 @@ fn check_dir(dir: &Path) -> Result<DirReport, String> {
                 let bytes = fs::read(&path).map_err(|e| format!("read {}: {e}", path.display()))?;
                 let state: Value = serde_json::from_slice(&bytes)
                     .map_err(|e| format!("state.json: invalid ({e}): {:?}", String::from_utf8_lossy(&bytes)))?;
-                if state["format"] != 1
+                if state["format"] != 2
                     || !state["apps"].is_object()
                     || state["history"].as_array().is_none_or(|h| h.len() > 1000)
                 {

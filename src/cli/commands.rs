@@ -93,11 +93,14 @@ pub async fn execute(config: &Config) -> Result<(), Failure> {
     change(config, &settings, &mut backend, &operation).await
 }
 
-/// Records the settings in `state` (first writer, or `--reconfigure`), or checks that the
-/// recorded ones are still those this command resolved at its start.
-fn record_settings(state: &mut State, settings: &Settings, reconfigure: bool) -> Result<(), Failure> {
+/// Records the settings in `state` (the first writer that gives settings flags, or
+/// `--reconfigure`), or checks that the recorded ones are still those this command resolved
+/// at its start. A CLI call without settings flags on a directory with nothing recorded yet
+/// records nothing: the controller, started later with its flags, records those.
+fn record_settings(state: &mut State, settings: &Settings, config: &Config) -> Result<(), Failure> {
     match &state.settings {
-        Some(recorded) if recorded != settings && !reconfigure => Err(Failure::SettingsRaced),
+        Some(recorded) if recorded != settings && !config.reconfigure => Err(Failure::SettingsRaced),
+        None if config.proposed == Default::default() && !config.reconfigure => Ok(()),
         _ => {
             state.settings = Some(settings.clone());
             Ok(())
@@ -123,7 +126,7 @@ async fn change(config: &Config, settings: &Settings, backend: &mut Backend, op:
     };
     let app_label = settings.label("app");
     let ((message, _), _) = backend.store.transact(&mut backend.sink, |state| {
-        record_settings(state, settings, config.reconfigure)?;
+        record_settings(state, settings, config)?;
         let mut fleet = Fleet::build(&containers, settings);
         let mut others = state.claims.clone();
         if let Some(app) = &app {
@@ -204,7 +207,7 @@ async fn render_all(config: &Config, settings: &Settings, backend: &mut Backend,
     let published = backend.sink.published()?;
     backend.sink.forget();
     let (count, changes) = backend.store.transact(&mut backend.sink, |state| {
-        record_settings(state, settings, config.reconfigure)?;
+        record_settings(state, settings, config)?;
         ops::seed(state, &fleet, jiff::Timestamp::now(), Actor::Cli);
         state.claims = fleet.claims();
         let mut updates: Updates = render::render_all(&fleet, state, settings)
