@@ -144,6 +144,11 @@ impl Fleet {
         self.apps.get(name).filter(|_| !self.refused.contains_key(name))
     }
 
+    /// Why an app with containers is refused: the host it claims and the older app keeping it.
+    pub fn refusal(&self, name: &str) -> Option<(&str, &str)> {
+        self.refused.get(name).map(|(h, o)| (h.as_str(), o.as_str()))
+    }
+
     /// Apps with containers that are not refused, by name.
     pub fn apps(&self) -> impl Iterator<Item = &App> {
         self.apps.values().filter(|a| !self.refused.contains_key(&a.name))

@@ -74,6 +74,10 @@ pub struct Outcome {
 pub enum Refusal {
     #[error("unknown app {app}: no container carries its label{known}")]
     UnknownApp { app: String, known: String },
+    #[error(
+        "app {app} is refused: host {host} is already served by app {owner}, whose containers are older; give the host up in one of them"
+    )]
+    HostConflict { app: String, host: String, owner: String },
     #[error("app {app} has no slot {slot}{known}")]
     UnknownSlot { app: String, slot: String, known: String },
     #[error("no container named {target} (or with an id starting so) carries the app label; check `pointsman status`")]
@@ -395,6 +399,13 @@ fn describe(c: Condition, addressed: bool) -> &'static str {
 }
 
 fn app_of<'f>(fleet: &'f Fleet, app: &str) -> Result<&'f App, Refusal> {
+    if let Some((host, owner)) = fleet.refusal(app) {
+        return Err(Refusal::HostConflict {
+            app: app.into(),
+            host: host.into(),
+            owner: owner.into(),
+        });
+    }
     fleet.app(app).ok_or_else(|| unknown_app(fleet, app))
 }
 
