@@ -10,172 +10,19 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{Cleanup, Docker, Load, Traefik, wait_until};
+use support::harness::{APP, HOST, Harness, SETTLE, describe};
+use support::{Docker, Load, Traefik, wait_until};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pointsman");
-const APP: &str = "web";
-const HOST: &str = "web.test";
-/// Generous: Traefik's default 2 s throttle plus Docker's 1 s healthcheck interval.
-const SETTLE: Duration = Duration::from_secs(10);
-
-struct Harness {
-    prefix: String,
-    dir: PathBuf,
-    traefik: Traefik,
-    controller: Option<Child>,
-    cleanup: Cleanup,
-    started_controllers: usize,
-}
-
-impl Harness {
-    fn new(test: &str) -> Harness {
-        Docker::require_docker();
-        Docker::require_image(support::DEMO_IMAGE);
-        let cleanup = Cleanup::for_test(test);
-        let prefix = format!("pm{}", cleanup.id().replace('-', ""));
-        let dir = support::temp_dir(test).join("dynamic");
-        fs::create_dir_all(&dir).unwrap();
-        let traefik = Traefik::start(&dir);
-        Harness {
-            prefix,
-            dir,
-            traefik,
-            controller: None,
-            cleanup,
-            started_controllers: 0,
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.args(args)
-            .env("POINTSMAN_DIR", &self.dir)
-            .env("POINTSMAN_LABEL_PREFIX", &self.prefix)
-            .env("POINTSMAN_PREVIEW_ENTRYPOINT", "preview")
-            .env("POINTSMAN_LOG", "pointsman=debug");
-        c
-    }
-
-    /// Runs the CLI to completion.
-    fn cli(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("run pointsman")
-    }
-
-    fn cli_ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "pointsman {args:?} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn start_controller(&mut self) {
-        assert!(self.controller.is_none());
-        self.started_controllers += 1;
-        let log = fs::File::create(self.log_path(self.started_controllers)).unwrap();
-        let child = self
-            .cmd(&["run", "--resync-interval", "30"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start pointsman run");
-        self.controller = Some(child);
-    }
-
-    fn log_path(&self, n: usize) -> PathBuf {
-        self.dir.parent().unwrap().join(format!("controller-{n}.log"))
-    }
-
-    fn controller_log(&self) -> String {
-        fs::read_to_string(self.log_path(self.started_controllers)).unwrap_or_default()
-    }
-
-    fn signal_controller(&mut self, signal: &str) -> std::process::ExitStatus {
-        let mut child = self.controller.take().expect("controller running");
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        child.wait().unwrap()
-    }
-
-    /// Starts a demo container in `slot`, labelled for this test's controller.
-    fn deploy(&self, name: &str, slot: &str, version_label: Option<&str>, version: &str) -> String {
-        let name = format!("{}-{name}", self.cleanup.id());
-        let mut labels = vec![
-            (format!("{}.app", self.prefix), APP.to_string()),
-            (format!("{}.slot", self.prefix), slot.to_string()),
-            (format!("{}.host", self.prefix), HOST.to_string()),
-        ];
-        if let Some(v) = version_label {
-            labels.push((format!("{}.version", self.prefix), v.to_string()));
-        }
-        let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        Docker::run_demo(&self.cleanup, &name, &labels, &[("SLOT", slot), ("VERSION", version)]);
-        name
-    }
-
-    fn wait_healthy(&self, container: &str) {
-        wait_until(&format!("{container} healthy"), SETTLE, || {
-            (Docker::health(container).as_deref() == Some("healthy")).then_some(())
-        });
-    }
-
-    /// The body of a public request (`SLOT VERSION`), or the status when it is not 200.
-    fn public(&self, headers: &[(&str, &str)]) -> String {
-        describe(self.traefik.get(HOST, "/", headers))
-    }
-
-    fn preview(&self) -> String {
-        describe(self.traefik.get_preview(HOST, "/", &[]))
-    }
-
-    fn wait_public(&self, headers: &[(&str, &str)], expected: &str) {
-        wait_until(&format!("public {headers:?} answers {expected:?}"), SETTLE, || {
-            let got = self.public(headers);
-            (got == expected).then_some(())
-        });
-    }
-
-    fn state(&self) -> serde_json::Value {
-        serde_json::from_slice(&fs::read(self.dir.join(".pointsman/state.json")).expect("state.json")).unwrap()
-    }
-
-    fn stable(&self) -> Option<String> {
-        self.state()["apps"][APP]["stable"].as_str().map(String::from)
-    }
-
-    fn file(&self) -> String {
-        fs::read_to_string(self.dir.join(format!("pointsman-{APP}.yml"))).unwrap_or_default()
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.controller.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("--- controller log ---\n{}", self.controller_log());
-        }
-    }
-}
-
-fn describe(r: std::io::Result<support::HttpResponse>) -> String {
-    match r {
-        Ok(r) if r.status == 200 => r.body.trim().to_string(),
-        Ok(r) => format!("HTTP {}", r.status),
-        Err(e) => format!("error: {e}"),
-    }
+/// Every test here also routes the candidate on Traefik's `preview` entrypoint and resyncs
+/// every 30 s.
+fn harness(test: &str) -> Harness {
+    Harness::builder(test)
+        .preview_entrypoint("preview")
+        .controller_args(&["--resync-interval", "30"])
+        .start()
 }
 
 fn cookie(value: &str) -> (&'static str, String) {
@@ -183,7 +30,7 @@ fn cookie(value: &str) -> (&'static str, String) {
 }
 
 /// The blue (stable) / green (candidate) pair every test starts from, served through Traefik.
-fn blue_green(h: &mut Harness) -> (String, String) {
+fn blue_green(h: &Harness) -> (String, String) {
     let blue = h.deploy("blue", "blue", Some("stable"), "v1");
     let green = h.deploy("green", "green", Some("candidate"), "v2");
     h.start_controller();
@@ -197,8 +44,8 @@ fn blue_green(h: &mut Harness) -> (String, String) {
 // 6a
 #[test]
 fn stable_is_public_and_candidate_only_by_cookie_header_or_preview_entrypoint() {
-    let mut h = Harness::new("routes");
-    blue_green(&mut h);
+    let h = harness("routes");
+    blue_green(&h);
     for _ in 0..20 {
         assert_eq!(h.public(&[]), "blue v1", "public traffic reaches only the stable slot");
     }
@@ -223,8 +70,8 @@ fn stable_is_public_and_candidate_only_by_cookie_header_or_preview_entrypoint() 
 // 6b
 #[test]
 fn promote_moves_every_new_request_and_rollback_moves_them_back() {
-    let mut h = Harness::new("promote");
-    blue_green(&mut h);
+    let h = harness("promote");
+    blue_green(&h);
     std::thread::sleep(Duration::from_millis(2100)); // past Traefik's throttle window
     let load = Load::start(h.traefik.web_addr(), HOST, "/", &[], 4);
     wait_until("load flowing", SETTLE, || (load.sent() > 50).then_some(()));
@@ -273,8 +120,8 @@ fn promote_moves_every_new_request_and_rollback_moves_them_back() {
 // 6c
 #[test]
 fn promote_refuses_an_unhealthy_candidate_unless_forced() {
-    let mut h = Harness::new("gate");
-    let (_, green) = blue_green(&mut h);
+    let h = harness("gate");
+    let (_, green) = blue_green(&h);
     Docker::run(&["exec", &green, "/pointsman-demo", "fail"]);
     wait_until("green unhealthy", SETTLE, || {
         (Docker::health(&green).as_deref() == Some("unhealthy")).then_some(())
@@ -305,7 +152,7 @@ fn promote_refuses_an_unhealthy_candidate_unless_forced() {
 // 6d
 #[test]
 fn stopped_or_unhealthy_containers_leave_the_server_list_and_come_back() {
-    let mut h = Harness::new("servers");
+    let h = harness("servers");
     let one = h.deploy("blue-1", "blue", Some("stable"), "r1");
     let two = h.deploy("blue-2", "blue", Some("stable"), "r2");
     h.start_controller();
@@ -360,8 +207,8 @@ fn stopped_or_unhealthy_containers_leave_the_server_list_and_come_back() {
 // 6e
 #[test]
 fn roles_survive_sigkill_and_a_relabel_made_while_the_controller_was_down() {
-    let mut h = Harness::new("sigkill");
-    let (blue, _) = blue_green(&mut h);
+    let h = harness("sigkill");
+    let (blue, _) = blue_green(&h);
     h.cli_ok(&["promote", APP]);
     h.wait_public(&[], "green v2");
 
@@ -401,8 +248,8 @@ fn roles_survive_sigkill_and_a_relabel_made_while_the_controller_was_down() {
 // 6f
 #[test]
 fn a_cli_relabel_made_while_the_controller_runs_is_never_overwritten() {
-    let mut h = Harness::new("concurrent");
-    blue_green(&mut h);
+    let h = harness("concurrent");
+    blue_green(&h);
     h.cli_ok(&["relabel", &format!("{APP}/green"), "version=stable"]);
     h.wait_public(&[], "green v2");
     // Make the controller render several times: churn a third slot.
@@ -433,8 +280,8 @@ fn a_cli_relabel_made_while_the_controller_runs_is_never_overwritten() {
 // 6g
 #[test]
 fn a_recreated_idle_slot_stays_candidate_whatever_its_label_says() {
-    let mut h = Harness::new("redeploy");
-    let (_, green) = blue_green(&mut h);
+    let h = harness("redeploy");
+    let (_, green) = blue_green(&h);
     std::thread::sleep(Duration::from_millis(2100));
     let load = Load::start(h.traefik.web_addr(), HOST, "/", &[], 2);
     wait_until("load flowing", SETTLE, || (load.sent() > 20).then_some(()));
@@ -458,7 +305,7 @@ fn a_recreated_idle_slot_stays_candidate_whatever_its_label_says() {
 
 #[test]
 fn a_corrupt_state_file_stops_pointsman_with_exit_2_naming_the_file() {
-    let h = Harness::new("corrupt");
+    let h = harness("corrupt");
     let state = h.dir.join(".pointsman/state.json");
     fs::create_dir_all(state.parent().unwrap()).unwrap();
     fs::write(&state, "{\"format\": 1, \"apps\": {\"web\": {\"stable\": ").unwrap();
@@ -586,12 +433,12 @@ fn fill(path: &Path) {
 
 #[test]
 fn a_full_or_read_only_directory_is_a_clear_error_and_the_old_file_keeps_serving() {
-    let mut h = Harness::new("diskfull");
+    let mut h = harness("diskfull");
     // Swap the harness's directory for a small tmpfs that Traefik watches instead.
     let mount = Tmpfs::mount(&h.dir.parent().unwrap().join("small"), "256k");
     h.dir = mount.0.clone();
     h.traefik = Traefik::start(&h.dir);
-    blue_green(&mut h);
+    blue_green(&h);
     h.signal_controller("TERM");
     let before_file = h.file();
     let before_state = fs::read(h.dir.join(".pointsman/state.json")).unwrap();
@@ -623,7 +470,7 @@ fn a_full_or_read_only_directory_is_a_clear_error_and_the_old_file_keeps_serving
 
     // The controller keeps serving the old file and says why it cannot write.
     h.start_controller();
-    Docker::run(&["stop", "-t", "1", &format!("{}-green", h.cleanup.id())]);
+    Docker::run(&["stop", "-t", "1", &h.name("green")]);
     wait_until("controller reports the write error", SETTLE, || {
         h.controller_log().contains("No space left on device").then_some(())
     });
@@ -649,8 +496,8 @@ fn a_full_or_read_only_directory_is_a_clear_error_and_the_old_file_keeps_serving
 
 #[test]
 fn a_broken_foreign_file_is_reported_by_status_and_the_controller() {
-    let mut h = Harness::new("foreign");
-    blue_green(&mut h);
+    let h = harness("foreign");
+    blue_green(&h);
     fs::write(h.dir.join("middlewares.yml"), "http:\n  middlewares: [\n").unwrap();
     let status = h.cli_ok(&["status"]);
     assert!(
@@ -658,7 +505,7 @@ fn a_broken_foreign_file_is_reported_by_status_and_the_controller() {
         "{status}"
     );
     // The controller notices on its next render.
-    Docker::run(&["exec", &format!("{}-green", h.cleanup.id()), "/pointsman-demo", "fail"]);
+    Docker::run(&["exec", &h.name("green"), "/pointsman-demo", "fail"]);
     wait_until("controller warns", SETTLE, || {
         h.controller_log()
             .contains("middlewares.yml is not a file Traefik can load")

@@ -1,12 +1,24 @@
 //! Property test of the pure core: random containers with random (often hostile) labels go
 //! through labels → model → roles → render. Whatever the input, nothing panics and every file
 //! rendered is one Traefik can load: a comment line then JSON, no Go template action, every
-//! rule valid, every router pointing at a service that exists.
+//! rule valid, every router pointing at a service that exists; the same input renders the
+//! same bytes.
 //!
-//! Deterministic (a fixed xorshift seed), so a failure reproduces; `POINTSMAN_PROPERTY_CASES`
-//! raises the number of cases.
+//! On proptest, so a failure shrinks to the smallest label set that still fails. Deterministic
+//! by default (a fixed seed), so a failure reproduces; `PROPTEST_CASES` changes the number of
+//! cases (default 2000), `PROPTEST_RNG_SEED` the seed.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use proptest::prelude::*;
+use proptest::sample::select;
+use proptest::test_runner::{RngAlgorithm, RngSeed, TestError, TestRunner};
+
+// ---- the only calls into pointsman's library -------------------------------------------------
+//
+// Everything else in this file works on the plain description below ([`Case`]), so a change
+// of the core's API is adapted here and nowhere else.
 
 use pointsman::backend::dir;
 use pointsman::backend::foreign;
@@ -19,35 +31,166 @@ use pointsman::core::rule::Rule;
 use pointsman::core::settings::Settings;
 use pointsman::core::state::{Actor, State};
 
-struct Rng(u64);
+/// What the core made of one case: the files it rendered and how many containers it refused.
+struct Rendered {
+    files: BTreeMap<String, Vec<u8>>,
+    refused: usize,
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-    /// Mostly one of the first `good` items (valid values), sometimes any of them.
-    fn mostly<'a>(&mut self, items: &[&'a str], good: usize) -> &'a str {
-        if self.chance(85) {
-            self.pick(&items[..good])
-        } else {
-            self.pick(items)
+/// Runs one case through the whole core: containers and settings → fleet (label errors
+/// counted), roles seeded from the labels, the case's role changes (per app, in order: a
+/// promote, forced or not, then maybe a rollback; refusals are fine), then every file rendered.
+fn render_through_core(case: &Case) -> Rendered {
+    let settings = Settings {
+        preview_entrypoint: case.settings.preview_entrypoint.map(String::from),
+        network: case.settings.network.map(String::from),
+        allow_catch_all: case.settings.allow_catch_all,
+        allowed_hosts: case.settings.allowed_hosts.iter().map(|h| h.to_string()).collect(),
+        ..Settings::default()
+    };
+    let containers: Vec<Container> = case.containers.iter().enumerate().map(to_container).collect();
+    let fleet = Fleet::build(&containers, &settings);
+    let mut state = State::default();
+    ops::seed(&mut state, &fleet, jiff::Timestamp::UNIX_EPOCH, Actor::Controller);
+    let ctx = Context {
+        now: jiff::Timestamp::UNIX_EPOCH,
+        by: Actor::Cli,
+        app_label: "pointsman.app",
+    };
+    let apps: Vec<String> = fleet.app_names().cloned().collect();
+    for (app, change) in apps.into_iter().zip(&case.role_changes) {
+        let force = change.force_promote;
+        let _ = ops::apply(
+            &Operation::Promote {
+                app: app.clone(),
+                force,
+            },
+            &fleet,
+            &mut state,
+            ctx,
+        );
+        if change.rollback {
+            let _ = ops::apply(&Operation::Rollback { app }, &fleet, &mut state, ctx);
         }
     }
+    let configs = render::render_all(&fleet, &state, &settings);
+    for (app, config) in &configs {
+        assert!(
+            config.dangling_references().is_empty(),
+            "{app}: {:?}",
+            config.dangling_references()
+        );
+    }
+    Rendered {
+        files: configs
+            .iter()
+            .map(|(app, config)| (dir::file_name(app), dir::encode(config)))
+            .collect(),
+        refused: fleet.errors().len(),
+    }
 }
+
+fn to_container((i, spec): (usize, &ContainerSpec)) -> Container {
+    Container {
+        id: format!("{i:064x}"),
+        name: format!("/c{i}"),
+        created: spec.created.clone(),
+        state: ContainerState {
+            status: if spec.running {
+                "running".into()
+            } else {
+                "exited".into()
+            },
+            running: spec.running,
+            paused: spec.paused,
+            restarting: false,
+            started_at: spec.started_at.clone(),
+            health: spec.health.map(|status| Health {
+                status: status.to_string(),
+            }),
+        },
+        config: ContainerConfig {
+            labels: Some(
+                spec.labels
+                    .iter()
+                    .map(|(key, value)| (format!("pointsman.{key}"), value.clone()))
+                    .collect(),
+            ),
+            exposed_ports: Some(
+                spec.exposed_ports
+                    .iter()
+                    .map(|p| (p.to_string(), serde_json::json!({})))
+                    .collect(),
+            ),
+        },
+        network_settings: NetworkSettings {
+            networks: Some(
+                spec.networks
+                    .iter()
+                    .map(|(name, ip)| (name.to_string(), Endpoint { ip_address: ip.clone() }))
+                    .collect(),
+            ),
+        },
+    }
+}
+
+/// Is `name` a file name the core would recognise as one of its own?
+fn is_app_file_name(name: &str) -> bool {
+    dir::app_of_file(name).is_some()
+}
+
+/// pointsman's check of a file the way Traefik's file provider reads it (Go template, then YAML).
+fn traefik_would_load(text: &str) -> Result<(), String> {
+    foreign::check_text(text, "yml")
+}
+
+/// Is `rule` one Traefik accepts? The oracle here is pointsman's own rule parser, so this only
+/// shows that the renderer never writes a rule its parser refuses; a separate test checks
+/// rules against a real Traefik.
+fn rule_is_valid(rule: &str) -> Result<(), String> {
+    Rule::parse(rule).map(drop).map_err(|e| e.to_string())
+}
+
+// ---- cases ------------------------------------------------------------------------------------
+
+/// One generated input: settings, containers and the role changes to make.
+#[derive(Debug, Clone)]
+struct Case {
+    settings: SettingsSpec,
+    containers: Vec<ContainerSpec>,
+    /// The first ones go to the fleet's apps, in order (there are never more apps than containers).
+    role_changes: Vec<RoleChange>,
+}
+
+#[derive(Debug, Clone)]
+struct SettingsSpec {
+    preview_entrypoint: Option<&'static str>,
+    network: Option<&'static str>,
+    allow_catch_all: bool,
+    allowed_hosts: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone)]
+struct ContainerSpec {
+    /// Label key without the prefix (`app`, `rule`…) → value.
+    labels: BTreeMap<&'static str, String>,
+    /// Network name → IP address.
+    networks: BTreeMap<&'static str, String>,
+    exposed_ports: Vec<&'static str>,
+    running: bool,
+    paused: bool,
+    health: Option<&'static str>,
+    created: String,
+    started_at: String,
+}
+
+#[derive(Debug, Clone)]
+struct RoleChange {
+    force_promote: bool,
+    rollback: bool,
+}
+
+const MAX_CONTAINERS: usize = 12;
 
 const APPS: &[&str] = &[
     "web", "api", "shop", "Web", "we_b", "wéb", "-x", "a-", "", "{{x}}", "web\n",
@@ -106,91 +249,157 @@ const PORTS: &[&str] = &["80", "8080", "0", "-1", "65536", "http", " 80", "80 "]
 const ENTRYPOINTS: &[&str] = &["web", "web,websecure", "preview", "", "web,,x", "w}}", "web web"];
 const NETWORKS: &[&str] = &["front", "back", "nowhere", ""];
 const HEALTH: &[&str] = &["healthy", "unhealthy", "starting", "none"];
+const EXPOSED: &[&str] = &["80/tcp", "8080/tcp", "53/udp"];
 
-fn random_rule(rng: &mut Rng) -> String {
-    if rng.chance(75) {
-        let a = rng.pick(&RULE_PARTS[..2]);
-        let b = rng.pick(&RULE_PARTS[..10]);
-        return format!("{a} {} {b}", rng.pick(&["&&", "||"]));
-    }
-    (0..1 + rng.below(8)).map(|_| rng.pick(RULE_PARTS)).collect()
+/// Mostly (85 %) one of the first `good` values (the valid ones), sometimes any of them.
+fn mostly(values: &'static [&'static str], good: usize) -> impl Strategy<Value = String> {
+    prop_oneof![85 => select(&values[..good]), 15 => select(values)].prop_map(String::from)
 }
 
-fn random_container(rng: &mut Rng, i: usize) -> Container {
-    let mut labels = BTreeMap::new();
-    let mut put = |rng: &mut Rng, key: &str, percent: usize, value: &mut dyn FnMut(&mut Rng) -> String| {
-        if rng.chance(percent) {
-            labels.insert(format!("pointsman.{key}"), value(rng));
+/// Present `percent` % of the time.
+fn sometimes<S: Strategy>(percent: u32, s: S) -> impl Strategy<Value = Option<S::Value>> {
+    proptest::option::weighted(f64::from(percent) / 100.0, s)
+}
+
+fn chance(percent: u32) -> impl Strategy<Value = bool> {
+    proptest::bool::weighted(f64::from(percent) / 100.0)
+}
+
+/// Mostly a well-formed `Host(…) && MATCHER`, sometimes up to 8 random pieces of rule syntax.
+fn rule() -> impl Strategy<Value = String> {
+    let well_formed = (
+        select(&RULE_PARTS[..2]),
+        select(&["&&", "||"][..]),
+        select(&RULE_PARTS[..10]),
+    )
+        .prop_map(|(a, op, b)| format!("{a} {op} {b}"));
+    let pieces = proptest::collection::vec(select(RULE_PARTS), 1..=8).prop_map(|p| p.concat());
+    prop_oneof![75 => well_formed, 25 => pieces]
+}
+
+fn labels() -> impl Strategy<Value = BTreeMap<&'static str, String>> {
+    // The routing label: mostly `host` alone or `rule` alone, now and then both or neither.
+    let routing = (chance(40), chance(5), chance(95), rule(), mostly(HOSTS, 3)).prop_map(
+        |(use_rule, other_too, host_present, rule, host)| {
+            if use_rule {
+                (Some(rule), other_too.then_some(host))
+            } else {
+                (other_too.then_some(rule), host_present.then_some(host))
+            }
+        },
+    );
+    (
+        (
+            sometimes(95, mostly(APPS, 3)),
+            sometimes(80, mostly(SLOTS, 4)),
+            sometimes(60, mostly(VERSIONS, 2)),
+            routing,
+        ),
+        (
+            sometimes(30, mostly(PORTS, 2)),
+            sometimes(20, mostly(ENTRYPOINTS, 2)),
+            sometimes(20, mostly(NETWORKS, 2)),
+            // A 5 kB rule now and then.
+            chance(3),
+        ),
+    )
+        .prop_map(
+            |((app, slot, version, (rule, host)), (port, entrypoints, network, huge_rule))| {
+                let huge_rule = huge_rule.then(|| format!("Host(`{}`)", "a".repeat(5000)));
+                [
+                    ("app", app),
+                    ("slot", slot),
+                    ("version", version),
+                    ("rule", huge_rule.or(rule)),
+                    ("host", host),
+                    ("port", port),
+                    ("entrypoints", entrypoints),
+                    ("network", network),
+                ]
+                .into_iter()
+                .filter_map(|(key, value)| Some((key, value?)))
+                .collect()
+            },
+        )
+}
+
+fn ip() -> impl Strategy<Value = String> {
+    (0..3u32, 1..=250u32).prop_map(|(b, d)| format!("10.{b}.0.{d}"))
+}
+
+fn container() -> impl Strategy<Value = ContainerSpec> {
+    let networks = (ip(), sometimes(15, ip())).prop_map(|(front, back)| {
+        let mut networks = BTreeMap::from([("front", front)]);
+        if let Some(back) = back {
+            networks.insert("back", back);
         }
-    };
-    put(rng, "app", 95, &mut |r| r.mostly(APPS, 3).to_string());
-    put(rng, "slot", 80, &mut |r| r.mostly(SLOTS, 4).to_string());
-    put(rng, "version", 60, &mut |r| r.mostly(VERSIONS, 2).to_string());
-    let use_rule = rng.chance(40);
-    put(rng, "rule", if use_rule { 100 } else { 5 }, &mut random_rule);
-    put(rng, "host", if use_rule { 5 } else { 95 }, &mut |r| {
-        r.mostly(HOSTS, 3).to_string()
+        networks
     });
-    put(rng, "port", 30, &mut |r| r.mostly(PORTS, 2).to_string());
-    put(rng, "entrypoints", 20, &mut |r| r.mostly(ENTRYPOINTS, 2).to_string());
-    put(rng, "network", 20, &mut |r| r.mostly(NETWORKS, 2).to_string());
-    if rng.chance(3) {
-        labels.insert("pointsman.rule".into(), format!("Host(`{}`)", "a".repeat(5000)));
-    }
-    let mut networks = BTreeMap::new();
-    for n in ["front", "back"] {
-        if networks.is_empty() || rng.chance(15) {
-            networks.insert(
-                n.to_string(),
-                Endpoint {
-                    ip_address: format!("10.{}.0.{}", rng.below(3), 1 + rng.below(250)),
-                },
-            );
-        }
-    }
-    let count = if rng.chance(80) { 1 } else { rng.below(3) };
-    let ports: Vec<&str> = (0..count)
-        .map(|_| rng.pick(&["80/tcp", "8080/tcp", "53/udp"]))
-        .collect();
-    let running = rng.chance(85);
-    Container {
-        id: format!("{i:064x}"),
-        name: format!("/c{i}"),
-        created: format!("2026-11-26T05:{:02}:{:02}Z", rng.below(60), rng.below(60)),
-        state: ContainerState {
-            status: if running { "running".into() } else { "exited".into() },
-            running,
-            paused: rng.chance(5),
-            restarting: false,
-            started_at: format!(
-                "2026-11-26T06:{:02}:{:02}.{}Z",
-                rng.below(60),
-                rng.below(60),
-                rng.below(1000)
-            ),
-            health: rng.chance(50).then(|| Health {
-                status: rng.pick(HEALTH).to_string(),
-            }),
-        },
-        config: ContainerConfig {
-            labels: Some(labels),
-            exposed_ports: Some(
-                ports
-                    .into_iter()
-                    .map(|p| (p.to_string(), serde_json::json!({})))
-                    .collect(),
-            ),
-        },
-        network_settings: NetworkSettings {
-            networks: Some(networks),
-        },
-    }
+    // Mostly one exposed port, sometimes none or two.
+    let exposed = prop_oneof![
+        80 => proptest::collection::vec(select(EXPOSED), 1),
+        20 => proptest::collection::vec(select(EXPOSED), 0..3),
+    ];
+    let created = (0..60u32, 0..60u32).prop_map(|(m, s)| format!("2026-11-26T05:{m:02}:{s:02}Z"));
+    let started_at =
+        (0..60u32, 0..60u32, 0..1000u32).prop_map(|(m, s, ms)| format!("2026-11-26T06:{m:02}:{s:02}.{ms}Z"));
+    (
+        labels(),
+        networks,
+        exposed,
+        (chance(85), chance(5), sometimes(50, select(HEALTH))),
+        created,
+        started_at,
+    )
+        .prop_map(
+            |(labels, networks, exposed_ports, (running, paused, health), created, started_at)| ContainerSpec {
+                labels,
+                networks,
+                exposed_ports,
+                running,
+                paused,
+                health,
+                created,
+                started_at,
+            },
+        )
 }
+
+fn settings() -> impl Strategy<Value = SettingsSpec> {
+    (chance(50), chance(20), chance(30), chance(20)).prop_map(|(preview, network, catch_all, allowed)| SettingsSpec {
+        preview_entrypoint: preview.then_some("preview"),
+        network: network.then_some("front"),
+        allow_catch_all: catch_all,
+        allowed_hosts: if allowed { vec!["*.example.com"] } else { vec![] },
+    })
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    let role_change = (chance(50), chance(30)).prop_map(|(force_promote, rollback)| RoleChange {
+        force_promote,
+        rollback,
+    });
+    // One role change per container: never fewer than the apps, and they shrink together.
+    (
+        settings(),
+        proptest::collection::vec((container(), role_change), 1..=MAX_CONTAINERS),
+    )
+        .prop_map(|(settings, containers)| {
+            let (containers, role_changes) = containers.into_iter().unzip();
+            Case {
+                settings,
+                containers,
+                role_changes,
+            }
+        })
+}
+
+// ---- the property -----------------------------------------------------------------------------
 
 /// Checks one rendered file the way Traefik would read it.
 fn assert_loadable(name: &str, bytes: &[u8]) {
     let text = std::str::from_utf8(bytes).expect("UTF-8");
-    foreign::check_text(text, "yml").unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
+    traefik_would_load(text).unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
     assert!(
         !text.contains("{{"),
         "{name}: a Go template action would be evaluated:\n{text}"
@@ -203,7 +412,7 @@ fn assert_loadable(name: &str, bytes: &[u8]) {
     assert!(!routers.is_empty());
     for (r, router) in routers {
         let rule = router["rule"].as_str().expect("rule");
-        Rule::parse(rule).unwrap_or_else(|e| panic!("{name}: router {r} has a rule Traefik rejects: {e}: {rule}"));
+        rule_is_valid(rule).unwrap_or_else(|e| panic!("{name}: router {r} has a rule Traefik rejects: {e}: {rule}"));
         let service = router["service"].as_str().expect("service");
         assert!(
             services.contains_key(service),
@@ -226,68 +435,46 @@ fn assert_loadable(name: &str, bytes: &[u8]) {
 
 #[test]
 fn random_labels_never_panic_and_always_render_loadable_files() {
-    let cases: usize = std::env::var("POINTSMAN_PROPERTY_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let (mut rendered, mut refused) = (0usize, 0usize);
-    for case in 0..cases {
-        let settings = Settings {
-            preview_entrypoint: rng.chance(50).then(|| "preview".to_string()),
-            network: rng.chance(20).then(|| "front".to_string()),
-            allow_catch_all: rng.chance(30),
-            allowed_hosts: if rng.chance(20) {
-                vec!["*.example.com".into()]
-            } else {
-                vec![]
-            },
-            ..Settings::default()
-        };
-        let containers: Vec<Container> = (0..1 + rng.below(12)).map(|i| random_container(&mut rng, i)).collect();
-        let fleet = Fleet::build(&containers, &settings);
-        refused += fleet.errors().len();
-        let mut state = State::default();
-        ops::seed(&mut state, &fleet, jiff::Timestamp::UNIX_EPOCH, Actor::Controller);
-        // Random role changes too: promote (forced or not), rollback, pins.
-        let ctx = Context {
-            now: jiff::Timestamp::UNIX_EPOCH,
-            by: Actor::Cli,
-            app_label: "pointsman.app",
-        };
-        let apps: Vec<String> = fleet.app_names().cloned().collect();
-        for app in apps {
-            let force = rng.chance(50);
-            let _ = ops::apply(
-                &Operation::Promote {
-                    app: app.clone(),
-                    force,
-                },
-                &fleet,
-                &mut state,
-                ctx,
-            );
-            if rng.chance(30) {
-                let _ = ops::apply(&Operation::Rollback { app }, &fleet, &mut state, ctx);
-            }
-        }
-        let files = render::render_all(&fleet, &state, &settings);
-        for (app, config) in &files {
-            let name = dir::file_name(app);
-            assert!(dir::app_of_file(&name).is_some(), "case {case}: file name {name}");
-            assert!(config.dangling_references().is_empty(), "case {case}: {name}");
-            assert_loadable(&format!("case {case}: {name}"), &dir::encode(config));
-            rendered += 1;
+    // ProptestConfig::default() reads PROPTEST_CASES, PROPTEST_RNG_SEED, PROPTEST_RNG_ALGORITHM.
+    let mut config = ProptestConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = 2000;
+    }
+    if matches!(config.rng_seed, RngSeed::Random) {
+        config.rng_seed = RngSeed::Fixed(0x9e37_79b9_7f4a_7c15);
+    }
+    if std::env::var_os("PROPTEST_RNG_ALGORITHM").is_none() {
+        // The default, ChaCha, takes a third of this test's time in a debug build.
+        config.rng_algorithm = RngAlgorithm::XorShift;
+    }
+    // Deterministic: a failure reproduces from the seed, and is printed shrunk.
+    config.failure_persistence = None;
+    let cases = config.cases;
+    let mut runner = TestRunner::new(config);
+
+    let (rendered, refused) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let result = runner.run(&case(), |case| {
+        // A panic anywhere in here (the core's or an assertion's) fails the case and is shrunk.
+        let out = render_through_core(&case);
+        for (name, bytes) in &out.files {
+            assert!(is_app_file_name(name), "file name {name}");
+            assert_loadable(name, bytes);
         }
         // Deterministic: the same input renders the same bytes.
-        assert_eq!(
-            files,
-            render::render_all(&Fleet::build(&containers, &settings), &state, &settings)
-        );
+        assert_eq!(out.files, render_through_core(&case).files);
+        rendered.fetch_add(out.files.len(), Ordering::Relaxed);
+        refused.fetch_add(out.refused, Ordering::Relaxed);
+        Ok(())
+    });
+    match result {
+        Ok(()) => {}
+        Err(TestError::Fail(reason, case)) => panic!("{reason}\nsmallest failing case: {case:#?}"),
+        Err(e) => panic!("{e}"),
     }
+    let (rendered, refused) = (rendered.into_inner(), refused.into_inner());
     eprintln!("{cases} cases: {rendered} files rendered and checked, {refused} containers refused");
     assert!(
-        rendered > cases / 4 && refused > cases,
+        rendered > cases as usize / 4 && refused > cases as usize,
         "the generator exercises both paths"
     );
 }

@@ -9,31 +9,26 @@
 //!
 //! The tests take turns ([`serial`]): they measure times on a small machine, and a storm in one
 //! would slow the clock of another. Each prints what it measured (`-- --nocapture`).
-//! Like `tests/integration.rs`, each test has its own label prefix, directory and Traefik, and
-//! fails (never skips) when Docker, the images or Traefik are missing.
+//! Like `tests/integration.rs`, each test has its own [`Harness`] (label prefix, directory,
+//! Traefik, controller), and fails (never skips) when Docker, the images or Traefik are missing.
 
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{Read, Write};
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
+use support::harness::{APP, HOST, Harness, SETTLE, output_text};
 use support::proxy::DockerProxy;
-use support::{Cleanup, Docker, Traefik, TraefikOptions, wait_for, wait_until};
+use support::{Docker, TraefikOptions, wait_for, wait_until};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pointsman");
-const APP: &str = "web";
-const HOST: &str = "web.test";
-/// Generous: Traefik's default 2 s throttle plus Docker's 1 s healthcheck interval.
-const SETTLE: Duration = Duration::from_secs(10);
 /// The `--backoff-cap` the fault tests run the controller with.
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
 /// What "within the backoff cap" may add: one listing and one render, on a loaded machine.
@@ -43,254 +38,6 @@ const MARGIN: Duration = Duration::from_secs(1);
 fn serial() -> MutexGuard<'static, ()> {
     static TURN: Mutex<()> = Mutex::new(());
     TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-// ---- harness -----------------------------------------------------------------------------------
-
-/// One test's world: label prefix, dynamic directory, Traefik, and the controller, which may be
-/// killed and restarted from one thread while others run CLI commands (hence `&self` everywhere).
-struct Harness {
-    prefix: String,
-    dir: PathBuf,
-    traefik: Traefik,
-    /// `DOCKER_HOST` for the controller and the CLI; None: Docker's own socket.
-    docker_host: Option<String>,
-    controller: Mutex<Option<Child>>,
-    started: AtomicUsize,
-    cleanup: Cleanup,
-}
-
-impl Harness {
-    fn new(test: &str) -> Harness {
-        Self::with_traefik(test, TraefikOptions::default())
-    }
-
-    fn with_traefik(test: &str, options: TraefikOptions) -> Harness {
-        Docker::require_docker();
-        Docker::require_image(support::DEMO_IMAGE);
-        let cleanup = Cleanup::for_test(test);
-        let prefix = format!("pm{}", cleanup.id().replace('-', ""));
-        let dir = support::temp_dir(test).join("dynamic");
-        fs::create_dir_all(&dir).unwrap();
-        let traefik = Traefik::start_with(&dir, options);
-        Harness {
-            prefix,
-            dir,
-            traefik,
-            docker_host: None,
-            controller: Mutex::new(None),
-            started: AtomicUsize::new(0),
-            cleanup,
-        }
-    }
-
-    fn through(mut self, proxy: &DockerProxy) -> Harness {
-        self.docker_host = Some(proxy.docker_host());
-        self
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.args(args)
-            .env("POINTSMAN_DIR", &self.dir)
-            .env("POINTSMAN_LABEL_PREFIX", &self.prefix)
-            .env("POINTSMAN_LOG", "pointsman=debug")
-            .stdin(Stdio::null());
-        match &self.docker_host {
-            Some(host) => c.env("DOCKER_HOST", host),
-            None => c.env_remove("DOCKER_HOST"),
-        };
-        c
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("run pointsman")
-    }
-
-    fn cli_ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "pointsman {args:?} failed ({}): {}",
-            out.status,
-            text(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// `pointsman run ARGS`, logging to `controller-N.log` beside the directory.
-    fn start_controller(&self, args: &[&str]) {
-        let mut slot = self.controller.lock().unwrap();
-        assert!(slot.is_none(), "a controller is already running");
-        let n = self.started.fetch_add(1, Ordering::SeqCst) + 1;
-        let log = fs::File::create(self.log_path(n)).unwrap();
-        let mut all = vec!["run"];
-        all.extend_from_slice(args);
-        let child = self
-            .cmd(&all)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start pointsman run");
-        *slot = Some(child);
-    }
-
-    /// SIGKILL; panics if the controller had already exited on its own.
-    fn kill_controller(&self) {
-        let mut child = self.controller.lock().unwrap().take().expect("controller running");
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "the controller exited on its own ({status}); log:\n{}",
-                self.controller_log()
-            );
-        }
-        child.kill().expect("SIGKILL the controller");
-        let status: ExitStatus = child.wait().unwrap();
-        assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status}");
-    }
-
-    fn controller_pid(&self) -> u32 {
-        self.controller
-            .lock()
-            .unwrap()
-            .as_ref()
-            .expect("controller running")
-            .id()
-    }
-
-    fn log_path(&self, n: usize) -> PathBuf {
-        self.dir.parent().unwrap().join(format!("controller-{n}.log"))
-    }
-
-    /// The log of the latest controller, without terminal colour codes.
-    fn controller_log(&self) -> String {
-        let log = fs::read_to_string(self.log_path(self.started.load(Ordering::SeqCst))).unwrap_or_default();
-        strip_ansi(&log)
-    }
-
-    fn name(&self, name: &str) -> String {
-        format!("{}-{name}", self.cleanup.id())
-    }
-
-    /// `docker run` arguments for a demo container in `slot`, labelled for this test.
-    fn demo_args(&self, name: &str, slot: &str, version_label: Option<&str>, version: &str) -> Vec<String> {
-        let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), self.name(name)];
-        let mut labels = vec![
-            self.cleanup.label().to_string(),
-            format!("{}.app={APP}", self.prefix),
-            format!("{}.slot={slot}", self.prefix),
-            format!("{}.host={HOST}", self.prefix),
-        ];
-        if let Some(v) = version_label {
-            labels.push(format!("{}.version={v}", self.prefix));
-        }
-        for l in labels {
-            args.extend(["--label".into(), l]);
-        }
-        args.extend([
-            "-e".into(),
-            format!("SLOT={slot}"),
-            "-e".into(),
-            format!("VERSION={version}"),
-        ]);
-        args.push(support::DEMO_IMAGE.into());
-        args
-    }
-
-    /// Starts a demo container (it answers `SLOT VERSION`); returns its name.
-    fn deploy(&self, name: &str, slot: &str, version_label: Option<&str>, version: &str) -> String {
-        let args = self.demo_args(name, slot, version_label, version);
-        Docker::run(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        self.name(name)
-    }
-
-    fn wait_healthy(&self, container: &str) {
-        wait_until(&format!("{container} healthy"), SETTLE, || {
-            (Docker::health(container).as_deref() == Some("healthy")).then_some(())
-        });
-    }
-
-    /// The body of a public request (`SLOT VERSION`), or the status when it is not 200.
-    fn public(&self) -> String {
-        match self.traefik.get(HOST, "/", &[]) {
-            Ok(r) if r.status == 200 => r.body.trim().to_string(),
-            Ok(r) => format!("HTTP {}", r.status),
-            Err(e) => format!("error: {e}"),
-        }
-    }
-
-    fn wait_public(&self, expected: &str) {
-        wait_until(&format!("public answers {expected:?}"), SETTLE, || {
-            (self.public() == expected).then_some(())
-        });
-    }
-
-    fn state(&self) -> Value {
-        serde_json::from_slice(&fs::read(self.dir.join(".pointsman/state.json")).expect("state.json")).unwrap()
-    }
-
-    fn stable(&self) -> Option<String> {
-        self.state()["apps"][APP]["stable"].as_str().map(String::from)
-    }
-
-    fn file(&self) -> String {
-        fs::read_to_string(self.dir.join(format!("pointsman-{APP}.yml"))).unwrap_or_default()
-    }
-
-    /// Waits until the app's file lists exactly what `want` says about each address.
-    fn wait_servers(&self, what: &str, want: &[(&str, bool)]) -> Instant {
-        wait_for(what, SETTLE, || {
-            let file = self.file();
-            let seen: Vec<(&str, bool)> = want
-                .iter()
-                .map(|(ip, _)| (*ip, file.contains(&format!("http://{ip}:80"))))
-                .collect();
-            if seen == want { Ok(Instant::now()) } else { Err(seen) }
-        })
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.controller.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if thread::panicking() {
-            let log = self.controller_log();
-            let tail: Vec<&str> = log.lines().rev().take(80).collect();
-            eprintln!("--- controller log (last 80 lines) ---");
-            for l in tail.iter().rev() {
-                eprintln!("{l}");
-            }
-        }
-    }
-}
-
-/// Drops `ESC [ … letter` sequences (the log's colours, if any).
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// xorshift64*: reproducible choices from a printed seed, no dependency.
@@ -550,7 +297,11 @@ fn storm_worker(h: &Harness, storm: &Storm, worker: usize, seed: u64, cores: &[S
                     storm.refused.fetch_add(1, Ordering::SeqCst);
                     Ok(())
                 }
-                _ => Err(format!("pointsman {args:?} failed ({}): {}", out.status, text(&out))),
+                _ => Err(format!(
+                    "pointsman {args:?} failed ({}): {}",
+                    out.status,
+                    output_text(&out)
+                )),
             };
             (kind, result)
         };
@@ -570,7 +321,11 @@ fn storm_worker(h: &Harness, storm: &Storm, worker: usize, seed: u64, cores: &[S
 /// pointsman has converged when nothing would be rewritten: `render --check` is clean.
 fn files_converged(h: &Harness) -> Result<(), String> {
     let out = h.cli(&["render", "--check"]);
-    if out.status.success() { Ok(()) } else { Err(text(&out)) }
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(output_text(&out))
+    }
 }
 
 /// One public request with a short timeout. While Traefik still routes to a removed
@@ -680,17 +435,17 @@ fn sigkill_at_random_moments_during_a_storm_never_breaks_a_file_or_routing() {
         providers_throttle: Some("200ms".into()),
         ..TraefikOptions::default()
     };
-    let h = Harness::with_traefik("crash", options);
+    let h = Harness::builder("crash").traefik(options).start();
     // One core replica per slot that the storm never touches, so whichever slot is stable always
     // has a healthy server: then any non-2xx is pointsman's (or a churned replica's) doing.
     let cores = [
         h.deploy("blue-core", "blue", Some("stable"), "core"),
         h.deploy("green-core", "green", Some("candidate"), "core"),
     ];
-    h.start_controller(&[]);
+    h.start_controller();
     h.wait_healthy(&cores[0]);
     h.wait_healthy(&cores[1]);
-    h.wait_public("blue core");
+    h.wait_public(&[], "blue core");
     let load = Prober::start(h.traefik.web_addr());
 
     const WORKERS: usize = 3;
@@ -730,7 +485,7 @@ fn sigkill_at_random_moments_during_a_storm_never_breaks_a_file_or_routing() {
                 Err(e) => panic!("after kill {kills}, storm paused: {e}"),
             }
             let restarted = Instant::now();
-            h.start_controller(&[]);
+            h.start_controller();
             wait_for(&format!("files to converge after restart {kills}"), SETTLE, || {
                 files_converged(&h)
             });
@@ -821,10 +576,10 @@ fn sigkill_at_random_moments_during_a_storm_never_breaks_a_file_or_routing() {
 fn a_cut_event_stream_is_reconnected_and_no_stale_server_outlives_the_backoff_cap() {
     let _turn = serial();
     let proxy = DockerProxy::start();
-    let h = Harness::new("faults").through(&proxy);
+    let h = Harness::builder("faults").docker_proxy(&proxy).start();
     let one = h.deploy("blue-1", "blue", Some("stable"), "r1");
     let two = h.deploy("blue-2", "blue", Some("stable"), "r2");
-    h.start_controller(&["--backoff-cap", "2", "--resync-interval", "300"]);
+    h.start_controller_with(&["--backoff-cap", "2", "--resync-interval", "300"]);
     h.wait_healthy(&one);
     h.wait_healthy(&two);
     let (ip1, ip2) = (Docker::ip(&one), Docker::ip(&two));
@@ -928,7 +683,7 @@ fn docker_unreachable_at_start_is_retried_and_reported_and_the_files_are_left_al
     let _turn = serial();
     let proxy = DockerProxy::start();
     proxy.set_down(true);
-    let h = Harness::new("unreachable").through(&proxy);
+    let h = Harness::builder("unreachable").docker_proxy(&proxy).start();
     let blue = h.deploy("blue-1", "blue", Some("candidate"), "v1");
     // What an earlier controller left: blue is stable (the labels say candidate: state wins),
     // and the file routes to an address that no longer serves (TEST-NET-1).
@@ -965,7 +720,7 @@ fn docker_unreachable_at_start_is_retried_and_reported_and_the_files_are_left_al
     h.wait_healthy(&blue);
 
     let started = Instant::now();
-    h.start_controller(&["--backoff-cap", "2"]);
+    h.start_controller_with(&["--backoff-cap", "2"]);
     wait_until("three retries logged", SETTLE, || {
         (count(&h.controller_log(), "lost Docker; routing stays as written, retrying") >= 3).then_some(())
     });
@@ -996,7 +751,7 @@ fn docker_unreachable_at_start_is_retried_and_reported_and_the_files_are_left_al
         &[(&ip, true), ("192.0.2.1", false)],
     );
     let synced_after = up_at.elapsed();
-    h.wait_public("blue v1");
+    h.wait_public(&[], "blue v1");
     let state = h.state();
     let log = h.controller_log();
     eprintln!(
@@ -1022,15 +777,15 @@ fn a_docker_that_never_answers_is_timed_out_reported_and_retried() {
     let _turn = serial();
     let proxy = DockerProxy::start();
     proxy.set_stalled(true);
-    let h = Harness::new("hung").through(&proxy);
+    let h = Harness::builder("hung").docker_proxy(&proxy).start();
     let blue = h.deploy("blue-1", "blue", Some("stable"), "v1");
     h.wait_healthy(&blue);
     let ip = Docker::ip(&blue);
 
     let started = Instant::now();
-    h.start_controller(&["--backoff-cap", "2"]);
+    h.start_controller_with(&["--backoff-cap", "2"]);
     let cli = h
-        .cmd(&["status"])
+        .command(&["status"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -1049,12 +804,12 @@ fn a_docker_that_never_answers_is_timed_out_reported_and_retried() {
         out.status.code(),
         Some(2),
         "the CLI gives up with exit 2: {}",
-        text(&out)
+        output_text(&out)
     );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("cannot reach Docker"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     assert!(
         !h.dir.join(format!("pointsman-{APP}.yml")).exists(),
@@ -1096,11 +851,11 @@ fn two_hundred_parallel_relabels_are_all_recorded_in_one_serial_order() {
             containers.push(h.deploy(&slot, &slot, None, "v1"));
         }
     }
-    h.start_controller(&[]);
+    h.start_controller();
     for c in &containers {
         h.wait_healthy(c);
     }
-    h.wait_public("base v0");
+    h.wait_public(&[], "base v0");
     let noise = containers[1].clone();
 
     let renders_before = count(&h.controller_log(), "files updated");
@@ -1203,8 +958,8 @@ fn two_hundred_parallel_relabels_are_all_recorded_in_one_serial_order() {
         Some(last),
         "the final state is the last transition"
     );
-    assert!(check.status.success(), "no drift at the end: {}", text(&check));
-    h.wait_public(&format!("{last} v1"));
+    assert!(check.status.success(), "no drift at the end: {}", output_text(&check));
+    h.wait_public(&[], &format!("{last} v1"));
 }
 
 // ---- 4. least privilege -------------------------------------------------------------------------
@@ -1253,17 +1008,17 @@ fn is_loopback(socket: &str) -> bool {
 fn the_controller_and_the_cli_work_through_a_proxy_that_allows_only_get() {
     let _turn = serial();
     let proxy = DockerProxy::get_only();
-    let h = Harness::new("readonly").through(&proxy);
+    let h = Harness::builder("readonly").docker_proxy(&proxy).start();
     let one = h.deploy("blue-1", "blue", Some("stable"), "v1");
     let two = h.deploy("blue-2", "blue", Some("stable"), "v1");
     let green = h.deploy("green-1", "green", Some("candidate"), "v2");
-    h.start_controller(&[]);
+    h.start_controller();
     for c in [&one, &two, &green] {
         h.wait_healthy(c);
     }
     let (ip1, ip2, ipg) = (Docker::ip(&one), Docker::ip(&two), Docker::ip(&green));
     h.wait_servers("every replica routed", &[(&ip1, true), (&ip2, true), (&ipg, true)]);
-    h.wait_public("blue v1");
+    h.wait_public(&[], "blue v1");
 
     // Events reach the controller through the proxy: a stop, a health flip and back.
     Docker::run(&["stop", "-t", "1", &two]);
@@ -1275,7 +1030,7 @@ fn the_controller_and_the_cli_work_through_a_proxy_that_allows_only_get() {
     // The CLI reads Docker through the same proxy.
     let out = h.cli_ok(&["promote", APP]);
     assert!(out.contains("slot green is now stable"), "{out}");
-    h.wait_public("green v2");
+    h.wait_public(&[], "green v2");
     h.cli_ok(&["status", "--json"]);
     h.cli_ok(&["render", "--check"]);
 

@@ -33,6 +33,10 @@
 //! The summary (JSON) goes to `--out` and a readable version to stderr; `--responses` also
 //! writes every response as `done_us sent_us status slot` (status 0 = socket error,
 //! 1 = timeout). Exit status: 0 when it ran, whatever it measured; 2 on bad usage.
+//!
+//! Arguments are parsed by clap and the summary written by serde_json. The HTTP/1.1 client is
+//! this file's own on purpose: a client library would pool, retry or hide a reconnect, and each
+//! of those would blur what is measured (one request, one connection, every failure counted).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -46,10 +50,69 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: pointsman-load --addr IP:PORT [--host H] [--path P] [--rate R] [--connections N] \
-[--timeout-ms MS] [--warmup-ms MS] [--gap-ms MS] [--flips N --flip 'CMD ARG...'...] [--duration-ms MS] \
-[--stop-file PATH] [--out FILE] [--responses FILE]";
+use clap::{CommandFactory, Parser};
+use serde::Serialize;
 
+/// The command line as typed (see the module doc); [`Args::validate`] makes it [`Options`].
+#[derive(Parser, Debug)]
+#[command(
+    name = "pointsman-load",
+    about = "Fixed-rate HTTP/1.1 load that records which slot answered when, and runs flip commands on the same clock",
+    max_term_width = 100
+)]
+struct Args {
+    /// Where to send the load (Traefik's entrypoint).
+    #[arg(long, value_name = "IP:PORT")]
+    addr: SocketAddr,
+    /// `Host` header of every request.
+    #[arg(long, default_value = "localhost")]
+    host: String,
+    /// Request path.
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// Requests per second, all connections together.
+    #[arg(long, default_value_t = 1000.0, value_parser = positive_rate)]
+    rate: f64,
+    /// Keep-alive connections, one thread each.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    connections: u16,
+    /// A request without a complete response after this long is a failure.
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    timeout_ms: u64,
+    /// Load before the first flip.
+    #[arg(long, default_value_t = 3000, value_name = "MS")]
+    warmup_ms: u64,
+    /// Pause after each flip command ends (and after the last one, before stopping).
+    #[arg(long, default_value_t = 3000, value_name = "MS")]
+    gap_ms: u64,
+    /// Number of flips to run; the --flip commands take turns.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    flips: usize,
+    /// A flip command, split on whitespace (no shell); repeat for commands taking turns.
+    #[arg(long = "flip", value_name = "CMD ARG...", allow_hyphen_values = true)]
+    flip_commands: Vec<String>,
+    /// Without flips: stop after this long.
+    #[arg(long, value_name = "MS")]
+    duration_ms: Option<u64>,
+    /// Without flips: stop when this file appears.
+    #[arg(long, value_name = "PATH")]
+    stop_file: Option<PathBuf>,
+    /// Write the summary (JSON) here.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Write every response here, as `done_us sent_us status slot` (TSV).
+    #[arg(long, value_name = "FILE")]
+    responses: Option<PathBuf>,
+}
+
+fn positive_rate(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err("expected requests per second, more than 0".into()),
+    }
+}
+
+/// What to do, validated.
 struct Options {
     addr: SocketAddr,
     host: String,
@@ -67,13 +130,46 @@ struct Options {
     responses: Option<PathBuf>,
 }
 
-fn main() -> ExitCode {
-    let opts = match parse_args(std::env::args().skip(1).collect()) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("pointsman-load: {e}\n{USAGE}");
-            return ExitCode::from(2);
+impl Args {
+    /// The checks that span several flags; the message is for a usage error (exit 2).
+    fn validate(self) -> Result<Options, &'static str> {
+        let flip_commands: Vec<Vec<String>> = self
+            .flip_commands
+            .iter()
+            .map(|c| c.split_whitespace().map(String::from).collect())
+            .collect();
+        if self.flips > 0 && (flip_commands.is_empty() || flip_commands.iter().any(Vec::is_empty)) {
+            return Err("--flips needs at least one non-empty --flip command");
         }
+        if self.flips == 0 && self.duration_ms.is_none() && self.stop_file.is_none() {
+            return Err("give --flips, --duration-ms or --stop-file, so the load stops by itself");
+        }
+        Ok(Options {
+            addr: self.addr,
+            host: self.host,
+            path: self.path,
+            rate: self.rate,
+            connections: usize::from(self.connections),
+            timeout: Duration::from_millis(self.timeout_ms),
+            warmup: Duration::from_millis(self.warmup_ms),
+            gap: Duration::from_millis(self.gap_ms),
+            flips: self.flips,
+            flip_commands,
+            duration: self.duration_ms.map(Duration::from_millis),
+            stop_file: self.stop_file,
+            out: self.out,
+            responses: self.responses,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let opts = match Args::parse().validate() {
+        Ok(o) => o,
+        // Printed like clap's own usage errors, exit status 2.
+        Err(e) => Args::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, e)
+            .exit(),
     };
     let clock = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
@@ -122,72 +218,6 @@ fn main() -> ExitCode {
         eprintln!("pointsman-load: cannot write {}: {e}", path.display());
     }
     ExitCode::SUCCESS
-}
-
-fn parse_args(args: Vec<String>) -> Result<Options, String> {
-    let mut o = Options {
-        addr: "127.0.0.1:80".parse().unwrap(),
-        host: "localhost".into(),
-        path: "/".into(),
-        rate: 1000.0,
-        connections: 8,
-        timeout: Duration::from_secs(2),
-        warmup: Duration::from_secs(3),
-        gap: Duration::from_secs(3),
-        flips: 0,
-        flip_commands: Vec::new(),
-        duration: None,
-        stop_file: None,
-        out: None,
-        responses: None,
-    };
-    let mut have_addr = false;
-    let mut it = args.into_iter();
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        let ms = |v: String| {
-            v.parse::<u64>()
-                .map(Duration::from_millis)
-                .map_err(|_| format!("{v:?} is not milliseconds"))
-        };
-        match flag.as_str() {
-            "--addr" => {
-                let v = value()?;
-                o.addr = v.parse().map_err(|_| format!("--addr {v:?}: expected IP:PORT"))?;
-                have_addr = true;
-            }
-            "--host" => o.host = value()?,
-            "--path" => o.path = value()?,
-            "--rate" => o.rate = value()?.parse().map_err(|_| "--rate: expected requests per second")?,
-            "--connections" => o.connections = value()?.parse().map_err(|_| "--connections: expected a number")?,
-            "--timeout-ms" => o.timeout = ms(value()?)?,
-            "--warmup-ms" => o.warmup = ms(value()?)?,
-            "--gap-ms" => o.gap = ms(value()?)?,
-            "--duration-ms" => o.duration = Some(ms(value()?)?),
-            "--flips" => o.flips = value()?.parse().map_err(|_| "--flips: expected a number")?,
-            "--flip" => o
-                .flip_commands
-                .push(value()?.split_whitespace().map(String::from).collect()),
-            "--stop-file" => o.stop_file = Some(value()?.into()),
-            "--out" => o.out = Some(value()?.into()),
-            "--responses" => o.responses = Some(value()?.into()),
-            "-h" | "--help" => return Err("help".into()),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    if !have_addr {
-        return Err("--addr is required".into());
-    }
-    if o.rate.is_nan() || o.rate <= 0.0 || o.connections == 0 {
-        return Err("--rate and --connections must be positive".into());
-    }
-    if o.flips > 0 && (o.flip_commands.is_empty() || o.flip_commands.iter().any(Vec::is_empty)) {
-        return Err("--flips needs at least one non-empty --flip command".into());
-    }
-    if o.flips == 0 && o.duration.is_none() && o.stop_file.is_none() {
-        return Err("give --flips, --duration-ms or --stop-file, so the load stops by itself".into());
-    }
-    Ok(o)
 }
 
 fn micros(clock: Instant) -> u64 {
@@ -594,13 +624,13 @@ impl Report {
         for (i, f) in self.flips.iter().enumerate() {
             let _ = write!(
                 t,
-                "  flip {:>3} at {:.3} s: {} -> {}  cli {:.1} ms  first new {} ms  last old {:.1} ms  slowest {:.1} ms  failed {}/{}",
+                "  flip {:>3} at {:.3} s: {} -> {}  cli {:.1} ms  first new {}  last old {:.1} ms  slowest {:.1} ms  failed {}/{}",
                 i + 1,
                 f.start_us as f64 / 1e6,
                 f.old.as_deref().unwrap_or("?"),
                 f.new.as_deref().unwrap_or("?"),
                 f.cli_ms,
-                f.to_new_ms.map_or("never".into(), |v| format!("{v:.1}")),
+                f.to_new_ms.map_or("never".into(), |v| format!("{v:.1} ms")),
                 f.last_old_ms,
                 f.max_latency_ms,
                 f.failed,
@@ -627,95 +657,118 @@ impl Report {
         t
     }
 
+    /// The summary bench/report.py reads: see [`Summary`].
     fn json(&self) -> String {
-        let num = |v: f64| {
-            if v.is_finite() {
-                format!("{v:.3}")
-            } else {
-                "null".into()
-            }
+        let [to_new, after_command, last_old, cli] = self.switch_stats().map(|(_, v)| Stats::of(&v));
+        let summary = Summary {
+            duration_s: num(self.duration_s),
+            requests: self.requests,
+            unsent: self.unsent,
+            failed: self.failed,
+            failures: &self.failures,
+            latency_ms: Stats::of(&self.latency_ms),
+            to_new_ms: to_new,
+            after_command_ms: after_command,
+            last_old_ms: last_old,
+            cli_ms: cli,
+            flips_unswitched: self.flips.iter().filter(|f| f.to_new_ms.is_none()).count(),
+            flips_failed_commands: self.flips.iter().filter(|f| f.exit != 0).count(),
+            flips: self
+                .flips
+                .iter()
+                .map(|f| FlipSummary {
+                    command: &f.command,
+                    start_ms: num(f.start_us as f64 / 1000.0),
+                    exit: f.exit,
+                    cli_ms: num(f.cli_ms),
+                    old: f.old.as_deref(),
+                    new: f.new.as_deref(),
+                    to_new_ms: f.to_new_ms.and_then(num),
+                    after_command_ms: f.after_command_ms.and_then(num),
+                    last_old_ms: num(f.last_old_ms),
+                    requests: f.requests,
+                    failed: f.failed,
+                    max_latency_ms: num(f.max_latency_ms),
+                })
+                .collect(),
         };
-        let opt = |v: Option<f64>| v.map_or("null".into(), num);
-        let stats = |v: &[f64]| {
-            format!(
-                "{{\"n\": {}, \"p50\": {}, \"p95\": {}, \"p99\": {}, \"max\": {}}}",
-                v.len(),
-                num(percentile(v, 0.50)),
-                num(percentile(v, 0.95)),
-                num(percentile(v, 0.99)),
-                num(v.last().copied().unwrap_or(f64::NAN))
-            )
-        };
-        let mut j = String::from("{\n");
-        let _ = writeln!(j, "  \"duration_s\": {},", num(self.duration_s));
-        let _ = writeln!(j, "  \"requests\": {},", self.requests);
-        let _ = writeln!(j, "  \"unsent\": {},", self.unsent);
-        let _ = writeln!(j, "  \"failed\": {},", self.failed);
-        let failures: Vec<String> = self
-            .failures
-            .iter()
-            .map(|(k, v)| format!("{}: {v}", quote(k)))
-            .collect();
-        let _ = writeln!(j, "  \"failures\": {{{}}},", failures.join(", "));
-        let _ = writeln!(j, "  \"latency_ms\": {},", stats(&self.latency_ms));
-        for (name, v) in self.switch_stats() {
-            let _ = writeln!(j, "  \"{name}\": {},", stats(&v));
-        }
-        let unswitched = self.flips.iter().filter(|f| f.to_new_ms.is_none()).count();
-        let failed_commands = self.flips.iter().filter(|f| f.exit != 0).count();
-        let _ = writeln!(j, "  \"flips_unswitched\": {unswitched},");
-        let _ = writeln!(j, "  \"flips_failed_commands\": {failed_commands},");
-        j.push_str("  \"flips\": [\n");
-        let rows: Vec<String> = self
-            .flips
-            .iter()
-            .map(|f| {
-                format!(
-                    "    {{\"command\": {}, \"start_ms\": {}, \"exit\": {}, \"cli_ms\": {}, \"old\": {}, \"new\": {}, \"to_new_ms\": {}, \"after_command_ms\": {}, \"last_old_ms\": {}, \"requests\": {}, \"failed\": {}, \"max_latency_ms\": {}}}",
-                    quote(&f.command),
-                    num(f.start_us as f64 / 1000.0),
-                    f.exit,
-                    num(f.cli_ms),
-                    f.old.as_deref().map_or("null".into(), quote),
-                    f.new.as_deref().map_or("null".into(), quote),
-                    opt(f.to_new_ms),
-                    opt(f.after_command_ms),
-                    num(f.last_old_ms),
-                    f.requests,
-                    f.failed,
-                    num(f.max_latency_ms)
-                )
-            })
-            .collect();
-        j.push_str(&rows.join(",\n"));
-        j.push_str("\n  ]\n}\n");
-        j
+        let mut json = serde_json::to_string_pretty(&summary).expect("the summary serializes");
+        json.push('\n');
+        json
     }
 }
 
-/// Nearest-rank percentile of sorted values; NaN when there are none.
+/// The JSON summary (`--out`), read by bench/report.py: times in ms (the run's in s) rounded to
+/// the µs; `null` where there is no value (no sample, no switch).
+#[derive(Serialize)]
+struct Summary<'a> {
+    duration_s: Option<f64>,
+    requests: usize,
+    unsent: u64,
+    failed: usize,
+    /// Failed requests by kind (`status 502`, `timeout`, `socket: ConnectionReset`…).
+    failures: &'a BTreeMap<String, usize>,
+    latency_ms: Stats,
+    to_new_ms: Stats,
+    after_command_ms: Stats,
+    last_old_ms: Stats,
+    cli_ms: Stats,
+    flips_unswitched: usize,
+    flips_failed_commands: usize,
+    flips: Vec<FlipSummary<'a>>,
+}
+
+#[derive(Serialize)]
+struct FlipSummary<'a> {
+    command: &'a str,
+    start_ms: Option<f64>,
+    exit: i32,
+    cli_ms: Option<f64>,
+    old: Option<&'a str>,
+    new: Option<&'a str>,
+    to_new_ms: Option<f64>,
+    after_command_ms: Option<f64>,
+    last_old_ms: Option<f64>,
+    requests: usize,
+    failed: usize,
+    max_latency_ms: Option<f64>,
+}
+
+/// Nearest-rank percentiles of sorted values.
+#[derive(Serialize)]
+struct Stats {
+    n: usize,
+    p50: Option<f64>,
+    p95: Option<f64>,
+    p99: Option<f64>,
+    max: Option<f64>,
+}
+
+impl Stats {
+    fn of(sorted: &[f64]) -> Stats {
+        Stats {
+            n: sorted.len(),
+            p50: num(percentile(sorted, 0.50)),
+            p95: num(percentile(sorted, 0.95)),
+            p99: num(percentile(sorted, 0.99)),
+            max: sorted.last().copied().and_then(num),
+        }
+    }
+}
+
+/// A figure for the summary: rounded to 3 decimals, None (`null`) unless finite.
+fn num(v: f64) -> Option<f64> {
+    v.is_finite().then(|| (v * 1000.0).round() / 1000.0)
+}
+
+/// Nearest-rank percentile of sorted values; NaN when there are none. The definition
+/// bench/report.py uses too; four lines, no statistics crate needed.
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
     let rank = (p * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 fn write_responses(path: &PathBuf, samples: &[Sample]) -> io::Result<()> {

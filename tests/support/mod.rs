@@ -5,12 +5,16 @@
 //! - [`wait_until`], [`wait_for`]: polling with a deadline and a useful panic message.
 //! - [`Traefik`]: a real traefik process on free loopback ports, file provider on a given directory.
 //! - [`Docker`], [`Cleanup`]: the `docker` CLI, and a guard removing a test's containers.
+//! - [`harness::Harness`]: one test's pointsman dir, Traefik, controller, CLI and demo containers
+//!   (integration and reliability tests); [`proxy::DockerProxy`]: a Docker API proxy to break.
 //! - [`unique_id`], [`temp_dir`]: isolation of tests running in parallel.
 //!
 //! Tests that need Docker or Traefik fail (never skip) when those are missing; the panic says how
 //! to get them (`scripts/build-images.sh`, `scripts/install-traefik.sh`).
+// Every test binary compiles all of support and uses a part of it.
 #![allow(dead_code)]
 
+pub mod harness;
 pub mod proxy;
 
 use std::collections::BTreeMap;
