@@ -119,6 +119,7 @@ fn main() {
     // event, inspected), one app is rendered and its file written, under the state transaction.
     let mut ctl = Controller::new(
         settings.clone(),
+        Default::default(),
         FileStateStore::new(&steady),
         DirSink::new(&steady),
         None,

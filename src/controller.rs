@@ -28,7 +28,7 @@ use crate::core::container::Container;
 use crate::core::model::{Fleet, Touched};
 use crate::core::ops;
 use crate::core::render;
-use crate::core::settings::Settings;
+use crate::core::settings::{self, Choices, Settings};
 use crate::core::state::{Actor, AppRoles};
 use crate::docker::watcher::{self, WatchEvent, WatchOptions};
 
@@ -78,7 +78,10 @@ pub struct Stats {
 }
 
 pub struct Controller<S, K> {
+    /// What the controller renders with: the recorded settings.
     settings: Settings,
+    /// The controller's own flags, recorded where nobody chose before.
+    flags: Choices,
     store: S,
     sink: K,
     /// The directory to scan for foreign files Traefik cannot load (directory sink only).
@@ -102,9 +105,12 @@ pub struct Controller<S, K> {
 }
 
 impl<S: StateStore, K: ConfigSink> Controller<S, K> {
-    pub fn new(settings: Settings, store: S, sink: K, foreign_dir: Option<PathBuf>) -> Self {
+    /// A controller rendering with `settings`, the result of resolving its `flags` against the
+    /// recorded choices (`core::settings::resolve`).
+    pub fn new(settings: Settings, flags: Choices, store: S, sink: K, foreign_dir: Option<PathBuf>) -> Self {
         Controller {
             settings,
+            flags,
             store,
             sink,
             foreign: foreign_dir.map(|d| (d, Scanner::default())),
@@ -227,13 +233,21 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
             }
         }
         let settings = &self.settings;
+        let flags = &self.flags;
         let fleet = &self.fleet;
         let roles_seen = &self.roles_seen;
         let result = self.store.transact(&mut self.sink, |state| {
-            match &state.settings {
-                None => state.settings = Some(settings.clone()),
-                Some(recorded) if recorded != settings => return Err(Failure::Settings(recorded.clone())),
-                Some(_) => {}
+            // Record the controller's choices where nobody chose; if another writer chose
+            // differently (--reconfigure), the record wins and the controller adopts it.
+            let effective = match settings::resolve(&state.settings, flags, false) {
+                Ok((effective, record)) => {
+                    state.settings = record;
+                    effective
+                }
+                Err(_) => state.settings.effective(),
+            };
+            if effective != *settings {
+                return Err(Failure::Settings(effective));
             }
             let mut apps = apps.clone();
             // Roles another writer changed since the last reconcile.
@@ -444,6 +458,7 @@ pub fn inputs(watch: mpsc::Receiver<WatchEvent>, tick: Duration) -> impl Stream<
 /// Runs the controller until `shutdown` resolves.
 pub async fn run<S: StateStore, K: ConfigSink>(
     settings: Settings,
+    flags: Choices,
     store: S,
     sink: K,
     foreign_dir: Option<PathBuf>,
@@ -452,7 +467,7 @@ pub async fn run<S: StateStore, K: ConfigSink>(
 ) -> Result<(), RunError> {
     let (tx, rx) = mpsc::channel(1024);
     let watcher = tokio::spawn(watcher::run(settings.clone(), opts, tx));
-    let mut ctl = Controller::new(settings, store, sink, foreign_dir);
+    let mut ctl = Controller::new(settings, flags, store, sink, foreign_dir);
     let result = ctl.drive(inputs(rx, TICK), shutdown).await;
     watcher.abort();
     result
@@ -506,6 +521,7 @@ mod tests {
     fn controller(dir: &Dir) -> Controller<FileStateStore, DirSink> {
         Controller::new(
             Settings::default(),
+            Choices::default(),
             FileStateStore::new(dir),
             DirSink::new(dir),
             Some(dir.path().to_path_buf()),

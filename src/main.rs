@@ -58,13 +58,13 @@ async fn run(config: &Config) -> ExitCode {
     let prepared = Dir::open(&config.dir).map_err(|e| e.to_string()).and_then(|dir| {
         let mut store = FileStateStore::new(&dir);
         let recorded = store.read().map_err(|e| e.to_string())?;
-        let settings = settings::resolve(recorded.settings.as_ref(), &config.proposed, config.reconfigure)
-            .map_err(|e| e.to_string())?;
-        if config.reconfigure && recorded.settings.as_ref() != Some(&settings) {
+        let (settings, record) =
+            settings::resolve(&recorded.settings, &config.proposed, config.reconfigure).map_err(|e| e.to_string())?;
+        if config.reconfigure && recorded.settings != record {
             let mut sink = DirSink::new(&dir);
             store
                 .transact(&mut sink, |state| {
-                    state.settings = Some(settings.clone());
+                    state.settings = record.clone();
                     Ok::<_, pointsman::backend::BackendError>(((), Default::default()))
                 })
                 .map_err(|e| e.to_string())?;
@@ -87,6 +87,7 @@ async fn run(config: &Config) -> ExitCode {
     let sink = DirSink::new(&dir);
     match controller::run(
         settings,
+        config.proposed.clone(),
         store,
         sink,
         Some(dir.path().to_path_buf()),

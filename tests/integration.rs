@@ -522,3 +522,72 @@ fn a_broken_foreign_file_is_reported_by_status_and_the_controller() {
     let status = h.cli_ok(&["status"]);
     assert!(!status.contains("middlewares.yml"), "{status}");
 }
+
+/// Issue 8.10, as a new user would try it: `pointsman run --preview-entrypoint preview` in one
+/// shell, `pointsman promote web` (no flags) in another. The settings that shape the files are
+/// recorded with the state, so the CLI renders the preview router the controller renders.
+#[test]
+fn a_cli_call_without_the_controllers_flags_renders_what_the_controller_renders() {
+    // No preview entrypoint in the environment: only the controller is given the flag.
+    let h = Harness::builder("settings").start();
+    let blue = h.deploy("blue", "blue", Some("stable"), "v1");
+    let green = h.deploy("green", "green", None, "v2");
+    h.start_controller_with(&["--preview-entrypoint", "preview"]);
+    h.wait_healthy(&blue);
+    h.wait_healthy(&green);
+    wait_until("the preview entrypoint serves green", SETTLE, || {
+        (h.preview() == "green v2").then_some(())
+    });
+    // Only the CLI writes from here on.
+    h.signal_controller("TERM");
+    let preview_router = format!("\"{APP}-preview\"");
+
+    let out = h.cli_ok(&["promote", APP]);
+    assert!(out.contains("slot green is now stable"), "{out}");
+    assert!(
+        h.file().contains(&preview_router),
+        "the CLI kept the preview router:\n{}",
+        h.file()
+    );
+    wait_until("the preview entrypoint serves the new candidate, blue", SETTLE, || {
+        (h.preview() == "blue v1").then_some(())
+    });
+
+    // A flag that contradicts the recorded settings is refused, names itself, and changes nothing.
+    let (file, state) = (h.file(), h.state());
+    let out = h.cli(&["--preview-entrypoint", "other", "rollback", APP]);
+    let text = support::harness::output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("--preview-entrypoint other contradicts the recorded preview") && text.contains("--reconfigure"),
+        "{text}"
+    );
+    assert_eq!((h.file(), h.state()), (file, state), "nothing changed");
+
+    // --reconfigure records the new choice; every writer uses it from then on.
+    h.cli_ok(&["--preview-entrypoint", "", "--reconfigure", "rollback", APP]);
+    assert!(!h.file().contains(&preview_router), "{}", h.file());
+    h.cli_ok(&["promote", APP]);
+    assert!(!h.file().contains(&preview_router), "{}", h.file());
+
+    // The controller restarted with its old flag says so instead of flapping the files.
+    let mut child = h
+        .command(&["run", "--preview-entrypoint", "preview"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_until("the conflicting controller exits", SETTLE, || child.try_wait().unwrap());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--preview-entrypoint preview contradicts the recorded none"),
+        "{err}"
+    );
+    // Without the flag it runs with the recorded settings and leaves the file as the CLI wrote it.
+    let file = h.file();
+    h.start_controller();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(h.file(), file);
+}

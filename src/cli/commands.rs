@@ -69,7 +69,7 @@ pub async fn execute(config: &Config) -> Result<(), Failure> {
         dir,
     };
     let recorded = backend.store.read()?;
-    let settings = settings::resolve(recorded.settings.as_ref(), &config.proposed, config.reconfigure)?;
+    let (settings, _) = settings::resolve(&recorded.settings, &config.proposed, config.reconfigure)?;
     let operation = match &config.action {
         Action::Run { .. } => unreachable!("run is the controller's"),
         Action::Relabel { target, role } => Operation::Relabel {
@@ -93,19 +93,16 @@ pub async fn execute(config: &Config) -> Result<(), Failure> {
     change(config, &settings, &mut backend, &operation).await
 }
 
-/// Records the settings in `state` (the first writer that gives settings flags, or
-/// `--reconfigure`), or checks that the recorded ones are still those this command resolved
-/// at its start. A CLI call without settings flags on a directory with nothing recorded yet
-/// records nothing: the controller, started later with its flags, records those.
+/// Records this command's settings choices in `state` where nothing was chosen before (or all
+/// of them with `--reconfigure`), and checks that the settings it resolved at its start are
+/// still those the state gives (another writer may have reconfigured meanwhile).
 fn record_settings(state: &mut State, settings: &Settings, config: &Config) -> Result<(), Failure> {
-    match &state.settings {
-        Some(recorded) if recorded != settings && !config.reconfigure => Err(Failure::SettingsRaced),
-        None if config.proposed == Default::default() && !config.reconfigure => Ok(()),
-        _ => {
-            state.settings = Some(settings.clone());
-            Ok(())
-        }
+    let (now, record) = settings::resolve(&state.settings, &config.proposed, config.reconfigure)?;
+    if now != *settings {
+        return Err(Failure::SettingsRaced);
     }
+    state.settings = record;
+    Ok(())
 }
 
 /// One operation on one app: Docker is asked for that app's containers only, then the state

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::core::labels::{Role, is_dns_label};
-use crate::core::settings::Proposed;
+use crate::core::settings::Choices;
 
 /// Blue-green and canary releases of Docker containers behind Traefik.
 ///
@@ -116,7 +116,7 @@ pub enum Command {
 pub struct Config {
     pub dir: PathBuf,
     /// Settings flags as given; resolved against the recorded settings by each command.
-    pub proposed: Proposed,
+    pub proposed: Choices,
     pub reconfigure: bool,
     pub log_format: LogFormat,
     pub action: Action,
@@ -166,7 +166,7 @@ impl Args {
             )
         })?;
         let name_ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
-        let mut proposed = Proposed::default();
+        let mut proposed = Choices::default();
         if let Some(prefix) = self.label_prefix.map(|p| p.trim().to_string()) {
             if prefix.is_empty()
                 || !prefix

@@ -3,8 +3,9 @@
 //! They are recorded in the state, beside the roles, so every writer — the controller and each
 //! CLI call, with or without flags — renders with the same settings. Before this, a CLI call
 //! made without the controller's `--preview-entrypoint` rewrote the app's file without the
-//! preview router. Flags only *propose* settings: [`resolve`] takes the recorded ones, and a flag
-//! that disagrees with them is an error unless the operator asks to reconfigure.
+//! preview router. Flags only *propose* settings: [`resolve`] takes the recorded [`Choices`],
+//! completes them with the flags' choices where nothing was recorded, and a flag that
+//! contradicts a recorded choice is an error unless the operator asks to reconfigure.
 
 use serde::{Deserialize, Serialize};
 
@@ -66,19 +67,78 @@ impl Settings {
     }
 }
 
-/// The settings flags given on one command line (or in the environment); `None`: not given.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Proposed {
+/// Settings an operator chose explicitly: the flags of one command line (or environment), and
+/// the record of them in the state. `None`: not chosen, the default applies and a later writer
+/// may still choose. `preview_entrypoint` and `network` are `Some(None)` when chosen to be none
+/// (an empty flag).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Choices {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entrypoints: Option<Vec<String>>,
-    /// `Some(None)`: explicitly none (`--preview-entrypoint ''`).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "chosen_none")]
     pub preview_entrypoint: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "chosen_none")]
     pub network: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_catch_all: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_hosts: Option<Vec<String>>,
 }
 
-/// Flags that contradict the recorded settings.
+/// `Option<Option<String>>` in JSON: a missing key is "not chosen", `null` "chosen: none".
+mod chosen_none {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Option<String>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(d).map(Some)
+    }
+}
+
+impl Choices {
+    pub fn is_empty(&self) -> bool {
+        *self == Choices::default()
+    }
+
+    /// The settings these choices give, defaults where nothing was chosen.
+    pub fn effective(&self) -> Settings {
+        let d = Settings::default();
+        Settings {
+            label_prefix: self.label_prefix.clone().unwrap_or(d.label_prefix),
+            entrypoints: self.entrypoints.clone().unwrap_or(d.entrypoints),
+            preview_entrypoint: self.preview_entrypoint.clone().unwrap_or(d.preview_entrypoint),
+            network: self.network.clone().unwrap_or(d.network),
+            allow_catch_all: self.allow_catch_all.unwrap_or(d.allow_catch_all),
+            allowed_hosts: self.allowed_hosts.clone().unwrap_or(d.allowed_hosts),
+        }
+    }
+
+    /// Each choice of `self`, else of `other`.
+    fn or(&self, other: &Choices) -> Choices {
+        Choices {
+            label_prefix: self.label_prefix.clone().or_else(|| other.label_prefix.clone()),
+            entrypoints: self.entrypoints.clone().or_else(|| other.entrypoints.clone()),
+            preview_entrypoint: self
+                .preview_entrypoint
+                .clone()
+                .or_else(|| other.preview_entrypoint.clone()),
+            network: self.network.clone().or_else(|| other.network.clone()),
+            allow_catch_all: self.allow_catch_all.or(other.allow_catch_all),
+            allowed_hosts: self.allowed_hosts.clone().or_else(|| other.allowed_hosts.clone()),
+        }
+    }
+}
+
+/// Flags that contradict the recorded choices.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "{}: every writer renders with the settings recorded in the state, so the controller and the CLI never disagree; drop the flag to use the recorded value, or pass --reconfigure to record the new one (a running controller adopts it)",
@@ -88,122 +148,140 @@ pub struct Conflict {
     pub conflicts: Vec<String>,
 }
 
-/// What a writer renders with: the recorded settings, with no flag contradicting them. With no
-/// recorded settings (a new directory) the flags over the defaults; with `reconfigure`, the
-/// flags over the recorded settings.
-pub fn resolve(recorded: Option<&Settings>, flags: &Proposed, reconfigure: bool) -> Result<Settings, Conflict> {
-    let base = recorded.cloned().unwrap_or_default();
-    let merged = Settings {
-        label_prefix: flags.label_prefix.clone().unwrap_or_else(|| base.label_prefix.clone()),
-        entrypoints: flags.entrypoints.clone().unwrap_or_else(|| base.entrypoints.clone()),
-        preview_entrypoint: flags
-            .preview_entrypoint
-            .clone()
-            .unwrap_or_else(|| base.preview_entrypoint.clone()),
-        network: flags.network.clone().unwrap_or_else(|| base.network.clone()),
-        allow_catch_all: flags.allow_catch_all.unwrap_or(base.allow_catch_all),
-        allowed_hosts: flags
-            .allowed_hosts
-            .clone()
-            .unwrap_or_else(|| base.allowed_hosts.clone()),
-    };
-    let Some(recorded) = recorded else { return Ok(merged) };
+/// What a writer renders with, and the record to keep: the recorded choices, completed by the
+/// flags' choices where nothing was recorded. A flag contradicting a recorded choice is a
+/// [`Conflict`], unless `reconfigure`, where the flags win.
+pub fn resolve(recorded: &Choices, flags: &Choices, reconfigure: bool) -> Result<(Settings, Choices), Conflict> {
     if reconfigure {
-        return Ok(merged);
+        let record = flags.or(recorded);
+        return Ok((record.effective(), record));
     }
     let show = |o: &Option<String>| o.clone().unwrap_or_else(|| "none".into());
     let mut conflicts = Vec::new();
-    let mut check = |flag: &str, given: String, kept: String, differs: bool| {
-        if differs {
+    let mut check = |flag: &str, given: Option<String>, kept: Option<String>| {
+        if let (Some(given), Some(kept)) = (given, kept)
+            && given != kept
+        {
             conflicts.push(format!("{flag} {given} contradicts the recorded {kept}"));
         }
     };
     check(
         "--label-prefix",
-        merged.label_prefix.clone(),
+        flags.label_prefix.clone(),
         recorded.label_prefix.clone(),
-        merged.label_prefix != recorded.label_prefix,
     );
     check(
         "--entrypoints",
-        merged.entrypoints.join(","),
-        recorded.entrypoints.join(","),
-        merged.entrypoints != recorded.entrypoints,
+        flags.entrypoints.as_ref().map(|e| e.join(",")),
+        recorded.entrypoints.as_ref().map(|e| e.join(",")),
     );
     check(
         "--preview-entrypoint",
-        show(&merged.preview_entrypoint),
-        show(&recorded.preview_entrypoint),
-        merged.preview_entrypoint != recorded.preview_entrypoint,
+        flags.preview_entrypoint.as_ref().map(show),
+        recorded.preview_entrypoint.as_ref().map(show),
     );
     check(
         "--network",
-        show(&merged.network),
-        show(&recorded.network),
-        merged.network != recorded.network,
+        flags.network.as_ref().map(show),
+        recorded.network.as_ref().map(show),
     );
     check(
         "--allow-catch-all",
-        merged.allow_catch_all.to_string(),
-        recorded.allow_catch_all.to_string(),
-        merged.allow_catch_all != recorded.allow_catch_all,
+        flags.allow_catch_all.map(|b| b.to_string()),
+        recorded.allow_catch_all.map(|b| b.to_string()),
     );
     check(
         "--allow-host",
-        merged.allowed_hosts.join(","),
-        recorded.allowed_hosts.join(","),
-        merged.allowed_hosts != recorded.allowed_hosts,
+        flags.allowed_hosts.as_ref().map(|h| h.join(",")),
+        recorded.allowed_hosts.as_ref().map(|h| h.join(",")),
     );
-    if conflicts.is_empty() {
-        Ok(merged)
-    } else {
-        Err(Conflict { conflicts })
+    if !conflicts.is_empty() {
+        return Err(Conflict { conflicts });
     }
+    let record = recorded.or(flags);
+    Ok((record.effective(), record))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn preview(p: &str) -> Proposed {
-        Proposed {
+    fn preview(p: &str) -> Choices {
+        Choices {
             preview_entrypoint: Some(Some(p.into())),
             ..Default::default()
         }
     }
 
     #[test]
-    fn without_recorded_settings_flags_apply_over_the_defaults() {
-        let s = resolve(None, &preview("preview"), false).unwrap();
+    fn without_recorded_choices_flags_apply_over_the_defaults_and_are_recorded() {
+        let (s, record) = resolve(&Choices::default(), &preview("preview"), false).unwrap();
         assert_eq!(s.preview_entrypoint.as_deref(), Some("preview"));
         assert_eq!(s.entrypoints, ["web"]);
+        assert_eq!(record, preview("preview"));
     }
 
     #[test]
     fn a_writer_without_flags_renders_with_the_recorded_settings() {
-        let recorded = resolve(None, &preview("preview"), false).unwrap();
-        let s = resolve(Some(&recorded), &Proposed::default(), false).unwrap();
+        let (recorded_settings, record) = resolve(&Choices::default(), &preview("preview"), false).unwrap();
+        let (s, again) = resolve(&record, &Choices::default(), false).unwrap();
         assert_eq!(
-            s, recorded,
+            s, recorded_settings,
             "a bare `pointsman promote web` keeps the controller's preview router"
         );
+        assert_eq!(again, record);
+    }
+
+    #[test]
+    fn a_flag_for_a_setting_nobody_chose_is_added_to_the_record() {
+        let network = Choices {
+            network: Some(Some("front".into())),
+            ..Default::default()
+        };
+        let (s, record) = resolve(&preview("preview"), &network, false).unwrap();
+        assert_eq!(
+            (s.preview_entrypoint.as_deref(), s.network.as_deref()),
+            (Some("preview"), Some("front"))
+        );
+        assert_eq!(record.network, Some(Some("front".into())));
     }
 
     #[test]
     fn a_contradicting_flag_is_an_error_naming_it_unless_reconfiguring() {
-        let recorded = resolve(None, &preview("preview"), false).unwrap();
-        let err = resolve(Some(&recorded), &preview("other"), false).unwrap_err();
-        let msg = err.to_string();
+        let msg = resolve(&preview("preview"), &preview("other"), false)
+            .unwrap_err()
+            .to_string();
         assert!(
             msg.contains("--preview-entrypoint other contradicts the recorded preview")
                 && msg.contains("--reconfigure"),
             "{msg}"
         );
-        let s = resolve(Some(&recorded), &preview("other"), true).unwrap();
-        assert_eq!(s.preview_entrypoint.as_deref(), Some("other"));
+        let none = Choices {
+            preview_entrypoint: Some(None),
+            ..Default::default()
+        };
         assert!(
-            resolve(Some(&recorded), &preview("preview"), false).is_ok(),
+            resolve(&preview("preview"), &none, false).is_err(),
+            "an explicit none contradicts too"
+        );
+        let (s, record) = resolve(&preview("preview"), &preview("other"), true).unwrap();
+        assert_eq!(s.preview_entrypoint.as_deref(), Some("other"));
+        assert_eq!(record, preview("other"));
+        assert!(
+            resolve(&preview("preview"), &preview("preview"), false).is_ok(),
             "agreeing flags are fine"
         );
+    }
+
+    #[test]
+    fn the_record_keeps_an_explicit_none_apart_from_not_chosen() {
+        let none = Choices {
+            preview_entrypoint: Some(None),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&none).unwrap();
+        assert_eq!(json, r#"{"preview_entrypoint":null}"#);
+        assert_eq!(serde_json::from_str::<Choices>(&json).unwrap(), none);
+        assert_eq!(serde_json::from_str::<Choices>("{}").unwrap(), Choices::default());
     }
 }

@@ -6,7 +6,7 @@
 //! config (`DIR/.pointsman/state.json`) so that one volume carries both and they cannot drift
 //! apart across hosts or restarts. Loading and saving is a state store's job (`backend`).
 //!
-//! Beside the roles it records the [`Settings`] every writer renders with, and the host claims
+//! Beside the roles it records the settings choices ([`Choices`]) every writer renders with, and the host claims
 //! of every app ([`Claim`]): an index the controller keeps, so a CLI call that changes one app
 //! can check that app's hosts against the others without listing every container.
 
@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::core::settings::Settings;
+use crate::core::settings::Choices;
 
 /// The oldest history entries are dropped beyond this many.
 pub const HISTORY_LIMIT: usize = 1000;
@@ -28,9 +28,9 @@ pub const FORMAT: u32 = 2;
 #[serde(deny_unknown_fields)]
 pub struct State {
     pub format: u32,
-    /// The settings every writer renders with; recorded by the first writer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub settings: Option<Settings>,
+    /// The settings operators chose (flags), which every writer renders with.
+    #[serde(default, skip_serializing_if = "Choices::is_empty")]
+    pub settings: Choices,
     #[serde(default)]
     pub apps: BTreeMap<String, AppRoles>,
     /// Hosts each app with containers claims, and since when: the host-claim index.
@@ -44,7 +44,7 @@ impl Default for State {
     fn default() -> Self {
         State {
             format: FORMAT,
-            settings: None,
+            settings: Choices::default(),
             apps: BTreeMap::new(),
             claims: BTreeMap::new(),
             history: VecDeque::new(),
