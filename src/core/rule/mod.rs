@@ -1046,7 +1046,8 @@ fn http_token(value: &str) -> Result<(), String> {
 
 /// Traefik builds an `ip.Checker`: `net.ParseIP`, else `net.ParseCIDR`.
 /// Both refuse IPv4 octets with leading zeros and IPv6 zones, as Rust's
-/// parser does; the prefix length is decimal digits, at most 32 or 128.
+/// parser does; the prefix length is decimal digits, leading zeros allowed
+/// (`/008`), at most 32 or 128.
 fn ip_or_cidr(value: &str) -> Result<(), String> {
     if value.parse::<IpAddr>().is_ok() {
         return Ok(());
@@ -1060,7 +1061,6 @@ fn ip_or_cidr(value: &str) -> Result<(), String> {
     };
     let max_bits = if address.is_ipv4() { 32 } else { 128 };
     let valid_bits = !bits.is_empty()
-        && bits.len() <= 8
         && bits.bytes().all(|b| b.is_ascii_digit())
         && bits.parse::<u32>().is_ok_and(|n| n <= max_bits);
     if valid_bits { Ok(()) } else { invalid() }
