@@ -92,6 +92,13 @@ use std::str::FromStr;
 /// whatever generated it, and the limit keeps parsing cheap on hostile input.
 pub const MAX_RULE_LEN: usize = 4096;
 
+/// The characters Go's scanner skips between tokens.
+const GO_WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// U+FEFF, which Go's scanner skips at the very start of its input and
+/// refuses anywhere else, even inside a string.
+const BYTE_ORDER_MARK: char = '\u{FEFF}';
+
 /// Deepest nesting of parentheses and `!` accepted. The parser is recursive,
 /// so this is what keeps a rule like `((((…` from exhausting the stack.
 const MAX_DEPTH: usize = 64;
@@ -110,17 +117,20 @@ pub struct Rule {
 impl Rule {
     /// Parses and validates a Traefik v3 rule.
     ///
-    /// Surrounding whitespace (including a trailing newline left by a YAML
-    /// block scalar) is trimmed; what remains is what [`Rule::as_str`]
-    /// returns and what pointsman writes. Columns in errors count characters
-    /// from 1 in `text` as given, before trimming.
+    /// Surrounding spaces, tabs and newlines (a trailing newline left by a
+    /// YAML block scalar, say) are trimmed, and so is a byte order mark at the
+    /// very start: Go's parser skips exactly these. What remains is what
+    /// [`Rule::as_str`] returns and what pointsman writes. Other Unicode
+    /// spaces are refused, also at the ends, as Traefik refuses them. Columns
+    /// in errors count characters from 1 in `text` as given, before trimming.
     ///
     /// # Errors
     ///
     /// A [`RuleError`] saying what is wrong and where, for any rule Traefik
     /// would refuse (and for the stricter cases listed in the module docs).
     pub fn parse(text: &str) -> Result<Rule, RuleError> {
-        let trimmed = text.trim();
+        let without_bom = text.strip_prefix(BYTE_ORDER_MARK).unwrap_or(text);
+        let trimmed = without_bom.trim_matches(GO_WHITESPACE);
         if trimmed.is_empty() {
             return Err(RuleError::Empty);
         }
@@ -130,7 +140,7 @@ impl Rule {
                 max: MAX_RULE_LEN,
             });
         }
-        let leading = text.len() - text.trim_start().len();
+        let leading = text.len() - without_bom.trim_start_matches(GO_WHITESPACE).len();
         let lead_chars = text[..leading].chars().count();
         check_characters(trimmed, lead_chars)?;
         let expr = Parser::new(trimmed, lead_chars).parse_rule()?;
@@ -254,6 +264,8 @@ pub enum RuleError {
     Newline { column: usize },
     #[error("rule contains control character U+{code:04X} at column {column}")]
     ControlCharacter { column: usize, code: u32 },
+    #[error("rule contains a byte order mark (U+FEFF) at column {column}; Traefik only allows one at the very start")]
+    ByteOrderMark { column: usize },
     #[error("rule contains `{delimiter}` at column {column}: Traefik evaluates dynamic config as a Go template")]
     TemplateDelimiter { column: usize, delimiter: &'static str },
     #[error("unexpected character `{found}` at column {column}{hint}")]
@@ -499,6 +511,9 @@ fn check_characters(text: &str, lead_chars: usize) -> Result<(), RuleError> {
                 code: u32::from(c),
             });
         }
+        if c == BYTE_ORDER_MARK {
+            return Err(RuleError::ByteOrderMark { column });
+        }
     }
     let first = ["{{", "}}"]
         .into_iter()
@@ -607,6 +622,8 @@ impl Lexer {
                     '\'' => ": single quotes are not allowed; quote arguments with backticks or double quotes",
                     '/' => ": comments are not allowed in rules",
                     '=' | '<' | '>' => ": rules combine matchers with `&&`, `||` and `!` only",
+                    c if c.is_whitespace() => ": a Unicode space; only ASCII spaces may separate the parts of a rule",
+                    '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' => ": an invisible formatting character",
                     _ => "",
                 };
                 return Err(RuleError::UnexpectedCharacter { column, found, hint });
@@ -1145,6 +1162,31 @@ mod tests {
                 }
                 _ => panic!("{rule:?}: expected {expected:?}, got {result:?}"),
             }
+        }
+    }
+
+    /// Go's scanner skips a byte order mark at the very start of a rule, and
+    /// Traefik enabled such a router; pointsman used to refuse it.
+    #[test]
+    fn leading_byte_order_mark_is_trimmed_like_whitespace() {
+        let rule = Rule::parse("\u{feff} Host(`a.com`)\t").unwrap();
+        assert_eq!(rule.as_str(), "Host(`a.com`)");
+        assert_eq!(
+            Rule::parse("\u{feff}\u{feff}Host(`a.com`)"),
+            Err(RuleError::ByteOrderMark { column: 2 })
+        );
+    }
+
+    /// Only what Go skips is trimmed: a rule ending in a no-break space used
+    /// to be accepted (and written trimmed), although Traefik refuses it.
+    #[test]
+    fn unicode_spaces_at_the_ends_are_refused() {
+        for (rule, column) in [("Host(`a`)\u{a0}", 10), ("\u{2003}Host(`a`)", 1)] {
+            assert!(
+                matches!(Rule::parse(rule), Err(RuleError::UnexpectedCharacter { column: c, .. }) if c == column),
+                "{rule:?}: {:?}",
+                Rule::parse(rule)
+            );
         }
     }
 
