@@ -63,12 +63,19 @@
 //! - a `Method` argument that is not an HTTP token (Traefik accepts
 //!   ``Method(`GET POST`)``, which can never match anything);
 //! - in regexps: `\p{...}` names other than `Any`, the Unicode general
-//!   categories and the Unicode 13 scripts (Go 1.25 added aliases and
-//!   case-insensitive names; Traefik releases built with older Go reject
-//!   them), groups nested more than 100 deep, and patterns whose length
-//!   times their largest repetition product exceeds 200 000 (a cheap
-//!   over-estimate of Go's "expression too large" limit, which is about
-//!   3.3 million compiled instructions).
+//!   categories and the Unicode 15 scripts spelled exactly as Go's tables
+//!   spell them (Go 1.25, which builds every Traefik v3.7, also takes
+//!   aliases such as `\p{Letter}` and loose spellings such as `\p{greek}`;
+//!   Traefik v3.0 to v3.6 refuse them), groups nested more than 100 deep,
+//!   and patterns whose length times their largest repetition product
+//!   exceeds 200 000 (a cheap over-estimate of Go's "expression too large"
+//!   limit, which is about 3.3 million compiled instructions).
+//!
+//! Not stricter, though it looks it: scripts whose names contain `_` or a
+//! second capital (`\p{Old_Italic}`, `\p{SignWriting}`) are refused because
+//! Go 1.25's loose lookup cannot find them, so Traefik v3.7 refuses them too.
+//! A byte order mark is accepted only at the very start of a rule, and
+//! Unicode spaces nowhere, as Go's parser has it.
 //!
 //! The regexp check is a syntax check of Go's RE2 dialect, written after
 //! `regexp/syntax/parse.go`: groups and flags, named captures, character
