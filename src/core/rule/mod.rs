@@ -11,7 +11,9 @@
 //! # What Traefik does with a rule
 //!
 //! This module mirrors Traefik's own pipeline (checked against the v3 source,
-//! `master` at v3.7.9):
+//! `master` at v3.7.9, and against a running Traefik v3.7 by
+//! `tests/rule_oracle.rs`, which loads the rules of the unit tests and
+//! hundreds of generated ones and compares verdicts):
 //!
 //! 1. `pkg/rules/parser.go` hands the rule to `github.com/vulcand/predicate`,
 //!    which parses it with Go's `go/parser.ParseExpr`: **a rule is a Go
@@ -1193,6 +1195,30 @@ mod tests {
                 matches!(Rule::parse(rule), Err(RuleError::UnexpectedCharacter { column: c, .. }) if c == column),
                 "{rule:?}: {:?}",
                 Rule::parse(rule)
+            );
+        }
+    }
+
+    /// Traefik runs every file-provider file through Go's `text/template`, so
+    /// a `{{` anywhere would be evaluated, or break the whole file. The
+    /// oracle test keeps such rules out of Traefik, so this is where their
+    /// refusal is checked.
+    #[test]
+    fn template_delimiters_are_refused_anywhere() {
+        for (rule, column) in [
+            ("Host(`{{.Domain}}`)", 7),
+            ("Host(\"a{{b\")", 8),
+            ("PathRegexp(`^/a{{2}}`)", 16),
+            ("Path(`/`) {{ && Path(`/`)", 11),
+            ("{{", 1),
+        ] {
+            assert_eq!(
+                Rule::parse(rule),
+                Err(RuleError::TemplateDelimiter {
+                    column,
+                    delimiter: "{{"
+                }),
+                "{rule}"
             );
         }
     }
