@@ -57,6 +57,9 @@
 //!   newlines inside a rule a trap anyway;
 //! - `{{` and `}}` anywhere, even inside strings: Traefik runs every
 //!   file-provider file through Go's `text/template` before parsing it;
+//! - the noncharacters U+FFFE and U+FFFF: Traefik's rule parser takes them,
+//!   but its YAML reader refuses them raw, and pointsman writes rules as
+//!   they are (JSON, which escapes neither) into `.yml` files;
 //! - rules longer than [`MAX_RULE_LEN`] bytes, and parentheses or negations
 //!   nested more than 64 deep;
 //! - Go comments (`/* */`, `//`) and the variadic spread ``Host(`a`...)``,
@@ -275,6 +278,10 @@ pub enum RuleError {
     ControlCharacter { column: usize, code: u32 },
     #[error("rule contains a byte order mark (U+FEFF) at column {column}; Traefik only allows one at the very start")]
     ByteOrderMark { column: usize },
+    #[error(
+        "rule contains U+{code:04X} at column {column}, which YAML files (Traefik's dynamic configuration) cannot hold"
+    )]
+    NotInYaml { column: usize, code: u32 },
     #[error("rule contains `{delimiter}` at column {column}: Traefik evaluates dynamic config as a Go template")]
     TemplateDelimiter { column: usize, delimiter: &'static str },
     #[error("unexpected character `{found}` at column {column}{hint}")]
@@ -522,6 +529,15 @@ fn check_characters(text: &str, lead_chars: usize) -> Result<(), RuleError> {
         }
         if c == BYTE_ORDER_MARK {
             return Err(RuleError::ByteOrderMark { column });
+        }
+        // The only characters left that YAML refuses raw; pointsman writes
+        // rules unescaped, and one of these makes Traefik reject the whole
+        // file ("control characters are not allowed").
+        if matches!(c, '\u{FFFE}' | '\u{FFFF}') {
+            return Err(RuleError::NotInYaml {
+                column,
+                code: u32::from(c),
+            });
         }
     }
     let first = ["{{", "}}"]
