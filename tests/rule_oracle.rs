@@ -56,6 +56,7 @@ enum Origin {
 enum Strictness {
     ControlCharacter,
     TemplateDelimiter,
+    NotInYaml,
     RuleLength,
     RuleNesting,
     GoComment,
@@ -178,24 +179,42 @@ fn rules_under_test(seed: u64, count: usize) -> Vec<(Origin, String)> {
         .collect()
 }
 
-/// Writes one router per rule (`r0001`, ...), plus [`CONTROL`], all on one service, into
-/// `DIR/rules.yml`; returns the routers' names in the order of `rules`. Written before Traefik
-/// starts, so its initial load has everything and no throttle is waited for.
+/// Writes one router per rule (`r0001`, ...), plus [`CONTROL`], all on one service; returns
+/// the routers' names in the order of `rules`. Written before Traefik starts, so its initial
+/// load has everything and no throttle is waited for.
+///
+/// Rules pointsman accepts go to `accepted.yml` exactly as pointsman's renderer writes them
+/// (serde_json, raw UTF-8): a character pointsman lets through but YAML cannot hold would make
+/// Traefik reject that whole file, and this test fail. Refused rules go to `refused.yml`,
+/// escaped so that they reach Traefik's rule parser whatever they contain.
 fn write_routers(dir: &Path, rules: &[(Origin, String)]) -> Vec<String> {
     let router = |rule: &str| json!({ "rule": rule, "entryPoints": ["web"], "service": "dummy" });
     let names: Vec<String> = (1..=rules.len()).map(|i| format!("r{i:04}")).collect();
-    let mut routers = serde_json::Map::new();
-    routers.insert(CONTROL.0.to_string(), router(CONTROL.1));
+    let mut accepted = serde_json::Map::new();
+    let mut refused = serde_json::Map::new();
+    accepted.insert(CONTROL.0.to_string(), router(CONTROL.1));
     for (name, (_, rule)) in names.iter().zip(rules) {
+        let routers = if Rule::parse(rule).is_ok() {
+            &mut accepted
+        } else {
+            &mut refused
+        };
         routers.insert(name.clone(), router(rule));
     }
-    let config = json!({
+    let accepted = json!({
         "http": {
-            "routers": routers,
+            "routers": accepted,
             "services": { "dummy": { "loadBalancer": { "servers": [{ "url": "http://127.0.0.1:9" }] } } },
         }
     });
-    fs::write(dir.join("rules.yml"), yaml_safe_json(&config)).unwrap();
+    let refused = json!({ "http": { "routers": refused } });
+    // Pretty-printed, so the file's own braces never make a `{{`.
+    fs::write(
+        dir.join("accepted.yml"),
+        serde_json::to_string_pretty(&accepted).unwrap(),
+    )
+    .unwrap();
+    fs::write(dir.join("refused.yml"), yaml_safe_json(&refused)).unwrap();
     names
 }
 
@@ -207,11 +226,16 @@ fn wait_for_routers(traefik: &Traefik, expected: usize) -> BTreeMap<String, Valu
         if routers.len() == expected {
             return routers;
         }
+        // A file Traefik cannot read at all shows no router, ever: say so now, not at timeout.
+        let log = traefik.log();
+        assert!(
+            !log.contains("collecting file configs"),
+            "Traefik refused a whole file, so pointsman wrote (or this test built) one it cannot read:\n{log}"
+        );
         assert!(
             Instant::now() < deadline,
-            "Traefik shows {} of the {expected} routers after {LOAD_TIMEOUT:?}; its log:\n{}",
+            "Traefik shows {} of the {expected} routers after {LOAD_TIMEOUT:?}; its log:\n{log}",
             routers.len(),
-            traefik.log()
         );
         thread::sleep(Duration::from_millis(50));
     }
@@ -230,11 +254,11 @@ fn env_number(name: &str) -> Option<u64> {
     Some(value.trim().parse().unwrap_or_else(|e| panic!("{name}={value:?}: {e}")))
 }
 
-/// JSON that is also valid YAML for Traefik's YAML reader: YAML forbids raw non-printable
-/// characters (C1 controls, DEL, U+FEFF, ...) even inside quoted strings, which serde_json
-/// writes raw. Escaping every non-ASCII character of the Basic Multilingual Plane as `\uXXXX`
-/// is valid in both; characters above it are printable in YAML, so they stay raw (YAML has no
-/// surrogate pairs). Pretty-printing keeps `{{` out of the file's own braces.
+/// JSON that is also valid YAML for Traefik's YAML reader, whatever its strings contain: YAML
+/// forbids raw DEL, C1 controls, U+FFFE and U+FFFF even inside quoted strings, and folds a raw
+/// U+0085 into a space; serde_json writes all of them raw. Escaping every non-ASCII character
+/// of the Basic Multilingual Plane as `\uXXXX` is valid in both; characters above it are
+/// printable in YAML, so they stay raw (YAML has no surrogate pairs).
 fn yaml_safe_json(value: &Value) -> String {
     let json = serde_json::to_string_pretty(value).unwrap();
     let mut out = String::with_capacity(json.len());
@@ -292,6 +316,10 @@ fn documented_strictness(rule: &str, error: &RuleError) -> Option<Strictness> {
         RuleError::TemplateDelimiter { column, delimiter } => at(*column)
             .starts_with(delimiter)
             .then_some(Strictness::TemplateDelimiter),
+        RuleError::NotInYaml { column, .. } => {
+            let c = at(*column).chars().next()?;
+            matches!(c, '\u{FFFE}' | '\u{FFFF}').then_some(Strictness::NotInYaml)
+        }
         RuleError::TooLong { .. } => (rule.trim().len() > MAX_RULE_LEN).then_some(Strictness::RuleLength),
         RuleError::TooDeep { .. } => Some(Strictness::RuleNesting),
         RuleError::UnexpectedCharacter { column, found: '/', .. } => {

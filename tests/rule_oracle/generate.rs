@@ -208,6 +208,7 @@ const BROKEN_STRING_ESCAPES: &[&str] = &[
 #[rustfmt::skip]
 const STRAY_CHARACTERS: &[&str] = &[
     "\t", "\n", "\r", "\u{0}", "\u{7f}", "\u{85}", "\u{a0}", "\u{2028}", "\u{200b}",
+    "\u{ffff}",
 ];
 
 /// Rules that walk one dimension of the grammar exhaustively. Deterministic.
@@ -423,6 +424,9 @@ pub fn catalogue() -> Vec<String> {
         "Path(`/a\u{85}`)",
         "Path(`/a\u{2028}`)",
         "Path(`/a\u{feff}`)",
+        "Path(`/a\u{fffe}`)",
+        "Path(`/a\u{ffff}`)",
+        "Path(\"/a\\uffff\")",
         "Path(`/a\u{200b}`)",
         "Path(`/a}}`)",
         "Path(`/a}`) && Path(`}/`)",
