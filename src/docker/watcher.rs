@@ -80,7 +80,7 @@ const NETWORK_ACTIONS: &[&str] = &["connect", "disconnect"];
 
 /// Runs until the receiver is dropped.
 pub async fn run(settings: Settings, opts: WatchOptions, tx: mpsc::Sender<WatchEvent>) {
-    let mut backoff = Backoff::from_clock(opts.backoff_base, opts.backoff_cap);
+    let mut backoff = Backoff::from_entropy(opts.backoff_base, opts.backoff_cap);
     loop {
         let started = tokio::time::Instant::now();
         let reason = match watch_once(&settings, &opts, &tx).await {
