@@ -191,7 +191,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     let (tx, mut rx) = mpsc::channel(1024);
-    let watcher = tokio::spawn(watcher::run(settings.clone(), opts, tx));
+    let docker = std::sync::Arc::new(crate::docker::Engine::new());
+    let watcher = tokio::spawn(watcher::run(docker, settings.clone(), opts, tx));
     let mut ctl = Controller::new(settings, store);
     tokio::pin!(shutdown);
     let mut retry: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;

@@ -116,7 +116,7 @@ fn switched(app: &str, to: &str, from: Option<&str>) -> String {
 }
 
 async fn containers(config: &Config) -> Result<Vec<Container>, Failure> {
-    let docker = docker::connect().await?;
+    let docker = docker::Engine::connected().await?;
     Ok(docker::list(&docker, &config.settings).await?)
 }
 
@@ -138,7 +138,7 @@ async fn change(
     scope: Scope<'_>,
     op: impl FnOnce(&mut State, &Fleet, Instant) -> Result<String, Failure>,
 ) -> Result<(), Failure> {
-    let docker = docker::connect().await?;
+    let docker = docker::Engine::connected().await?;
     let summaries = docker::list_summaries(&docker, &config.settings).await?;
     let key = config.settings.label("app");
     let app = match scope {

@@ -7,20 +7,24 @@
 //!
 //! Subscribing before listing closes the gap Traefik's own Docker provider has (it lists,
 //! then subscribes, and can miss a change in between). The events request is issued first,
-//! by a task that starts forwarding at once, and carries `since` a moment before the listing,
-//! so an event that happens while the listing runs is replayed rather than lost.
+//! by a task that polls it at once and forwards what comes (the listing waits for that first
+//! poll), and carries `since` a moment before the listing, so an event that happens while
+//! the listing runs is buffered, or replayed, rather than lost.
+//!
+//! Generic over [`DockerApi`]: the controller passes the real [`Engine`](super::Engine), the
+//! tests below the in-memory [`FakeDocker`](super::fake::FakeDocker) under paused time.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use bollard::Docker;
-use bollard::models::{EventMessage, EventMessageTypeEnum};
-use bollard::query_parameters::EventsOptions;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::core::container::Container;
 use crate::core::settings::Settings;
+use crate::docker::api::{CONTAINER_ACTIONS, DockerApi, Event, EventKind, NETWORK_ACTIONS};
 use crate::docker::backoff::Backoff;
 use crate::docker::{self, DockerError};
 
@@ -44,6 +48,8 @@ pub struct WatchOptions {
     pub backoff_cap: Duration,
     /// A connection that lasted this long resets the backoff.
     pub healthy_after: Duration,
+    /// Seeds the backoff's jitter (tests); `None` seeds it at random.
+    pub backoff_seed: Option<u64>,
 }
 
 impl Default for WatchOptions {
@@ -53,37 +59,26 @@ impl Default for WatchOptions {
             backoff_base: Duration::from_millis(200),
             backoff_cap: Duration::from_secs(5),
             healthy_after: Duration::from_secs(30),
+            backoff_seed: None,
         }
     }
 }
-
-const CONTAINER_ACTIONS: &[&str] = &[
-    "create",
-    "start",
-    "restart",
-    "kill",
-    "die",
-    "stop",
-    "destroy",
-    "pause",
-    "unpause",
-    "health_status",
-    "rename",
-];
 
 /// Signals after which a container is on its way out. Others (`docker kill -s HUP`, often a
 /// reload) leave it in the pool.
 const TERMINATING_SIGNALS: &[&str] = &[
     "15", "9", "2", "3", "SIGTERM", "SIGKILL", "SIGINT", "SIGQUIT", "TERM", "KILL", "INT", "QUIT",
 ];
-const NETWORK_ACTIONS: &[&str] = &["connect", "disconnect"];
 
 /// Runs until the receiver is dropped.
-pub async fn run(settings: Settings, opts: WatchOptions, tx: mpsc::Sender<WatchEvent>) {
-    let mut backoff = Backoff::from_entropy(opts.backoff_base, opts.backoff_cap);
+pub async fn run<A: DockerApi>(api: Arc<A>, settings: Settings, opts: WatchOptions, tx: mpsc::Sender<WatchEvent>) {
+    let mut backoff = match opts.backoff_seed {
+        Some(seed) => Backoff::new(opts.backoff_base, opts.backoff_cap, seed),
+        None => Backoff::from_entropy(opts.backoff_base, opts.backoff_cap),
+    };
     loop {
         let started = tokio::time::Instant::now();
-        let reason = match watch_once(&settings, &opts, &tx).await {
+        let reason = match watch_once(&*api, &settings, &opts, &tx).await {
             Ok(()) => return, // receiver gone: the controller is shutting down
             Err(e) => e.to_string(),
         };
@@ -101,18 +96,25 @@ pub async fn run(settings: Settings, opts: WatchOptions, tx: mpsc::Sender<WatchE
 
 /// One connection's life. `Ok(())` only when the controller has gone away.
 async fn watch_once(
+    api: &impl DockerApi,
     settings: &Settings,
     opts: &WatchOptions,
     tx: &mpsc::Sender<WatchEvent>,
 ) -> Result<(), DockerError> {
-    let docker = docker::connect().await?;
+    api.connect().await?;
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs().saturating_sub(2) as i64)
+        .unwrap_or(0);
     let (ev_tx, mut events) = mpsc::unbounded_channel();
-    let forwarder = tokio::spawn(forward_events(docker.clone(), ev_tx));
+    let (subscribed, first_poll) = tokio::sync::oneshot::channel();
+    let forwarder = tokio::spawn(forward_events(api.events(since), ev_tx, subscribed));
     let _abort = AbortOnDrop(forwarder);
-    tokio::task::yield_now().await;
+    // List only once the events request is out, on any runtime.
+    let _ = first_poll.await;
 
     let t0 = tokio::time::Instant::now();
-    let all = docker::list(&docker, settings).await?;
+    let all = docker::list(api, settings).await?;
     info!(
         containers = all.len(),
         ms = t0.elapsed().as_millis() as u64,
@@ -130,7 +132,7 @@ async fn watch_once(
                 Some(Ok(msg)) => match relevant(&msg, settings) {
                     Some(Relevant::Gone(id)) => WatchEvent::Remove(id),
                     Some(Relevant::Stopping(id)) => WatchEvent::Stopping(id),
-                    Some(Relevant::Changed(id)) => match docker::inspect(&docker, &id).await? {
+                    Some(Relevant::Changed(id)) => match api.inspect(&id).await? {
                         Some(c) if c.label(&settings.label("app")).is_some() => WatchEvent::Upsert(Box::new(c)),
                         Some(_) => continue,
                         None => WatchEvent::Remove(id),
@@ -142,7 +144,7 @@ async fn watch_once(
             },
             _ = tick.tick() => {
                 debug!("periodic resync");
-                WatchEvent::Resync(docker::list(&docker, settings).await?)
+                WatchEvent::Resync(docker::list(api, settings).await?)
             }
         };
         if tx.send(out).await.is_err() {
@@ -157,55 +159,47 @@ enum Relevant {
     Gone(String),
 }
 
-fn relevant(msg: &EventMessage, settings: &Settings) -> Option<Relevant> {
-    let action = msg.action.as_deref()?;
-    let actor = msg.actor.as_ref()?;
-    let attrs = actor.attributes.as_ref();
-    match msg.typ? {
-        EventMessageTypeEnum::CONTAINER => {
+fn relevant(event: &Event, settings: &Settings) -> Option<Relevant> {
+    let action = event.base_action();
+    match event.kind {
+        EventKind::Container if CONTAINER_ACTIONS.contains(&action) => {
             // Container events carry the container's labels: skip foreign containers early.
-            attrs?.get(&settings.label("app"))?;
-            let id = actor.id.clone()?;
+            event.attributes.get(&settings.label("app"))?;
+            let id = event.actor.clone();
             match action {
                 "destroy" => Some(Relevant::Gone(id)),
                 "kill" => {
-                    let signal = attrs?.get("signal").map(String::as_str).unwrap_or("");
+                    let signal = event.attributes.get("signal").map(String::as_str).unwrap_or("");
                     TERMINATING_SIGNALS.contains(&signal).then_some(Relevant::Stopping(id))
                 }
                 _ => Some(Relevant::Changed(id)),
             }
         }
-        EventMessageTypeEnum::NETWORK => Some(Relevant::Changed(attrs?.get("container")?.clone())),
+        EventKind::Network if NETWORK_ACTIONS.contains(&action) => {
+            Some(Relevant::Changed(event.attributes.get("container")?.clone()))
+        }
         _ => None,
     }
 }
 
-async fn forward_events(docker: Docker, tx: mpsc::UnboundedSender<Result<EventMessage, DockerError>>) {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs().saturating_sub(2))
-        .unwrap_or(0);
-    let mut actions: Vec<String> = CONTAINER_ACTIONS
-        .iter()
-        .chain(NETWORK_ACTIONS)
-        .map(|s| s.to_string())
-        .collect();
-    actions.sort();
-    let filters = std::collections::HashMap::from([
-        ("type".to_string(), vec!["container".to_string(), "network".to_string()]),
-        ("event".to_string(), actions),
-    ]);
-    let opts = EventsOptions {
-        since: Some(since.to_string()),
-        until: None,
-        filters: Some(filters),
-    };
-    let mut stream = docker.events(Some(opts));
-    while let Some(item) = stream.next().await {
-        let item = item.map_err(|source| DockerError::Api {
-            what: "watch events".into(),
-            source,
-        });
+/// Polls the event stream at once (which issues the request), says so on `subscribed`, and
+/// hands each event on until the first error.
+async fn forward_events(
+    mut stream: BoxStream<'static, Result<Event, DockerError>>,
+    tx: mpsc::UnboundedSender<Result<Event, DockerError>>,
+    subscribed: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut subscribed = Some(subscribed);
+    loop {
+        let item = std::future::poll_fn(|cx| {
+            let polled = stream.poll_next_unpin(cx);
+            if let Some(s) = subscribed.take() {
+                let _ = s.send(());
+            }
+            polled
+        })
+        .await;
+        let Some(item) = item else { return };
         let failed = item.is_err();
         if tx.send(item).is_err() || failed {
             return;
@@ -220,3 +214,4 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
+
