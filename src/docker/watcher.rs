@@ -215,3 +215,310 @@ impl Drop for AbortOnDrop {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    //! The watcher against the in-memory Docker, under paused time: delays and resync periods
+    //! are exact, and a whole minute of reconnecting takes no real time.
+
+    use super::*;
+    use crate::docker::fake::{Call, FakeDocker, Op, container};
+    use tokio::time::Instant;
+
+    const BASE: Duration = Duration::from_millis(200);
+    const CAP: Duration = Duration::from_secs(5);
+    const SEED: u64 = 42;
+    /// tokio's timer counts whole milliseconds, so a sleep may end up to 1 ms late.
+    const TICK: Duration = Duration::from_millis(1);
+
+    fn opts() -> WatchOptions {
+        WatchOptions {
+            resync_every: Duration::from_secs(3600),
+            backoff_base: BASE,
+            backoff_cap: CAP,
+            healthy_after: Duration::from_secs(30),
+            backoff_seed: Some(SEED),
+        }
+    }
+
+    fn start(fake: &FakeDocker, opts: WatchOptions) -> mpsc::Receiver<WatchEvent> {
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(run(Arc::new(fake.clone()), Settings::default(), opts, tx));
+        rx
+    }
+
+    /// The next event; fails (in virtual time) rather than hang if none comes.
+    async fn next(rx: &mut mpsc::Receiver<WatchEvent>) -> WatchEvent {
+        tokio::time::timeout(Duration::from_secs(24 * 3600), rx.recv())
+            .await
+            .expect("an event within a (virtual) day")
+            .expect("the watcher runs")
+    }
+
+    async fn resync(rx: &mut mpsc::Receiver<WatchEvent>) -> Vec<Container> {
+        match next(rx).await {
+            WatchEvent::Resync(all) => all,
+            other => panic!("expected a resync, got {other:?}"),
+        }
+    }
+
+    async fn upsert(rx: &mut mpsc::Receiver<WatchEvent>) -> Container {
+        match next(rx).await {
+            WatchEvent::Upsert(c) => *c,
+            other => panic!("expected an upsert, got {other:?}"),
+        }
+    }
+
+    async fn lost(rx: &mut mpsc::Receiver<WatchEvent>) -> String {
+        match next(rx).await {
+            WatchEvent::Lost(reason) => reason,
+            other => panic!("expected Lost, got {other:?}"),
+        }
+    }
+
+    fn names(all: &[Container]) -> Vec<&str> {
+        let mut names: Vec<&str> = all.iter().map(Container::short_name).collect();
+        names.sort();
+        names
+    }
+
+    fn web(name: &str) -> Container {
+        container(name)
+            .app("web")
+            .slot(name)
+            .port(80)
+            .network("edge", "10.0.0.2")
+            .build()
+    }
+
+    fn ops(calls: &[Call]) -> Vec<Op> {
+        calls.iter().map(Call::op).collect()
+    }
+
+    fn within(d: Duration, want: Duration) -> bool {
+        d >= want && d <= want + TICK
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn subscribes_before_listing_and_keeps_an_event_from_during_the_listing() {
+        let fake = FakeDocker::new();
+        fake.run(web("blue"));
+        fake.hold(Op::List);
+        let mut rx = start(&fake, opts());
+
+        // The listing is under way (its answer made, not yet delivered) when green starts.
+        fake.until_called(|calls| calls.iter().any(|c| c.op() == Op::List))
+            .await;
+        let green = web("green");
+        fake.run(green.clone());
+        fake.release(Op::List);
+
+        assert_eq!(names(&resync(&mut rx).await), ["blue"], "the listing predates green");
+        let c = upsert(&mut rx).await;
+        assert_eq!(c.id, green.id, "green's events were not lost");
+        assert!(c.state.running);
+
+        let calls = fake.calls();
+        assert_eq!(ops(&calls)[..3], [Op::Connect, Op::Events, Op::List], "{calls:?}");
+        let Call::Events { since } = calls[1] else {
+            unreachable!()
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!(
+            since <= now - 2,
+            "events asked from a moment before the listing: {since} vs {now}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconnects_forever_with_capped_jittered_growing_delays_then_resyncs_in_full() {
+        let fake = FakeDocker::new();
+        fake.run(web("blue"));
+        let mut rx = start(&fake, opts());
+        assert_eq!(names(&resync(&mut rx).await), ["blue"]);
+
+        fake.set_reachable(false);
+        let mut at = vec![];
+        for _ in 0..40 {
+            let reason = lost(&mut rx).await;
+            assert!(
+                reason.contains("Connection refused") || reason.contains("cut"),
+                "{reason}"
+            );
+            at.push(Instant::now());
+        }
+        // Each gap between two `Lost` is one backoff delay: the seeded sequence, exactly.
+        let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+        let mut expected = crate::docker::backoff::Backoff::new(BASE, CAP, SEED);
+        for (i, gap) in gaps.iter().enumerate() {
+            let want = expected.next_delay();
+            assert!(within(*gap, want), "delay {i}: {gap:?}, seeded backoff says {want:?}");
+            let ceiling = BASE.saturating_mul(1 << i.min(20)).min(CAP);
+            assert!(*gap >= ceiling / 2 && *gap <= ceiling + TICK, "delay {i}: {gap:?}");
+        }
+        assert!(gaps[4] > gaps[0] * 4, "delays grow: {gaps:?}");
+        let capped: std::collections::BTreeSet<_> = gaps[6..].iter().collect();
+        assert!(capped.len() > 1, "capped delays are jittered: {gaps:?}");
+        assert!(fake.count(Op::Connect) >= 40, "it never gave up");
+
+        // While Docker was away, blue became unhealthy (its event lost with the stream) and
+        // green appeared: the reconnection lists everything again.
+        fake.update(&web("blue").id, |c| {
+            c.state.health = Some(crate::core::container::Health {
+                status: "unhealthy".into(),
+            })
+        });
+        fake.insert(container("green").app("web").running().build());
+        fake.take_calls();
+        fake.set_reachable(true);
+        let all = resync(&mut rx).await;
+        assert_eq!(names(&all), ["blue", "green"]);
+        let blue = all.iter().find(|c| c.short_name() == "blue").unwrap();
+        assert_eq!(blue.state.health.as_ref().unwrap().status, "unhealthy");
+        assert_eq!(ops(&fake.calls())[..3], [Op::Connect, Op::Events, Op::List]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_starts_over_only_after_a_healthy_period() {
+        let fake = FakeDocker::new();
+        fake.run(web("blue"));
+        let mut rx = start(&fake, opts());
+        resync(&mut rx).await;
+
+        // Three quick failures: the delays grow.
+        let mut expected = crate::docker::backoff::Backoff::new(BASE, CAP, SEED);
+        for _ in 0..3 {
+            fake.cut_events();
+            lost(&mut rx).await;
+            let t = Instant::now();
+            resync(&mut rx).await;
+            assert!(within(t.elapsed(), expected.next_delay()));
+        }
+        // Connected for longer than `healthy_after`: the next delay is a first one again.
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        fake.cut_events();
+        lost(&mut rx).await;
+        let t = Instant::now();
+        resync(&mut rx).await;
+        assert!(t.elapsed() <= BASE + TICK, "reset: {:?}", t.elapsed());
+        // And a short connection after it does not reset: the second delay, [BASE, 2·BASE].
+        fake.cut_events();
+        lost(&mut rx).await;
+        let t = Instant::now();
+        resync(&mut rx).await;
+        assert!(
+            t.elapsed() >= BASE && t.elapsed() <= 2 * BASE + TICK,
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_periodic_resync_carries_the_whole_snapshot() {
+        let fake = FakeDocker::new();
+        fake.run(web("blue"));
+        fake.run(web("green"));
+        let every = Duration::from_secs(60);
+        let mut rx = start(
+            &fake,
+            WatchOptions {
+                resync_every: every,
+                ..opts()
+            },
+        );
+        assert_eq!(names(&resync(&mut rx).await), ["blue", "green"]);
+        let t0 = Instant::now();
+
+        // Changes whose events were missed: only a resync can bring them.
+        fake.forget(&web("blue").id);
+        fake.insert(container("red").app("web").running().build());
+        fake.update(&web("green").id, |c| c.state.paused = true);
+
+        let all = resync(&mut rx).await;
+        assert!(within(t0.elapsed(), every), "{:?}", t0.elapsed());
+        assert_eq!(names(&all), ["green", "red"], "the whole snapshot, blue gone");
+        assert!(all.iter().find(|c| c.short_name() == "green").unwrap().state.paused);
+
+        assert_eq!(names(&resync(&mut rx).await), ["green", "red"]);
+        assert!(within(t0.elapsed(), 2 * every), "{:?}", t0.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_event_inspects_only_the_container_it_names() {
+        let fake = FakeDocker::new();
+        let fleet: Vec<Container> = (1..=5).map(|i| web(&format!("web-{i}"))).collect();
+        for c in &fleet {
+            fake.run(c.clone());
+        }
+        let mut rx = start(&fake, opts());
+        assert_eq!(resync(&mut rx).await.len(), 5);
+        assert_eq!(fake.count(Op::Inspect), 5, "the listing inspects each container once");
+        fake.take_calls();
+
+        let third = &fleet[2].id;
+        fake.health(third, "unhealthy");
+        let c = upsert(&mut rx).await;
+        assert_eq!((&c.id, c.state.health.unwrap().status.as_str()), (third, "unhealthy"));
+        assert_eq!(fake.take_calls(), [Call::Inspect(third.clone())]);
+
+        let fourth = &fleet[3].id;
+        fake.disconnect(fourth, "edge");
+        let c = upsert(&mut rx).await;
+        assert_eq!(c.id, *fourth);
+        assert_eq!(c.network_settings.networks, Some(Default::default()));
+        assert_eq!(fake.take_calls(), [Call::Inspect(fourth.clone())]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stop_kill_and_destroy() {
+        let fake = FakeDocker::new();
+        let blue = web("blue");
+        fake.run(blue.clone());
+        let mut rx = start(&fake, opts());
+        resync(&mut rx).await;
+        fake.take_calls();
+
+        // A reload signal leaves it in the pool; nothing happens until the next real change.
+        fake.kill(&blue.id, "SIGHUP");
+        fake.pause(&blue.id);
+        assert!(upsert(&mut rx).await.state.paused);
+        fake.unpause(&blue.id);
+        assert!(!upsert(&mut rx).await.state.paused);
+
+        // `docker stop`: out of the pool at `kill`, before the container even exits.
+        fake.take_calls();
+        fake.stop(&blue.id);
+        assert!(matches!(next(&mut rx).await, WatchEvent::Stopping(id) if id == blue.id));
+        assert!(!upsert(&mut rx).await.state.running, "die");
+        assert!(!upsert(&mut rx).await.state.running, "stop");
+        assert_eq!(
+            fake.take_calls(),
+            [Call::Inspect(blue.id.clone()), Call::Inspect(blue.id.clone())]
+        );
+
+        fake.destroy(&blue.id);
+        assert!(matches!(next(&mut rx).await, WatchEvent::Remove(id) if id == blue.id));
+        assert_eq!(fake.take_calls(), [], "destroy needs no inspect");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn foreign_containers_cost_no_inspect() {
+        let fake = FakeDocker::new();
+        fake.run(web("blue"));
+        let mut rx = start(&fake, opts());
+        resync(&mut rx).await;
+        fake.take_calls();
+
+        let foreign = container("postgres").label("com.example.db", "yes").build();
+        fake.run(foreign.clone());
+        fake.health(&foreign.id, "healthy");
+        fake.stop(&foreign.id);
+        fake.destroy(&foreign.id);
+        // A labelled change after them: once it arrives, the foreign events were handled.
+        fake.health(&web("blue").id, "healthy");
+        assert_eq!(upsert(&mut rx).await.id, web("blue").id);
+        assert_eq!(fake.inspected(), [web("blue").id]);
+    }
+}
