@@ -14,6 +14,7 @@
 //! Generic over [`DockerApi`]: the controller passes the real [`Engine`](super::Engine), the
 //! tests below the in-memory [`FakeDocker`](super::fake::FakeDocker) under paused time.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -115,6 +116,8 @@ async fn watch_once(
 
     let t0 = tokio::time::Instant::now();
     let all = docker::list(api, settings).await?;
+    let mut known = Known::default();
+    known.resync(&all);
     info!(
         containers = all.len(),
         ms = t0.elapsed().as_millis() as u64,
@@ -129,13 +132,16 @@ async fn watch_once(
     loop {
         let out = tokio::select! {
             msg = events.recv() => match msg {
-                Some(Ok(msg)) => match relevant(&msg, settings) {
+                Some(Ok(msg)) => match known.relevant(&msg, settings) {
                     Some(Relevant::Gone(id)) => WatchEvent::Remove(id),
                     Some(Relevant::Stopping(id)) => WatchEvent::Stopping(id),
                     Some(Relevant::Changed(id)) => match api.inspect(&id).await? {
                         Some(c) if c.label(&settings.label("app")).is_some() => WatchEvent::Upsert(Box::new(c)),
                         Some(_) => continue,
-                        None => WatchEvent::Remove(id),
+                        None => {
+                            known.forget(&id);
+                            WatchEvent::Remove(id)
+                        }
                     },
                     None => continue,
                 },
@@ -144,7 +150,9 @@ async fn watch_once(
             },
             _ = tick.tick() => {
                 debug!("periodic resync");
-                WatchEvent::Resync(docker::list(api, settings).await?)
+                let all = docker::list(api, settings).await?;
+                known.resync(&all);
+                WatchEvent::Resync(all)
             }
         };
         if tx.send(out).await.is_err() {
@@ -159,26 +167,48 @@ enum Relevant {
     Gone(String),
 }
 
-fn relevant(event: &Event, settings: &Settings) -> Option<Relevant> {
-    let action = event.base_action();
-    match event.kind {
-        EventKind::Container if CONTAINER_ACTIONS.contains(&action) => {
-            // Container events carry the container's labels: skip foreign containers early.
-            event.attributes.get(&settings.label("app"))?;
-            let id = event.actor.clone();
-            match action {
-                "destroy" => Some(Relevant::Gone(id)),
-                "kill" => {
-                    let signal = event.attributes.get("signal").map(String::as_str).unwrap_or("");
-                    TERMINATING_SIGNALS.contains(&signal).then_some(Relevant::Stopping(id))
+/// The labelled containers this connection knows of: listed, or named by a labelled
+/// container event since. Docker's network events name the container but carry none of its
+/// labels, so this is how a foreign container's `connect`/`disconnect` costs no inspect. A
+/// labelled container is always known before its first network event: one that predates the
+/// listing is in it, and a newer one's `create` (labels included) comes before its `connect`.
+#[derive(Default)]
+struct Known(HashSet<String>);
+
+impl Known {
+    fn resync(&mut self, all: &[Container]) {
+        self.0 = all.iter().map(|c| c.id.clone()).collect();
+    }
+
+    fn forget(&mut self, id: &str) {
+        self.0.remove(id);
+    }
+
+    /// What `event` means for pointsman, if anything; learns and forgets ids on the way.
+    fn relevant(&mut self, event: &Event, settings: &Settings) -> Option<Relevant> {
+        let action = event.base_action();
+        match event.kind {
+            EventKind::Container if CONTAINER_ACTIONS.contains(&action) => {
+                // Container events carry the container's labels: skip foreign containers early.
+                event.attributes.get(&settings.label("app"))?;
+                let id = event.actor.clone();
+                if action == "destroy" {
+                    self.forget(&id);
+                    return Some(Relevant::Gone(id));
                 }
-                _ => Some(Relevant::Changed(id)),
+                self.0.insert(id.clone());
+                if action == "kill" {
+                    let signal = event.attributes.get("signal").map(String::as_str).unwrap_or("");
+                    return TERMINATING_SIGNALS.contains(&signal).then_some(Relevant::Stopping(id));
+                }
+                Some(Relevant::Changed(id))
             }
+            EventKind::Network if NETWORK_ACTIONS.contains(&action) => {
+                let id = event.attributes.get("container")?;
+                self.0.contains(id).then(|| Relevant::Changed(id.clone()))
+            }
+            _ => None,
         }
-        EventKind::Network if NETWORK_ACTIONS.contains(&action) => {
-            Some(Relevant::Changed(event.attributes.get("container")?.clone()))
-        }
-        _ => None,
     }
 }
 
@@ -504,6 +534,30 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn network_events_of_our_containers_are_inspected() {
+        let fake = FakeDocker::new();
+        let blue = web("blue");
+        fake.run(blue.clone());
+        let mut rx = start(&fake, opts());
+        resync(&mut rx).await;
+        fake.take_calls();
+
+        // Listed: known.
+        fake.connect(&blue.id, "backend", "10.1.0.2");
+        let c = upsert(&mut rx).await;
+        assert!(c.network_settings.networks.unwrap().contains_key("backend"));
+        assert_eq!(fake.take_calls(), [Call::Inspect(blue.id.clone())]);
+
+        // New: known from its `create`, which comes before its network `connect`.
+        let green = web("green");
+        fake.run(green.clone());
+        for _ in ["create", "connect", "start"] {
+            assert_eq!(upsert(&mut rx).await.id, green.id);
+        }
+        assert_eq!(fake.inspected(), [green.id.clone(), green.id.clone(), green.id.clone()]);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn foreign_containers_cost_no_inspect() {
         let fake = FakeDocker::new();
         fake.run(web("blue"));
@@ -511,9 +565,14 @@ mod tests {
         resync(&mut rx).await;
         fake.take_calls();
 
-        let foreign = container("postgres").label("com.example.db", "yes").build();
+        let foreign = container("postgres")
+            .label("com.example.db", "yes")
+            .network("edge", "10.0.0.9")
+            .build();
         fake.run(foreign.clone());
         fake.health(&foreign.id, "healthy");
+        fake.disconnect(&foreign.id, "edge");
+        fake.connect(&foreign.id, "backend", "10.1.0.9");
         fake.stop(&foreign.id);
         fake.destroy(&foreign.id);
         // A labelled change after them: once it arrives, the foreign events were handled.
