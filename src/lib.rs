@@ -21,7 +21,8 @@
 //!
 //! Shell:
 //! - [`store`]: the directory, the state file, the lock, atomic writes.
-//! - [`docker`], [`watcher`]: Docker's API and the event/resync state machine.
+//! - [`docker`]: Docker behind a narrow trait (bollard's engine, or an in-memory fake for
+//!   tests) and the watcher, the event/resync state machine.
 //! - [`controller`]: `pointsman run`, the single owner of the snapshot.
 //! - [`cli`], [`commands`]: arguments → validated config; what each subcommand does.
 
