@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, Stream, StreamExt};
@@ -30,6 +31,7 @@ use crate::core::ops;
 use crate::core::render;
 use crate::core::settings::{self, Choices, Settings};
 use crate::core::state::{Actor, AppRoles};
+use crate::docker::DockerApi;
 use crate::docker::watcher::{self, WatchEvent, WatchOptions};
 
 /// How often the controller looks at the clock: retries a failed write, picks up role and
@@ -60,7 +62,7 @@ pub enum RunError {
 enum Failure {
     Backend(BackendError),
     /// Another writer recorded new settings (`--reconfigure`).
-    Settings(Settings),
+    Settings(Box<Settings>),
 }
 
 impl From<BackendError> for Failure {
@@ -192,7 +194,7 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
         loop {
             match self.try_reconcile() {
                 Ok(()) => return Ok(()),
-                Err(Failure::Settings(recorded)) => self.adopt(recorded)?,
+                Err(Failure::Settings(recorded)) => self.adopt(*recorded)?,
                 Err(Failure::Backend(e)) => return Err(e.into()),
             }
         }
@@ -247,7 +249,7 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
                 Err(_) => state.settings.effective(),
             };
             if effective != *settings {
-                return Err(Failure::Settings(effective));
+                return Err(Failure::Settings(Box::new(effective)));
             }
             let mut apps = apps.clone();
             // Roles another writer changed since the last reconcile.
@@ -455,8 +457,10 @@ pub fn inputs(watch: mpsc::Receiver<WatchEvent>, tick: Duration) -> impl Stream<
     })
 }
 
-/// Runs the controller until `shutdown` resolves.
-pub async fn run<S: StateStore, K: ConfigSink>(
+/// Runs the controller on `docker` until `shutdown` resolves.
+#[allow(clippy::too_many_arguments)]
+pub async fn run<A: DockerApi, S: StateStore, K: ConfigSink>(
+    docker: Arc<A>,
     settings: Settings,
     flags: Choices,
     store: S,
@@ -466,7 +470,7 @@ pub async fn run<S: StateStore, K: ConfigSink>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     let (tx, rx) = mpsc::channel(1024);
-    let watcher = tokio::spawn(watcher::run(settings.clone(), opts, tx));
+    let watcher = tokio::spawn(watcher::run(docker, settings.clone(), opts, tx));
     let mut ctl = Controller::new(settings, flags, store, sink, foreign_dir);
     let result = ctl.drive(inputs(rx, TICK), shutdown).await;
     watcher.abort();
@@ -653,5 +657,85 @@ mod tests {
             .unwrap();
         assert_eq!(ctl.stats.reconciles, 0);
         assert!(dir.owned_files().unwrap().is_empty());
+    }
+
+    /// The whole shell in-process: a fake Docker, the real watcher and controller, the real
+    /// directory backend, under paused time.
+    #[tokio::test(start_paused = true)]
+    async fn fake_docker_to_files_through_the_watcher_and_the_controller() {
+        use crate::docker::fake::{FakeDocker, container as fake_container, id_of};
+        let dir = scratch("e2e");
+        let docker = FakeDocker::new();
+        let web = |slot: &str, ip: &str| {
+            fake_container(&format!("web-{slot}"))
+                .app("web")
+                .slot(slot)
+                .label("host", "web.example.com")
+                .port(80)
+                .network("edge", ip)
+                .running()
+        };
+        docker.run(web("blue", "10.0.0.2").version("stable").build());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn({
+            let (docker, dir) = (docker.clone(), dir.clone());
+            async move {
+                let opts = WatchOptions {
+                    backoff_seed: Some(7),
+                    ..WatchOptions::default()
+                };
+                run(
+                    Arc::new(docker),
+                    Settings::default(),
+                    Choices::default(),
+                    FileStateStore::new(&dir),
+                    DirSink::new(&dir),
+                    None,
+                    opts,
+                    async {
+                        let _ = stopped.await;
+                    },
+                )
+                .await
+            }
+        });
+        let file = || {
+            dir.read_file("pointsman-web.yml")
+                .unwrap()
+                .map(|b| String::from_utf8(b).unwrap())
+        };
+        let settle = || tokio::time::sleep(Duration::from_millis(50));
+        settle().await;
+        assert!(file().unwrap().contains("http://10.0.0.2:80"), "{:?}", file());
+
+        docker.run(web("green", "10.0.0.3").build());
+        settle().await;
+        assert!(
+            file().unwrap().contains("\"web-candidate\""),
+            "green joins as the candidate"
+        );
+
+        // A stop drains the container at its kill, before it exits.
+        docker.stop(&id_of("web-blue"));
+        settle().await;
+        assert!(!file().unwrap().contains("http://10.0.0.2:80"));
+
+        // Docker goes away: nothing is written; it comes back changed: the resync repairs.
+        docker.set_reachable(false);
+        settle().await;
+        let before = file();
+        docker.update(&id_of("web-blue"), |c| c.state.running = true);
+        settle().await;
+        assert_eq!(file(), before, "routing stays as written while Docker is away");
+        docker.set_reachable(true);
+        tokio::time::sleep(Duration::from_secs(6)).await; // past the backoff cap
+        assert!(
+            file().unwrap().contains("http://10.0.0.2:80"),
+            "the resync after reconnecting saw blue again"
+        );
+
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
+        assert!(file().is_some(), "files stay on shutdown");
     }
 }

@@ -32,8 +32,10 @@
 //! - [`backend::foreign`]: files in the directory pointsman does not own, checked as Traefik
 //!   will read them.
 //!
-//! [`docker`] — the Docker edge: connect, list, inspect; [`docker::watcher`] turns Docker into
-//! a stream of events and resyncs; [`docker::backoff`] spaces reconnects.
+//! [`docker`] — the Docker edge behind a narrow trait, [`docker::DockerApi`]: bollard's
+//! engine ([`docker::engine`]) or an in-memory fake for tests ([`docker::fake`]);
+//! [`docker::watcher`] turns Docker into a stream of events and resyncs; [`docker::backoff`]
+//! spaces reconnects.
 //!
 //! [`controller`] — `pointsman run`: one owner of the model, fed by one stream of inputs.
 //!

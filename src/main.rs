@@ -85,7 +85,9 @@ async fn run(config: &Config) -> ExitCode {
     };
     tracing::info!(dir = %config.dir.display(), docker = %pointsman::docker::host(), "pointsman controller starting");
     let sink = DirSink::new(&dir);
+    let docker = std::sync::Arc::new(pointsman::docker::Engine::new());
     match controller::run(
+        docker,
         settings,
         config.proposed.clone(),
         store,

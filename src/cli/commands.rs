@@ -19,7 +19,7 @@ use crate::core::ops::{self, Context, Operation, Refusal, Scope};
 use crate::core::render;
 use crate::core::settings::{self, Conflict, Settings};
 use crate::core::state::{Actor, State};
-use crate::docker::{self, DockerError};
+use crate::docker::{self, DockerApi, DockerError, Engine};
 
 /// How a command failed, which decides the exit code.
 #[derive(Debug, thiserror::Error)]
@@ -108,12 +108,13 @@ fn record_settings(state: &mut State, settings: &Settings, config: &Config) -> R
 /// One operation on one app: Docker is asked for that app's containers only, then the state
 /// store runs the transaction. Other apps' host claims come from the state's index.
 async fn change(config: &Config, settings: &Settings, backend: &mut Backend, op: &Operation) -> Result<(), Failure> {
-    let docker = docker::connect().await?;
+    let docker = Engine::connected().await?;
     let app = match op.scope() {
         Scope::App(app) => Some(app.to_string()),
         // Docker resolves names and unique id prefixes; the target itself is resolved by
         // `ops::find_target` against the app's containers, like every other target.
-        Scope::Container(name) => docker::inspect(&docker, name)
+        Scope::Container(name) => docker
+            .inspect(name)
             .await?
             .and_then(|c| c.label(&settings.label("app")).map(str::to_string)),
     };
@@ -156,7 +157,7 @@ async fn change(config: &Config, settings: &Settings, backend: &mut Backend, op:
 }
 
 async fn containers(settings: &Settings) -> Result<Vec<Container>, Failure> {
-    let docker = docker::connect().await?;
+    let docker = Engine::connected().await?;
     Ok(docker::list(&docker, settings).await?)
 }
 

@@ -1,9 +1,13 @@
 //! Capped, jittered exponential backoff for reconnecting to Docker.
 //!
-//! "Full jitter": each delay is uniform in `[base·2ⁿ/2, base·2ⁿ]`, capped, so a fleet of
-//! sidecars restarted together does not hammer a recovering daemon in lockstep. The
-//! controller resets it after a healthy period, so one blip long ago does not slow the next
-//! reconnect. A sidecar never gives up: there is no attempt limit.
+//! Jittered: each delay is uniform in `[c/2, c]` where `c = min(base·2ⁿ, cap)` (half fixed,
+//! half random — what AWS's backoff article calls "equal jitter"), so a fleet of sidecars
+//! restarted together does not hammer a recovering daemon in lockstep, and no delay drops
+//! near zero. The watcher resets it after a healthy period, so one blip long ago does not
+//! slow the next reconnect. A sidecar never gives up: there is no attempt limit.
+//!
+//! The randomness is `fastrand`'s seedable generator: a seed makes the delays reproducible in
+//! tests, and a random seed spreads real sidecars out.
 
 use std::time::Duration;
 
@@ -12,26 +16,27 @@ pub struct Backoff {
     base: Duration,
     cap: Duration,
     attempt: u32,
-    rng: u64,
+    rng: fastrand::Rng,
 }
 
 impl Backoff {
+    /// A seeded backoff: the same seed gives the same delays (tests).
     pub fn new(base: Duration, cap: Duration, seed: u64) -> Backoff {
+        Backoff::with_rng(base, cap, fastrand::Rng::with_seed(seed))
+    }
+
+    /// Seeded at random, so sidecars started together spread out.
+    pub fn from_entropy(base: Duration, cap: Duration) -> Backoff {
+        Backoff::with_rng(base, cap, fastrand::Rng::new())
+    }
+
+    fn with_rng(base: Duration, cap: Duration, rng: fastrand::Rng) -> Backoff {
         Backoff {
             base,
             cap,
             attempt: 0,
-            rng: seed | 1,
+            rng,
         }
-    }
-
-    /// Seeded from the clock and process id, so sidecars on one host spread out.
-    pub fn from_clock(base: Duration, cap: Duration) -> Backoff {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos() as u64 ^ d.as_secs())
-            .unwrap_or(0);
-        Backoff::new(base, cap, nanos ^ (u64::from(std::process::id()) << 32))
     }
 
     pub fn next_delay(&mut self) -> Duration {
@@ -40,22 +45,11 @@ impl Backoff {
         self.attempt = self.attempt.saturating_add(1);
         let half = ceiling / 2;
         let spread = (ceiling - half).as_nanos() as u64;
-        let jitter = if spread == 0 { 0 } else { self.random() % (spread + 1) };
-        half + Duration::from_nanos(jitter)
+        half + Duration::from_nanos(self.rng.u64(0..=spread))
     }
 
     pub fn reset(&mut self) {
         self.attempt = 0;
-    }
-
-    /// xorshift64: plenty for jitter, no dependency.
-    fn random(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        x
     }
 }
 
@@ -77,6 +71,16 @@ mod tests {
         }
         let distinct: std::collections::BTreeSet<_> = delays[6..].iter().collect();
         assert!(distinct.len() > 1, "capped delays are jittered: {delays:?}");
+    }
+
+    #[test]
+    fn a_seed_gives_reproducible_delays() {
+        let delays = |seed| {
+            let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(5), seed);
+            (0..10).map(|_| b.next_delay()).collect::<Vec<_>>()
+        };
+        assert_eq!(delays(1), delays(1));
+        assert_ne!(delays(1), delays(2));
     }
 
     #[test]

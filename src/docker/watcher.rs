@@ -7,20 +7,25 @@
 //!
 //! Subscribing before listing closes the gap Traefik's own Docker provider has (it lists,
 //! then subscribes, and can miss a change in between). The events request is issued first,
-//! by a task that starts forwarding at once, and carries `since` a moment before the listing,
-//! so an event that happens while the listing runs is replayed rather than lost.
+//! by a task that polls it at once and forwards what comes (the listing waits for that first
+//! poll), and carries `since` a moment before the listing, so an event that happens while
+//! the listing runs is buffered, or replayed, rather than lost.
+//!
+//! Generic over [`DockerApi`]: the controller passes the real [`Engine`](super::Engine), the
+//! tests below the in-memory [`FakeDocker`](super::fake::FakeDocker) under paused time.
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
-use bollard::Docker;
-use bollard::models::{EventMessage, EventMessageTypeEnum};
-use bollard::query_parameters::EventsOptions;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::core::container::Container;
 use crate::core::settings::Settings;
+use crate::docker::api::{CONTAINER_ACTIONS, DockerApi, Event, EventKind, NETWORK_ACTIONS};
 use crate::docker::backoff::Backoff;
 use crate::docker::{self, DockerError};
 
@@ -44,6 +49,8 @@ pub struct WatchOptions {
     pub backoff_cap: Duration,
     /// A connection that lasted this long resets the backoff.
     pub healthy_after: Duration,
+    /// Seeds the backoff's jitter (tests); `None` seeds it at random.
+    pub backoff_seed: Option<u64>,
 }
 
 impl Default for WatchOptions {
@@ -53,37 +60,26 @@ impl Default for WatchOptions {
             backoff_base: Duration::from_millis(200),
             backoff_cap: Duration::from_secs(5),
             healthy_after: Duration::from_secs(30),
+            backoff_seed: None,
         }
     }
 }
-
-const CONTAINER_ACTIONS: &[&str] = &[
-    "create",
-    "start",
-    "restart",
-    "kill",
-    "die",
-    "stop",
-    "destroy",
-    "pause",
-    "unpause",
-    "health_status",
-    "rename",
-];
 
 /// Signals after which a container is on its way out. Others (`docker kill -s HUP`, often a
 /// reload) leave it in the pool.
 const TERMINATING_SIGNALS: &[&str] = &[
     "15", "9", "2", "3", "SIGTERM", "SIGKILL", "SIGINT", "SIGQUIT", "TERM", "KILL", "INT", "QUIT",
 ];
-const NETWORK_ACTIONS: &[&str] = &["connect", "disconnect"];
 
 /// Runs until the receiver is dropped.
-pub async fn run(settings: Settings, opts: WatchOptions, tx: mpsc::Sender<WatchEvent>) {
-    let mut backoff = Backoff::from_clock(opts.backoff_base, opts.backoff_cap);
+pub async fn run<A: DockerApi>(api: Arc<A>, settings: Settings, opts: WatchOptions, tx: mpsc::Sender<WatchEvent>) {
+    let mut backoff = match opts.backoff_seed {
+        Some(seed) => Backoff::new(opts.backoff_base, opts.backoff_cap, seed),
+        None => Backoff::from_entropy(opts.backoff_base, opts.backoff_cap),
+    };
     loop {
         let started = tokio::time::Instant::now();
-        let reason = match watch_once(&settings, &opts, &tx).await {
+        let reason = match watch_once(&*api, &settings, &opts, &tx).await {
             Ok(()) => return, // receiver gone: the controller is shutting down
             Err(e) => e.to_string(),
         };
@@ -101,18 +97,27 @@ pub async fn run(settings: Settings, opts: WatchOptions, tx: mpsc::Sender<WatchE
 
 /// One connection's life. `Ok(())` only when the controller has gone away.
 async fn watch_once(
+    api: &impl DockerApi,
     settings: &Settings,
     opts: &WatchOptions,
     tx: &mpsc::Sender<WatchEvent>,
 ) -> Result<(), DockerError> {
-    let docker = docker::connect().await?;
+    api.connect().await?;
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs().saturating_sub(2) as i64)
+        .unwrap_or(0);
     let (ev_tx, mut events) = mpsc::unbounded_channel();
-    let forwarder = tokio::spawn(forward_events(docker.clone(), ev_tx));
+    let (subscribed, first_poll) = tokio::sync::oneshot::channel();
+    let forwarder = tokio::spawn(forward_events(api.events(since), ev_tx, subscribed));
     let _abort = AbortOnDrop(forwarder);
-    tokio::task::yield_now().await;
+    // List only once the events request is out, on any runtime.
+    let _ = first_poll.await;
 
     let t0 = tokio::time::Instant::now();
-    let all = docker::list(&docker, settings).await?;
+    let all = docker::list(api, settings).await?;
+    let mut known = Known::default();
+    known.resync(&all);
     info!(
         containers = all.len(),
         ms = t0.elapsed().as_millis() as u64,
@@ -127,13 +132,16 @@ async fn watch_once(
     loop {
         let out = tokio::select! {
             msg = events.recv() => match msg {
-                Some(Ok(msg)) => match relevant(&msg, settings) {
+                Some(Ok(msg)) => match known.relevant(&msg, settings) {
                     Some(Relevant::Gone(id)) => WatchEvent::Remove(id),
                     Some(Relevant::Stopping(id)) => WatchEvent::Stopping(id),
-                    Some(Relevant::Changed(id)) => match docker::inspect(&docker, &id).await? {
+                    Some(Relevant::Changed(id)) => match api.inspect(&id).await? {
                         Some(c) if c.label(&settings.label("app")).is_some() => WatchEvent::Upsert(Box::new(c)),
                         Some(_) => continue,
-                        None => WatchEvent::Remove(id),
+                        None => {
+                            known.forget(&id);
+                            WatchEvent::Remove(id)
+                        }
                     },
                     None => continue,
                 },
@@ -142,7 +150,9 @@ async fn watch_once(
             },
             _ = tick.tick() => {
                 debug!("periodic resync");
-                WatchEvent::Resync(docker::list(&docker, settings).await?)
+                let all = docker::list(api, settings).await?;
+                known.resync(&all);
+                WatchEvent::Resync(all)
             }
         };
         if tx.send(out).await.is_err() {
@@ -157,55 +167,69 @@ enum Relevant {
     Gone(String),
 }
 
-fn relevant(msg: &EventMessage, settings: &Settings) -> Option<Relevant> {
-    let action = msg.action.as_deref()?;
-    let actor = msg.actor.as_ref()?;
-    let attrs = actor.attributes.as_ref();
-    match msg.typ? {
-        EventMessageTypeEnum::CONTAINER => {
-            // Container events carry the container's labels: skip foreign containers early.
-            attrs?.get(&settings.label("app"))?;
-            let id = actor.id.clone()?;
-            match action {
-                "destroy" => Some(Relevant::Gone(id)),
-                "kill" => {
-                    let signal = attrs?.get("signal").map(String::as_str).unwrap_or("");
-                    TERMINATING_SIGNALS.contains(&signal).then_some(Relevant::Stopping(id))
+/// The labelled containers this connection knows of: listed, or named by a labelled
+/// container event since. Docker's network events name the container but carry none of its
+/// labels, so this is how a foreign container's `connect`/`disconnect` costs no inspect. A
+/// labelled container is always known before its first network event: one that predates the
+/// listing is in it, and a newer one's `create` (labels included) comes before its `connect`.
+#[derive(Default)]
+struct Known(HashSet<String>);
+
+impl Known {
+    fn resync(&mut self, all: &[Container]) {
+        self.0 = all.iter().map(|c| c.id.clone()).collect();
+    }
+
+    fn forget(&mut self, id: &str) {
+        self.0.remove(id);
+    }
+
+    /// What `event` means for pointsman, if anything; learns and forgets ids on the way.
+    fn relevant(&mut self, event: &Event, settings: &Settings) -> Option<Relevant> {
+        let action = event.base_action();
+        match event.kind {
+            EventKind::Container if CONTAINER_ACTIONS.contains(&action) => {
+                // Container events carry the container's labels: skip foreign containers early.
+                event.attributes.get(&settings.label("app"))?;
+                let id = event.actor.clone();
+                if action == "destroy" {
+                    self.forget(&id);
+                    return Some(Relevant::Gone(id));
                 }
-                _ => Some(Relevant::Changed(id)),
+                self.0.insert(id.clone());
+                if action == "kill" {
+                    let signal = event.attributes.get("signal").map(String::as_str).unwrap_or("");
+                    return TERMINATING_SIGNALS.contains(&signal).then_some(Relevant::Stopping(id));
+                }
+                Some(Relevant::Changed(id))
             }
+            EventKind::Network if NETWORK_ACTIONS.contains(&action) => {
+                let id = event.attributes.get("container")?;
+                self.0.contains(id).then(|| Relevant::Changed(id.clone()))
+            }
+            _ => None,
         }
-        EventMessageTypeEnum::NETWORK => Some(Relevant::Changed(attrs?.get("container")?.clone())),
-        _ => None,
     }
 }
 
-async fn forward_events(docker: Docker, tx: mpsc::UnboundedSender<Result<EventMessage, DockerError>>) {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs().saturating_sub(2))
-        .unwrap_or(0);
-    let mut actions: Vec<String> = CONTAINER_ACTIONS
-        .iter()
-        .chain(NETWORK_ACTIONS)
-        .map(|s| s.to_string())
-        .collect();
-    actions.sort();
-    let filters = std::collections::HashMap::from([
-        ("type".to_string(), vec!["container".to_string(), "network".to_string()]),
-        ("event".to_string(), actions),
-    ]);
-    let opts = EventsOptions {
-        since: Some(since.to_string()),
-        until: None,
-        filters: Some(filters),
-    };
-    let mut stream = docker.events(Some(opts));
-    while let Some(item) = stream.next().await {
-        let item = item.map_err(|source| DockerError::Api {
-            what: "watch events".into(),
-            source,
-        });
+/// Polls the event stream at once (which issues the request), says so on `subscribed`, and
+/// hands each event on until the first error.
+async fn forward_events(
+    mut stream: BoxStream<'static, Result<Event, DockerError>>,
+    tx: mpsc::UnboundedSender<Result<Event, DockerError>>,
+    subscribed: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut subscribed = Some(subscribed);
+    loop {
+        let item = std::future::poll_fn(|cx| {
+            let polled = stream.poll_next_unpin(cx);
+            if let Some(s) = subscribed.take() {
+                let _ = s.send(());
+            }
+            polled
+        })
+        .await;
+        let Some(item) = item else { return };
         let failed = item.is_err();
         if tx.send(item).is_err() || failed {
             return;
@@ -218,5 +242,342 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The watcher against the in-memory Docker, under paused time: delays and resync periods
+    //! are exact, and a whole minute of reconnecting takes no real time.
+
+    use super::*;
+    use crate::docker::fake::{Call, FakeDocker, Op, container};
+    use tokio::time::Instant;
+
+    const BASE: Duration = Duration::from_millis(200);
+    const CAP: Duration = Duration::from_secs(5);
+    const SEED: u64 = 42;
+    /// tokio's timer counts whole milliseconds, so a sleep may end up to 1 ms late.
+    const TICK: Duration = Duration::from_millis(1);
+
+    fn opts() -> WatchOptions {
+        WatchOptions {
+            resync_every: Duration::from_secs(3600),
+            backoff_base: BASE,
+            backoff_cap: CAP,
+            healthy_after: Duration::from_secs(30),
+            backoff_seed: Some(SEED),
+        }
+    }
+
+    fn start(fake: &FakeDocker, opts: WatchOptions) -> mpsc::Receiver<WatchEvent> {
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(run(Arc::new(fake.clone()), Settings::default(), opts, tx));
+        rx
+    }
+
+    /// The next event; fails (in virtual time) rather than hang if none comes.
+    async fn next(rx: &mut mpsc::Receiver<WatchEvent>) -> WatchEvent {
+        tokio::time::timeout(Duration::from_secs(24 * 3600), rx.recv())
+            .await
+            .expect("an event within a (virtual) day")
+            .expect("the watcher runs")
+    }
+
+    async fn resync(rx: &mut mpsc::Receiver<WatchEvent>) -> Vec<Container> {
+        match next(rx).await {
+            WatchEvent::Resync(all) => all,
+            other => panic!("expected a resync, got {other:?}"),
+        }
+    }
+
+    async fn upsert(rx: &mut mpsc::Receiver<WatchEvent>) -> Container {
+        match next(rx).await {
+            WatchEvent::Upsert(c) => *c,
+            other => panic!("expected an upsert, got {other:?}"),
+        }
+    }
+
+    async fn lost(rx: &mut mpsc::Receiver<WatchEvent>) -> String {
+        match next(rx).await {
+            WatchEvent::Lost(reason) => reason,
+            other => panic!("expected Lost, got {other:?}"),
+        }
+    }
+
+    fn names(all: &[Container]) -> Vec<&str> {
+        let mut names: Vec<&str> = all.iter().map(Container::short_name).collect();
+        names.sort();
+        names
+    }
+
+    fn web(name: &str) -> Container {
+        container(name)
+            .app("web")
+            .slot(name)
+            .port(80)
+            .network("edge", "10.0.0.2")
+            .build()
+    }
+
+    fn ops(calls: &[Call]) -> Vec<Op> {
+        calls.iter().map(Call::op).collect()
+    }
+
+    fn within(d: Duration, want: Duration) -> bool {
+        d >= want && d <= want + TICK
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn subscribes_before_listing_and_keeps_an_event_from_during_the_listing() {
+        let fake = FakeDocker::new();
+        fake.run(web("blue"));
+        fake.hold(Op::List);
+        let mut rx = start(&fake, opts());
+
+        // The listing is under way (its answer made, not yet delivered) when green starts.
+        fake.until_called(|calls| calls.iter().any(|c| c.op() == Op::List))
+            .await;
+        let green = web("green");
+        fake.run(green.clone());
+        fake.release(Op::List);
+
+        assert_eq!(names(&resync(&mut rx).await), ["blue"], "the listing predates green");
+        let c = upsert(&mut rx).await;
+        assert_eq!(c.id, green.id, "green's events were not lost");
+        assert!(c.state.running);
+
+        let calls = fake.calls();
+        assert_eq!(ops(&calls)[..3], [Op::Connect, Op::Events, Op::List], "{calls:?}");
+        let Call::Events { since } = calls[1] else {
+            unreachable!()
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!(
+            since <= now - 2,
+            "events asked from a moment before the listing: {since} vs {now}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconnects_forever_with_capped_jittered_growing_delays_then_resyncs_in_full() {
+        let fake = FakeDocker::new();
+        fake.run(web("blue"));
+        let mut rx = start(&fake, opts());
+        assert_eq!(names(&resync(&mut rx).await), ["blue"]);
+
+        fake.set_reachable(false);
+        let mut at = vec![];
+        for _ in 0..40 {
+            let reason = lost(&mut rx).await;
+            assert!(
+                reason.contains("Connection refused") || reason.contains("cut"),
+                "{reason}"
+            );
+            at.push(Instant::now());
+        }
+        // Each gap between two `Lost` is one backoff delay: the seeded sequence, exactly.
+        let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+        let mut expected = crate::docker::backoff::Backoff::new(BASE, CAP, SEED);
+        for (i, gap) in gaps.iter().enumerate() {
+            let want = expected.next_delay();
+            assert!(within(*gap, want), "delay {i}: {gap:?}, seeded backoff says {want:?}");
+            let ceiling = BASE.saturating_mul(1 << i.min(20)).min(CAP);
+            assert!(*gap >= ceiling / 2 && *gap <= ceiling + TICK, "delay {i}: {gap:?}");
+        }
+        assert!(gaps[4] > gaps[0] * 4, "delays grow: {gaps:?}");
+        let capped: std::collections::BTreeSet<_> = gaps[6..].iter().collect();
+        assert!(capped.len() > 1, "capped delays are jittered: {gaps:?}");
+        assert!(fake.count(Op::Connect) >= 40, "it never gave up");
+
+        // While Docker was away, blue became unhealthy (its event lost with the stream) and
+        // green appeared: the reconnection lists everything again.
+        fake.update(&web("blue").id, |c| {
+            c.state.health = Some(crate::core::container::Health {
+                status: "unhealthy".into(),
+            })
+        });
+        fake.insert(container("green").app("web").running().build());
+        fake.take_calls();
+        fake.set_reachable(true);
+        let all = resync(&mut rx).await;
+        assert_eq!(names(&all), ["blue", "green"]);
+        let blue = all.iter().find(|c| c.short_name() == "blue").unwrap();
+        assert_eq!(blue.state.health.as_ref().unwrap().status, "unhealthy");
+        assert_eq!(ops(&fake.calls())[..3], [Op::Connect, Op::Events, Op::List]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_starts_over_only_after_a_healthy_period() {
+        let fake = FakeDocker::new();
+        fake.run(web("blue"));
+        let mut rx = start(&fake, opts());
+        resync(&mut rx).await;
+
+        // Three quick failures: the delays grow.
+        let mut expected = crate::docker::backoff::Backoff::new(BASE, CAP, SEED);
+        for _ in 0..3 {
+            fake.cut_events();
+            lost(&mut rx).await;
+            let t = Instant::now();
+            resync(&mut rx).await;
+            assert!(within(t.elapsed(), expected.next_delay()));
+        }
+        // Connected for longer than `healthy_after`: the next delay is a first one again.
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        fake.cut_events();
+        lost(&mut rx).await;
+        let t = Instant::now();
+        resync(&mut rx).await;
+        assert!(t.elapsed() <= BASE + TICK, "reset: {:?}", t.elapsed());
+        // And a short connection after it does not reset: the second delay, [BASE, 2·BASE].
+        fake.cut_events();
+        lost(&mut rx).await;
+        let t = Instant::now();
+        resync(&mut rx).await;
+        assert!(
+            t.elapsed() >= BASE && t.elapsed() <= 2 * BASE + TICK,
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_periodic_resync_carries_the_whole_snapshot() {
+        let fake = FakeDocker::new();
+        fake.run(web("blue"));
+        fake.run(web("green"));
+        let every = Duration::from_secs(60);
+        let mut rx = start(
+            &fake,
+            WatchOptions {
+                resync_every: every,
+                ..opts()
+            },
+        );
+        assert_eq!(names(&resync(&mut rx).await), ["blue", "green"]);
+        let t0 = Instant::now();
+
+        // Changes whose events were missed: only a resync can bring them.
+        fake.forget(&web("blue").id);
+        fake.insert(container("red").app("web").running().build());
+        fake.update(&web("green").id, |c| c.state.paused = true);
+
+        let all = resync(&mut rx).await;
+        assert!(within(t0.elapsed(), every), "{:?}", t0.elapsed());
+        assert_eq!(names(&all), ["green", "red"], "the whole snapshot, blue gone");
+        assert!(all.iter().find(|c| c.short_name() == "green").unwrap().state.paused);
+
+        assert_eq!(names(&resync(&mut rx).await), ["green", "red"]);
+        assert!(within(t0.elapsed(), 2 * every), "{:?}", t0.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_event_inspects_only_the_container_it_names() {
+        let fake = FakeDocker::new();
+        let fleet: Vec<Container> = (1..=5).map(|i| web(&format!("web-{i}"))).collect();
+        for c in &fleet {
+            fake.run(c.clone());
+        }
+        let mut rx = start(&fake, opts());
+        assert_eq!(resync(&mut rx).await.len(), 5);
+        assert_eq!(fake.count(Op::Inspect), 5, "the listing inspects each container once");
+        fake.take_calls();
+
+        let third = &fleet[2].id;
+        fake.health(third, "unhealthy");
+        let c = upsert(&mut rx).await;
+        assert_eq!((&c.id, c.state.health.unwrap().status.as_str()), (third, "unhealthy"));
+        assert_eq!(fake.take_calls(), [Call::Inspect(third.clone())]);
+
+        let fourth = &fleet[3].id;
+        fake.disconnect(fourth, "edge");
+        let c = upsert(&mut rx).await;
+        assert_eq!(c.id, *fourth);
+        assert_eq!(c.network_settings.networks, Some(Default::default()));
+        assert_eq!(fake.take_calls(), [Call::Inspect(fourth.clone())]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stop_kill_and_destroy() {
+        let fake = FakeDocker::new();
+        let blue = web("blue");
+        fake.run(blue.clone());
+        let mut rx = start(&fake, opts());
+        resync(&mut rx).await;
+        fake.take_calls();
+
+        // A reload signal leaves it in the pool; nothing happens until the next real change.
+        fake.kill(&blue.id, "SIGHUP");
+        fake.pause(&blue.id);
+        assert!(upsert(&mut rx).await.state.paused);
+        fake.unpause(&blue.id);
+        assert!(!upsert(&mut rx).await.state.paused);
+
+        // `docker stop`: out of the pool at `kill`, before the container even exits.
+        fake.take_calls();
+        fake.stop(&blue.id);
+        assert!(matches!(next(&mut rx).await, WatchEvent::Stopping(id) if id == blue.id));
+        assert!(!upsert(&mut rx).await.state.running, "die");
+        assert!(!upsert(&mut rx).await.state.running, "stop");
+        assert_eq!(
+            fake.take_calls(),
+            [Call::Inspect(blue.id.clone()), Call::Inspect(blue.id.clone())]
+        );
+
+        fake.destroy(&blue.id);
+        assert!(matches!(next(&mut rx).await, WatchEvent::Remove(id) if id == blue.id));
+        assert_eq!(fake.take_calls(), [], "destroy needs no inspect");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn network_events_of_our_containers_are_inspected() {
+        let fake = FakeDocker::new();
+        let blue = web("blue");
+        fake.run(blue.clone());
+        let mut rx = start(&fake, opts());
+        resync(&mut rx).await;
+        fake.take_calls();
+
+        // Listed: known.
+        fake.connect(&blue.id, "backend", "10.1.0.2");
+        let c = upsert(&mut rx).await;
+        assert!(c.network_settings.networks.unwrap().contains_key("backend"));
+        assert_eq!(fake.take_calls(), [Call::Inspect(blue.id.clone())]);
+
+        // New: known from its `create`, which comes before its network `connect`.
+        let green = web("green");
+        fake.run(green.clone());
+        for _ in ["create", "connect", "start"] {
+            assert_eq!(upsert(&mut rx).await.id, green.id);
+        }
+        assert_eq!(fake.inspected(), [green.id.clone(), green.id.clone(), green.id.clone()]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn foreign_containers_cost_no_inspect() {
+        let fake = FakeDocker::new();
+        fake.run(web("blue"));
+        let mut rx = start(&fake, opts());
+        resync(&mut rx).await;
+        fake.take_calls();
+
+        let foreign = container("postgres")
+            .label("com.example.db", "yes")
+            .network("edge", "10.0.0.9")
+            .build();
+        fake.run(foreign.clone());
+        fake.health(&foreign.id, "healthy");
+        fake.disconnect(&foreign.id, "edge");
+        fake.connect(&foreign.id, "backend", "10.1.0.9");
+        fake.stop(&foreign.id);
+        fake.destroy(&foreign.id);
+        // A labelled change after them: once it arrives, the foreign events were handled.
+        fake.health(&web("blue").id, "healthy");
+        assert_eq!(upsert(&mut rx).await.id, web("blue").id);
+        assert_eq!(fake.inspected(), [web("blue").id]);
     }
 }
