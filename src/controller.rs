@@ -27,10 +27,10 @@ use crate::backend::foreign::Scanner;
 use crate::backend::{BackendError, ConfigSink, StateStore, Updates};
 use crate::core::container::Container;
 use crate::core::model::{Fleet, Touched};
-use crate::core::ops;
+use crate::core::ops::{self, Judgement, Operation};
 use crate::core::render;
 use crate::core::settings::{self, Choices, Settings};
-use crate::core::state::{Actor, AppRoles};
+use crate::core::state::{Actor, AppRoles, Rollout};
 use crate::docker::DockerApi;
 use crate::docker::watcher::{self, WatchEvent, WatchOptions};
 
@@ -103,6 +103,10 @@ pub struct Controller<S, K> {
     seen_slots: BTreeMap<(String, String), String>,
     seen_broken: BTreeSet<String>,
     last_scan: Option<tokio::time::Instant>,
+    /// Operations the controller decided on (rollout verdicts), applied at the next reconcile.
+    pending: Vec<Operation>,
+    /// Rollouts running, as of the last reconcile.
+    rollouts: BTreeMap<String, Rollout>,
     pub stats: Stats,
 }
 
@@ -127,6 +131,8 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
             seen_slots: BTreeMap::new(),
             seen_broken: BTreeSet::new(),
             last_scan: None,
+            pending: Vec::new(),
+            rollouts: BTreeMap::new(),
             stats: Stats::default(),
         }
     }
@@ -139,7 +145,10 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
     pub fn apply(&mut self, input: Input) {
         let event = match input {
             Input::Watch(e) => e,
-            Input::Tick => return,
+            Input::Tick => {
+                self.drive_rollouts(jiff::Timestamp::now());
+                return;
+            }
         };
         match event {
             WatchEvent::Resync(all) => {
@@ -181,6 +190,27 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
         }
         self.dirty.extend(self.fleet.upsert(&c, &self.settings));
         self.snapshot.insert(c.id.clone(), c);
+    }
+
+    /// Decides on rollouts whose step is due: without analysis a step passes when its pause is
+    /// over. (Steps judged by metrics are decided when their samples arrive.)
+    fn drive_rollouts(&mut self, now: jiff::Timestamp) {
+        for (app, r) in &self.rollouts {
+            if r.analysis.is_some() || self.pending.iter().any(|op| op.scope() == ops::Scope::App(app)) {
+                continue;
+            }
+            if step_over(r, r.since, now) {
+                self.pending.push(Operation::Judge {
+                    app: app.clone(),
+                    judgement: Judgement::Pass(format!("held {} ms, not judged (--no-analysis)", r.pause_ms)),
+                });
+            }
+        }
+    }
+
+    /// Whether there is something to write or decide.
+    fn has_work(&self) -> bool {
+        !self.dirty.is_empty() || self.full || !self.pending.is_empty()
     }
 
     /// Whether a full listing has arrived; before it, nothing is written.
@@ -234,10 +264,12 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
                 }
             }
         }
+        let pending = std::mem::take(&mut self.pending);
         let settings = &self.settings;
         let flags = &self.flags;
         let fleet = &self.fleet;
         let roles_seen = &self.roles_seen;
+        let app_label = settings.label("app");
         let result = self.store.transact(&mut self.sink, |state| {
             // Record the controller's choices where nobody chose; if another writer chose
             // differently (--reconfigure), the record wins and the controller adopts it.
@@ -259,13 +291,26 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
                 }
             }
             apps.extend(roles_seen.keys().filter(|n| !state.apps.contains_key(*n)).cloned());
-            let seeding = ops::seed_apps(
-                state,
-                fleet,
-                apps.iter().map(String::as_str),
-                jiff::Timestamp::now(),
-                Actor::Controller,
-            );
+            let now = jiff::Timestamp::now();
+            let seeding = ops::seed_apps(state, fleet, apps.iter().map(String::as_str), now, Actor::Controller);
+            let ctx = ops::Context {
+                now,
+                by: Actor::Controller,
+                app_label: &app_label,
+            };
+            let mut decided = Vec::new();
+            for op in &pending {
+                match ops::apply(op, fleet, state, ctx) {
+                    Ok(outcome) => {
+                        apps.extend(outcome.apps.iter().cloned());
+                        if !outcome.transitions.is_empty() {
+                            decided.push(outcome.message);
+                        }
+                    }
+                    // Someone else ended the rollout meanwhile: nothing to decide any more.
+                    Err(refusal) => debug!("{refusal}"),
+                }
+            }
             for app in &apps {
                 match fleet.claim(app) {
                     Some(claim) => state.claims.insert(app.clone(), claim),
@@ -277,16 +322,24 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
             }
             let updates: Updates = render::render_apps(fleet, state, settings, apps.iter().map(String::as_str));
             let roles = (&state.apps != roles_seen).then(|| state.apps.clone());
-            Ok(((seeding, apps, roles), updates))
+            Ok(((seeding, apps, roles, decided), updates))
         });
-        let ((seeding, rendered, roles), changes) = match result {
+        let ((seeding, rendered, roles, decided), changes) = match result {
             Ok(done) => done,
             Err(e) => {
                 restore(self, apps);
+                self.pending.extend(pending);
                 return Err(e);
             }
         };
+        for message in decided {
+            info!("{message}");
+        }
         if let Some(roles) = roles {
+            self.rollouts = roles
+                .iter()
+                .filter_map(|(app, r)| r.rollout.clone().map(|r| (app.clone(), r)))
+                .collect();
             self.roles_seen = roles;
         }
         self.stats.reconciles += 1;
@@ -421,7 +474,7 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
                     tick
                 }
             };
-            if !self.synced || (failing && !tick) {
+            if !self.synced || (failing && !tick) || !(tick || self.has_work()) {
                 continue;
             }
             match self.reconcile() {
@@ -441,6 +494,12 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
             self.warn_about_foreign_files();
         }
     }
+}
+
+/// Whether a rollout step that started at `since` (or whose window restarted then) has run
+/// its pause by `now`.
+fn step_over(r: &Rollout, since: jiff::Timestamp, now: jiff::Timestamp) -> bool {
+    now.duration_since(since) >= jiff::SignedDuration::from_millis(r.pause_ms as i64)
 }
 
 /// Docker's events (through the watcher) and the clock, as one stream. Events come first when

@@ -37,6 +37,7 @@ struct InputSettings {
     allow_catch_all: bool,
     #[serde(default)]
     allowed_hosts: Vec<String>,
+    mirror_max_body: Option<u64>,
 }
 
 fn fixtures() -> PathBuf {
@@ -53,6 +54,7 @@ fn outputs(input: &Input) -> BTreeMap<String, String> {
         network: input.settings.network.clone(),
         allow_catch_all: input.settings.allow_catch_all,
         allowed_hosts: input.settings.allowed_hosts.clone(),
+        mirror_max_body: input.settings.mirror_max_body.unwrap_or(d.mirror_max_body),
     };
     let fleet = Fleet::build(&input.containers, &settings);
     let mut state = input.state.clone().unwrap_or_default();

@@ -41,26 +41,24 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 /// xorshift64*: reproducible choices from a printed seed, no dependency.
-struct Rng(u64);
+/// The storm's seeded choices (fastrand: replayable with `POINTSMAN_TEST_SEED`).
+struct Rng(fastrand::Rng);
 
 impl Rng {
     fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+        Rng(fastrand::Rng::with_seed(seed))
     }
 
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.0.u64(..)
     }
 
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.0.u64(..n)
     }
 
     fn millis(&mut self, from: u64, to: u64) -> Duration {
-        Duration::from_millis(from + self.below(to - from + 1))
+        Duration::from_millis(self.0.u64(from..=to))
     }
 }
 

@@ -30,6 +30,9 @@ pub enum Failure {
     /// `render --check` found files that differ from what would be rendered (exit 1).
     #[error("{0}")]
     Drift(String),
+    /// `rollout --wait`: the rollout was aborted (exit 1).
+    #[error("{0}")]
+    Aborted(String),
     /// A settings flag contradicts the recorded settings (exit 2).
     #[error(transparent)]
     Settings(#[from] Conflict),
@@ -47,7 +50,7 @@ pub enum Failure {
 impl Failure {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Failure::Refused(_) | Failure::Drift(_) => 1,
+            Failure::Refused(_) | Failure::Drift(_) | Failure::Aborted(_) => 1,
             _ => 2,
         }
     }
@@ -81,6 +84,34 @@ pub async fn execute(config: &Config) -> Result<(), Failure> {
             force: *force,
         },
         Action::Rollback { app } => Operation::Rollback { app: app.clone() },
+        Action::Canary { app, percent } => Operation::Canary {
+            app: app.clone(),
+            percent: *percent,
+        },
+        Action::Mirror { app, percent } => Operation::Mirror {
+            app: app.clone(),
+            percent: *percent,
+        },
+        Action::Abort { app } => Operation::Abort { app: app.clone() },
+        Action::Rollout {
+            app,
+            steps,
+            pause,
+            analysis,
+            follow,
+        } => {
+            let op = Operation::Rollout {
+                app: app.clone(),
+                steps: steps.clone(),
+                pause_ms: pause.as_millis() as u64,
+                analysis: analysis.clone(),
+            };
+            change(config, &settings, &mut backend, &op).await?;
+            if *follow {
+                return follow_rollout(&mut backend, app).await;
+            }
+            return Ok(());
+        }
         Action::Status { app, json } => {
             return status(config, &settings, &recorded, &backend.dir, app.as_deref(), *json).await;
         }
@@ -363,5 +394,40 @@ fn history(state: &State, app: Option<&str>, as_json: bool, limit: usize) {
             t.to,
             by
         );
+    }
+}
+
+/// `rollout APP --wait`: follows the rollout the controller drives, printing each step, until
+/// the candidate is promoted (Ok) or the rollout is aborted (exit 1, naming why).
+async fn follow_rollout(backend: &mut Backend, app: &str) -> Result<(), Failure> {
+    use crate::core::state::Action as Done;
+    let mut printed = 0;
+    loop {
+        let state = backend.store.read()?;
+        // Everything recorded for the app since the rollout this command started.
+        let since_start: Vec<_> = state
+            .history
+            .iter()
+            .rev()
+            .filter(|t| t.app == app)
+            .take_while(|t| t.action != Done::Rollout)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        for t in since_start.iter().skip(printed) {
+            let detail = t.detail.as_deref().unwrap_or("");
+            match t.action {
+                Done::Step => println!("{}  {detail}", t.at),
+                Done::Promote | Done::Relabel | Done::Rollback => {
+                    println!("{}  slot {} is stable: {detail}", t.at, t.to);
+                    return Ok(());
+                }
+                Done::Abort => return Err(Failure::Aborted(format!("app {app}: {detail}"))),
+                _ => {}
+            }
+        }
+        printed = since_start.len();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }

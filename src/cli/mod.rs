@@ -43,6 +43,16 @@ pub struct Args {
     /// (`*.a.com`, any name under a.com). Default: any host; an empty value: any host.
     #[arg(long, env = "POINTSMAN_ALLOW_HOST", global = true)]
     pub allow_host: Option<String>,
+    /// Largest request body a mirror copies, in bytes (or with a unit: 64KiB, 1MiB). [default: 1MiB]
+    #[arg(long, env = "POINTSMAN_MIRROR_MAX_BODY", global = true)]
+    pub mirror_max_body: Option<String>,
+    /// Traefik's Prometheus endpoint (e.g. http://traefik:8080/metrics): rollouts are judged by
+    /// its `traefik_service_*` metrics of the candidate's service.
+    #[arg(long, env = "POINTSMAN_TRAEFIK_METRICS", global = true)]
+    pub traefik_metrics: Option<String>,
+    /// Traefik's API (e.g. http://traefik:8080): `--wait` checks there that the change is served.
+    #[arg(long, env = "POINTSMAN_TRAEFIK_API", global = true)]
+    pub traefik_api: Option<String>,
     /// The settings above shape every file, so they are recorded in the state at the first
     /// write and every writer uses the recorded ones; a flag that contradicts them is an
     /// error. With --reconfigure, this command records its flags instead (a running
@@ -54,6 +64,15 @@ pub struct Args {
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--wait[=DURATION]`: return only once Traefik's API shows the change (needs --traefik-api).
+#[derive(Debug, Clone, clap::Args)]
+pub struct WaitArg {
+    /// Return only when Traefik's API shows the new routing (default timeout 10s); needs
+    /// --traefik-api.
+    #[arg(long, num_args = 0..=1, default_missing_value = "10s", value_name = "TIMEOUT")]
+    pub wait: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -79,6 +98,8 @@ pub enum Command {
         target: String,
         /// `version=stable` or `version=candidate`.
         assignment: String,
+        #[command(flatten)]
+        wait: WaitArg,
     },
     /// Make the app's candidate stable, if every one of its containers is running and healthy.
     Promote {
@@ -86,9 +107,62 @@ pub enum Command {
         /// Promote even if the candidate is not ready.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        wait: WaitArg,
     },
     /// Make the previous stable slot stable again.
-    Rollback { app: String },
+    Rollback {
+        app: String,
+        #[command(flatten)]
+        wait: WaitArg,
+    },
+    /// Send PERCENT of new visitors to the candidate, each kept on the version it got (0 ends it).
+    Canary {
+        app: String,
+        #[arg(value_parser = clap::value_parser!(u8).range(0..=100))]
+        percent: u8,
+        #[command(flatten)]
+        wait: WaitArg,
+    },
+    /// Copy PERCENT of public requests to the candidate; its answers are discarded (0 ends it).
+    Mirror {
+        app: String,
+        #[arg(value_parser = clap::value_parser!(u8).range(0..=100))]
+        percent: u8,
+        #[command(flatten)]
+        wait: WaitArg,
+    },
+    /// End the app's canary, mirror or rollout; roles stay as they are.
+    Abort {
+        app: String,
+        #[command(flatten)]
+        wait: WaitArg,
+    },
+    /// Roll the candidate out in steps the controller drives and judges, then promote it.
+    Rollout {
+        app: String,
+        /// Weights in percent, increasing, e.g. 5,25,50,100.
+        #[arg(long, default_value = "5,25,50,100")]
+        steps: String,
+        /// How long each step runs before it is judged (e.g. 60s, 5m).
+        #[arg(long, default_value = "60s")]
+        pause: String,
+        /// Do not judge the steps by metrics; only wait out each pause.
+        #[arg(long)]
+        no_analysis: bool,
+        /// Abort when the candidate's share of 5xx answers in a step is above this.
+        #[arg(long, default_value_t = 0.01)]
+        max_error_ratio: f64,
+        /// Abort when the candidate's 99th-percentile latency in a step is above this (e.g. 300ms).
+        #[arg(long)]
+        max_p99: Option<String>,
+        /// A step with fewer requests than this is extended (up to 3 pauses), then aborted.
+        #[arg(long, default_value_t = 20)]
+        min_requests: u64,
+        /// Follow the rollout: exit 0 when it promoted the candidate, 1 when it was aborted.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Show roles, slots and containers.
     Status {
         app: Option<String>,
@@ -119,10 +193,14 @@ pub struct Config {
     pub proposed: Choices,
     pub reconfigure: bool,
     pub log_format: LogFormat,
+    pub traefik_metrics: Option<String>,
+    pub traefik_api: Option<String>,
+    /// `--wait`: verify the change through Traefik's API within this long.
+    pub wait: Option<Duration>,
     pub action: Action,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Run {
         resync_every: Duration,
@@ -138,6 +216,24 @@ pub enum Action {
     },
     Rollback {
         app: String,
+    },
+    Canary {
+        app: String,
+        percent: u8,
+    },
+    Mirror {
+        app: String,
+        percent: u8,
+    },
+    Abort {
+        app: String,
+    },
+    Rollout {
+        app: String,
+        steps: Vec<u8>,
+        pause: Duration,
+        analysis: Option<crate::core::state::Analysis>,
+        follow: bool,
     },
     Status {
         app: Option<String>,
@@ -237,6 +333,34 @@ impl Args {
                 )))
             }
         };
+        if let Some(text) = &self.mirror_max_body {
+            proposed.mirror_max_body = Some(parse_bytes(text).ok_or_else(|| {
+                UsageError(format!(
+                    "--mirror-max-body {text:?}: give a size in bytes, or with a unit (64KiB, 1MiB)"
+                ))
+            })?);
+        }
+        let url_ok = |flag: &str, url: Option<String>| -> Result<Option<String>, UsageError> {
+            match url
+                .map(|u| u.trim().trim_end_matches('/').to_string())
+                .filter(|u| !u.is_empty())
+            {
+                Some(u) if !u.starts_with("http://") => Err(UsageError(format!(
+                    "{flag} {u:?}: give an http:// URL (e.g. http://traefik:8080{})",
+                    if flag == "--traefik-metrics" { "/metrics" } else { "" }
+                ))),
+                other => Ok(other),
+            }
+        };
+        let traefik_metrics = url_ok("--traefik-metrics", self.traefik_metrics)?;
+        let traefik_api = url_ok("--traefik-api", self.traefik_api)?;
+        let mut wait = None;
+        let mut wants_wait = |w: WaitArg| -> Result<(), UsageError> {
+            if let Some(text) = w.wait {
+                wait = Some(parse_duration("--wait", &text)?);
+            }
+            Ok(())
+        };
         let action = match self.command {
             Command::Run {
                 resync_interval,
@@ -252,7 +376,12 @@ impl Args {
                     backoff_cap: Duration::from_secs(backoff_cap),
                 }
             }
-            Command::Relabel { target, assignment } => {
+            Command::Relabel {
+                target,
+                assignment,
+                wait,
+            } => {
+                wants_wait(wait)?;
                 let role = match assignment.split_once('=') {
                     Some((k, v)) if k == "version" || k.ends_with(".version") => v
                         .parse::<Role>()
@@ -265,21 +394,139 @@ impl Args {
                 };
                 Action::Relabel { target, role }
             }
-            Command::Promote { app, force } => Action::Promote {
-                app: app_ok(app)?,
-                force,
-            },
-            Command::Rollback { app } => Action::Rollback { app: app_ok(app)? },
+            Command::Promote { app, force, wait } => {
+                wants_wait(wait)?;
+                Action::Promote {
+                    app: app_ok(app)?,
+                    force,
+                }
+            }
+            Command::Rollback { app, wait } => {
+                wants_wait(wait)?;
+                Action::Rollback { app: app_ok(app)? }
+            }
+            Command::Canary { app, percent, wait } => {
+                wants_wait(wait)?;
+                Action::Canary {
+                    app: app_ok(app)?,
+                    percent,
+                }
+            }
+            Command::Mirror { app, percent, wait } => {
+                wants_wait(wait)?;
+                Action::Mirror {
+                    app: app_ok(app)?,
+                    percent,
+                }
+            }
+            Command::Abort { app, wait } => {
+                wants_wait(wait)?;
+                Action::Abort { app: app_ok(app)? }
+            }
+            Command::Rollout {
+                app,
+                steps,
+                pause,
+                no_analysis,
+                max_error_ratio,
+                max_p99,
+                min_requests,
+                wait,
+            } => {
+                let steps = parse_steps(&steps)?;
+                let pause = parse_duration("--pause", &pause)?;
+                if !(0.0..=1.0).contains(&max_error_ratio) {
+                    return Err(UsageError(format!(
+                        "--max-error-ratio {max_error_ratio}: give a share between 0 and 1 (0.01 = 1 %)"
+                    )));
+                }
+                let analysis = if no_analysis {
+                    None
+                } else {
+                    let Some(url) = &traefik_metrics else {
+                        return Err(UsageError(format!(
+                            "rollout {app}: no --traefik-metrics to judge the steps by; pass Traefik's Prometheus URL (POINTSMAN_TRAEFIK_METRICS), or --no-analysis to only wait out each pause"
+                        )));
+                    };
+                    Some(crate::core::state::Analysis {
+                        metrics: url.clone(),
+                        max_error_ratio,
+                        max_p99_ms: max_p99
+                            .map(|t| parse_duration("--max-p99", &t).map(|d| d.as_millis() as u64))
+                            .transpose()?,
+                        min_requests,
+                    })
+                };
+                Action::Rollout {
+                    app: app_ok(app)?,
+                    steps,
+                    pause,
+                    analysis,
+                    follow: wait,
+                }
+            }
             Command::Status { app, json } => Action::Status { app, json },
             Command::Render { check } => Action::Render { check },
             Command::History { app, json, limit } => Action::History { app, json, limit },
         };
+        if wait.is_some() && traefik_api.is_none() {
+            return Err(UsageError(
+                "--wait checks the change in Traefik's API: pass --traefik-api (e.g. http://traefik:8080) or set POINTSMAN_TRAEFIK_API".into(),
+            ));
+        }
         Ok(Config {
             dir,
             proposed,
             reconfigure: self.reconfigure,
             log_format: self.log_format,
+            traefik_metrics,
+            traefik_api,
+            wait,
             action,
         })
     }
+}
+
+/// `60s`, `500ms`, `1m30s` (jiff's friendly duration format).
+fn parse_duration(flag: &str, text: &str) -> Result<Duration, UsageError> {
+    text.trim()
+        .parse::<jiff::SignedDuration>()
+        .ok()
+        .and_then(|d| Duration::try_from(d).ok())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| UsageError(format!("{flag} {text:?}: give a duration such as 500ms, 60s or 5m")))
+}
+
+/// `5,25,50,100`: increasing weights in percent, each 1 to 100.
+fn parse_steps(text: &str) -> Result<Vec<u8>, UsageError> {
+    let bad = || {
+        UsageError(format!(
+            "--steps {text:?}: give increasing weights in percent, 1 to 100, e.g. 5,25,50,100"
+        ))
+    };
+    let steps: Vec<u8> = text
+        .split(',')
+        .map(|s| s.trim().parse::<u8>().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    if steps.is_empty() || steps.iter().any(|s| !(1..=100).contains(s)) || steps.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(bad());
+    }
+    Ok(steps)
+}
+
+/// `1048576`, `64KiB`, `1MiB`, `1MB`.
+fn parse_bytes(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        _ => return None,
+    };
+    n.checked_mul(mult)
 }

@@ -20,7 +20,7 @@ use crate::core::container::{Condition, Container};
 use crate::core::labels::{self, LabelError, Member, Role};
 use crate::core::rule::Rule;
 use crate::core::settings::Settings;
-use crate::core::state::{AppRoles, Claim};
+use crate::core::state::{AppRoles, Claim, Share};
 
 /// Apps whose rendering may have changed.
 pub type Touched = BTreeSet<String>;
@@ -55,11 +55,15 @@ pub struct Slot {
 }
 
 /// Roles as they apply right now: state resolved against the slots that exist.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Resolved {
     pub stable: Option<String>,
     pub candidate: Option<String>,
     pub previous: Option<String>,
+    /// The canary's share, if any (it applies only while its slot is the candidate).
+    pub canary: Option<Share>,
+    /// The mirror's share, if any (likewise).
+    pub mirror: Option<Share>,
 }
 
 impl Resolved {
@@ -374,6 +378,8 @@ impl App {
             stable,
             candidate,
             previous: roles.previous.clone(),
+            canary: roles.canary.clone(),
+            mirror: roles.mirror.clone(),
         }
     }
 }

@@ -13,10 +13,10 @@ use crate::core::container::Condition;
 use crate::core::labels::{LabelError, Role};
 use crate::core::model::{App, Fleet};
 use crate::core::render;
-use crate::core::state::{Action, Actor, AppRoles, State, Transition, format_time};
+use crate::core::state::{Action, Actor, Analysis, AppRoles, Rollout, Share, State, Transition, format_time};
 
 /// A change of roles an operator (or the controller) asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Operation {
     /// `relabel TARGET version=stable|candidate`: TARGET is `APP/SLOT`, a container name, or a
     /// container id prefix.
@@ -25,7 +25,36 @@ pub enum Operation {
     Promote { app: String, force: bool },
     /// Make the previous stable slot stable again.
     Rollback { app: String },
+    /// Send `percent` of new public visitors to the candidate (sticky); 0 ends the canary.
+    Canary { app: String, percent: u8 },
+    /// Copy `percent` of public requests to the candidate; 0 ends the mirror.
+    Mirror { app: String, percent: u8 },
+    /// End a canary, mirror or rollout; roles stay as they are.
+    Abort { app: String },
+    /// Start a rollout of the candidate: weights `steps`, each held `pause_ms` and judged.
+    Rollout {
+        app: String,
+        steps: Vec<u8>,
+        pause_ms: u64,
+        analysis: Option<Analysis>,
+    },
+    /// The controller's verdict on the current step of a rollout.
+    Judge { app: String, judgement: Judgement },
 }
+
+/// What the controller concluded about a rollout step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judgement {
+    /// The step's window passed (with its metrics, or `--no-analysis`): go on.
+    Pass(String),
+    /// A metric is over its threshold: abort at once.
+    Breach(String),
+    /// Too few requests to judge: extend the step (at most 3 times), then abort.
+    NotEnough(String),
+}
+
+/// Pauses a step is extended by for lack of traffic before the rollout is aborted.
+pub const MAX_EXTENSIONS: u8 = 3;
 
 /// What an operation needs to see before it can be applied: the containers of one app, or
 /// of whichever app a container belongs to.
@@ -43,7 +72,13 @@ impl Operation {
                 Some((app, _)) => Scope::App(app),
                 None => Scope::Container(target.strip_prefix('/').unwrap_or(target)),
             },
-            Operation::Promote { app, .. } | Operation::Rollback { app } => Scope::App(app),
+            Operation::Promote { app, .. }
+            | Operation::Rollback { app }
+            | Operation::Canary { app, .. }
+            | Operation::Mirror { app, .. }
+            | Operation::Abort { app }
+            | Operation::Rollout { app, .. }
+            | Operation::Judge { app, .. } => Scope::App(app),
         }
     }
 }
@@ -102,6 +137,12 @@ pub enum Refusal {
         "app {app}: previous slot {slot} has no routable container; start it first or pick another slot with `pointsman relabel`"
     )]
     PreviousNotRoutable { app: String, slot: String },
+    #[error(
+        "app {app}: a rollout of slot {slot} is running and sets the weights; wait for it (`pointsman rollout {app} --wait`) or end it with `pointsman abort {app}`"
+    )]
+    RolloutRunning { app: String, slot: String },
+    #[error("app {app} has no rollout running; start one with `pointsman rollout {app} --steps …`")]
+    NoRollout { app: String },
 }
 
 /// Applies `op` to `state`. On a refusal the state is unchanged.
@@ -143,6 +184,19 @@ pub fn apply(op: &Operation, fleet: &Fleet, state: &mut State, ctx: Context<'_>)
             let m = switched(&t);
             (Some(t), m)
         }
+        Operation::Canary { app, percent } => share(state, fleet, app, *percent, Traffic::Canary, ctx)?,
+        Operation::Mirror { app, percent } => share(state, fleet, app, *percent, Traffic::Mirror, ctx)?,
+        Operation::Abort { app } => {
+            app_of(fleet, app)?;
+            abort(state, app, "aborted by an operator", ctx)
+        }
+        Operation::Rollout {
+            app,
+            steps,
+            pause_ms,
+            analysis,
+        } => start_rollout(state, fleet, app, steps, *pause_ms, analysis.clone(), ctx)?,
+        Operation::Judge { app, judgement } => judge(state, fleet, app, judgement, ctx)?,
     };
     Ok(Outcome {
         apps: transition.iter().map(|t| t.app.clone()).collect(),
@@ -300,6 +354,10 @@ fn make_stable(state: &mut State, target: &Target, action: Action, by: Actor, no
     if roles.pinned.as_ref() == Some(&target.slot) {
         roles.pinned = None;
     }
+    // A role change ends any canary, mirror or rollout: they were about the old candidate.
+    roles.canary = None;
+    roles.mirror = None;
+    roles.rollout = None;
     let t = transition(now, &target.app, action, former, &target.slot, by);
     state.record(t.clone());
     Some(t)
@@ -437,6 +495,260 @@ fn transition(now: Timestamp, app: &str, action: Action, from: Option<String>, t
         from,
         to: to.into(),
         by,
+        detail: None,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Traffic {
+    Canary,
+    Mirror,
+}
+
+/// The candidate an app's canary, mirror or rollout is about.
+fn candidate_of(state: &State, fleet: &Fleet, app: &str, label_hint: &str) -> Result<String, Refusal> {
+    let a = app_of(fleet, app)?;
+    a.resolve(&state.roles(app))
+        .candidate
+        .ok_or_else(|| Refusal::NoCandidate {
+            app: app.into(),
+            label: format!("{label_hint}={app}"),
+        })
+}
+
+/// `canary` and `mirror`: set (or with 0, end) a share of traffic for the candidate.
+fn share(
+    state: &mut State,
+    fleet: &Fleet,
+    app: &str,
+    percent: u8,
+    kind: Traffic,
+    ctx: Context<'_>,
+) -> Result<(Option<Transition>, String), Refusal> {
+    let slot = candidate_of(state, fleet, app, ctx.app_label)?;
+    let roles = state.apps.entry(app.to_string()).or_default();
+    if let Some(r) = &roles.rollout
+        && kind == Traffic::Canary
+    {
+        return Err(Refusal::RolloutRunning {
+            app: app.into(),
+            slot: r.slot.clone(),
+        });
+    }
+    let (noun, current) = match kind {
+        Traffic::Canary => ("canary weight", &mut roles.canary),
+        Traffic::Mirror => ("mirror", &mut roles.mirror),
+    };
+    let before = current.as_ref().filter(|s| s.slot == slot).map_or(0, |s| s.percent);
+    let next = (percent > 0).then(|| Share {
+        slot: slot.clone(),
+        percent,
+    });
+    if *current == next {
+        return Ok((
+            None,
+            format!("app {app}: {noun} of slot {slot} already is {percent}%; nothing to do"),
+        ));
+    }
+    *current = next;
+    let stable = roles.stable.clone();
+    let mut t = transition(
+        ctx.now,
+        app,
+        if kind == Traffic::Canary {
+            Action::Canary
+        } else {
+            Action::Mirror
+        },
+        stable.clone(),
+        &slot,
+        ctx.by,
+    );
+    t.detail = Some(format!("{noun} {before}% → {percent}%"));
+    state.record(t.clone());
+    let message = match (kind, percent) {
+        (Traffic::Canary, 0) => format!("app {app}: canary ended; every visitor is served by the stable slot"),
+        (Traffic::Canary, p) => format!(
+            "app {app}: {p}% of new visitors go to slot {slot} (sticky: cookie {COOKIE_PREFIX}{app}-lb keeps each on the version it got); `pointsman abort {app}` ends it",
+            COOKIE_PREFIX = render::COOKIE_PREFIX
+        ),
+        (Traffic::Mirror, 0) => format!("app {app}: mirroring ended"),
+        (Traffic::Mirror, p) => format!(
+            "app {app}: a copy of {p}% of public requests goes to slot {slot}; its answers are discarded, visitors are served by {}",
+            stable.as_deref().unwrap_or("the stable slot")
+        ),
+    };
+    Ok((Some(t), message))
+}
+
+/// Ends a canary, mirror and rollout; roles stay.
+fn abort(state: &mut State, app: &str, reason: &str, ctx: Context<'_>) -> (Option<Transition>, String) {
+    let roles = state.apps.entry(app.to_string()).or_default();
+    if roles.canary.is_none() && roles.mirror.is_none() && roles.rollout.is_none() {
+        return (
+            None,
+            format!("app {app}: no canary, mirror or rollout to abort; nothing to do"),
+        );
+    }
+    let slot = roles
+        .rollout
+        .as_ref()
+        .map(|r| r.slot.clone())
+        .or_else(|| roles.canary.as_ref().map(|s| s.slot.clone()))
+        .or_else(|| roles.mirror.as_ref().map(|s| s.slot.clone()))
+        .unwrap_or_default();
+    roles.canary = None;
+    roles.mirror = None;
+    roles.rollout = None;
+    let stable = roles.stable.clone();
+    let mut t = transition(ctx.now, app, Action::Abort, stable.clone(), &slot, ctx.by);
+    t.detail = Some(reason.to_string());
+    state.record(t.clone());
+    let message = format!(
+        "app {app}: {reason}; every visitor is served by {} again (weight 0, no mirror)",
+        stable.as_deref().unwrap_or("the stable slot")
+    );
+    (Some(t), message)
+}
+
+fn start_rollout(
+    state: &mut State,
+    fleet: &Fleet,
+    app: &str,
+    steps: &[u8],
+    pause_ms: u64,
+    analysis: Option<Analysis>,
+    ctx: Context<'_>,
+) -> Result<(Option<Transition>, String), Refusal> {
+    let slot = candidate_of(state, fleet, app, ctx.app_label)?;
+    let roles = state.apps.entry(app.to_string()).or_default();
+    if let Some(r) = &roles.rollout {
+        return Err(Refusal::RolloutRunning {
+            app: app.into(),
+            slot: r.slot.clone(),
+        });
+    }
+    let rollout = Rollout {
+        slot: slot.clone(),
+        steps: steps.to_vec(),
+        pause_ms,
+        step: 0,
+        since: ctx.now,
+        extended: 0,
+        analysis,
+    };
+    let plan = describe_plan(&rollout);
+    roles.canary = Some(Share {
+        slot: slot.clone(),
+        percent: rollout.weight(),
+    });
+    roles.rollout = Some(rollout);
+    let mut t = transition(ctx.now, app, Action::Rollout, roles.stable.clone(), &slot, ctx.by);
+    t.detail = Some(plan.clone());
+    state.record(t.clone());
+    Ok((Some(t), format!("app {app}: rollout of slot {slot} started: {plan}")))
+}
+
+fn describe_plan(r: &Rollout) -> String {
+    let steps: Vec<String> = r.steps.iter().map(u8::to_string).collect();
+    format!(
+        "steps {}% each held {} ms{}; step 1 of {} at {}%",
+        steps.join(","),
+        r.pause_ms,
+        if r.analysis.is_some() {
+            " and judged by Traefik's metrics"
+        } else {
+            ", not judged (--no-analysis)"
+        },
+        r.steps.len(),
+        r.weight()
+    )
+}
+
+/// The controller's verdict on a rollout step: go on, extend, abort, or promote after the last.
+fn judge(
+    state: &mut State,
+    fleet: &Fleet,
+    app: &str,
+    judgement: &Judgement,
+    ctx: Context<'_>,
+) -> Result<(Option<Transition>, String), Refusal> {
+    let Some(rollout) = state.roles(app).rollout else {
+        return Err(Refusal::NoRollout { app: app.into() });
+    };
+    let n = rollout.step + 1;
+    let of = rollout.steps.len();
+    let still_candidate = app_of(fleet, app)
+        .ok()
+        .and_then(|a| a.resolve(&state.roles(app)).candidate)
+        .is_some_and(|c| c == rollout.slot);
+    if !still_candidate {
+        let reason = format!(
+            "rollout aborted at step {n} of {of}: slot {} is no longer the candidate",
+            rollout.slot
+        );
+        return Ok(abort(state, app, &reason, ctx));
+    }
+    match judgement {
+        Judgement::Breach(why) => {
+            let reason = format!("rollout aborted at step {n} of {of} ({}%): {why}", rollout.weight());
+            Ok(abort(state, app, &reason, ctx))
+        }
+        Judgement::NotEnough(why) if rollout.extended >= MAX_EXTENSIONS => {
+            let reason = format!(
+                "rollout aborted at step {n} of {of} ({}%): not enough traffic to judge ({why}) after {MAX_EXTENSIONS} extra pauses",
+                rollout.weight()
+            );
+            Ok(abort(state, app, &reason, ctx))
+        }
+        Judgement::NotEnough(why) => {
+            let roles = state.apps.get_mut(app).expect("a rollout has roles");
+            let r = roles.rollout.as_mut().expect("checked above");
+            r.extended += 1;
+            r.since = ctx.now;
+            let detail = format!(
+                "step {n} of {of} ({}%) extended ({} of {MAX_EXTENSIONS}): {why}",
+                r.weight(),
+                r.extended
+            );
+            let mut t = transition(ctx.now, app, Action::Step, roles.stable.clone(), &rollout.slot, ctx.by);
+            t.detail = Some(detail.clone());
+            state.record(t.clone());
+            Ok((Some(t), format!("app {app}: {detail}")))
+        }
+        Judgement::Pass(summary) if rollout.is_last_step() => {
+            match promote(state, fleet, app, ctx.app_label, false, ctx.by, ctx.now) {
+                Ok(mut t) => {
+                    t.detail = Some(format!("rollout completed ({summary})"));
+                    if let Some(last) = state.history.back_mut() {
+                        last.detail = t.detail.clone();
+                    }
+                    let m = format!("app {app}: rollout completed ({summary}); {}", switched(&t));
+                    Ok((Some(t), m))
+                }
+                Err(refusal) => {
+                    let reason = format!("rollout aborted after its last step: the promotion was refused: {refusal}");
+                    Ok(abort(state, app, &reason, ctx))
+                }
+            }
+        }
+        Judgement::Pass(summary) => {
+            let roles = state.apps.get_mut(app).expect("a rollout has roles");
+            let r = roles.rollout.as_mut().expect("checked above");
+            r.step += 1;
+            r.since = ctx.now;
+            r.extended = 0;
+            let weight = r.weight();
+            roles.canary = Some(Share {
+                slot: rollout.slot.clone(),
+                percent: weight,
+            });
+            let detail = format!("step {n} of {of} passed ({summary}); step {} of {of}: {weight}%", n + 1);
+            let mut t = transition(ctx.now, app, Action::Step, roles.stable.clone(), &rollout.slot, ctx.by);
+            t.detail = Some(detail.clone());
+            state.record(t.clone());
+            Ok((Some(t), format!("app {app}: {detail}")))
+        }
     }
 }
 
@@ -445,6 +757,7 @@ mod tests {
     use super::*;
     use crate::core::container::{Container, Endpoint, Health};
     use crate::core::settings::Settings;
+    use crate::core::state::Share;
 
     fn at(secs: i64) -> Timestamp {
         Timestamp::from_second(secs).unwrap()
@@ -718,6 +1031,173 @@ mod tests {
             .scope(),
             Scope::App("web")
         );
+    }
+
+    fn ctx() -> Context<'static> {
+        Context {
+            now: at(10),
+            by: Actor::Cli,
+            app_label: "pointsman.app",
+        }
+    }
+
+    fn blue_green() -> (State, Fleet) {
+        seeded(vec![
+            container("web-blue-1").slot("blue").stable(),
+            container("web-green-1").slot("green"),
+        ])
+    }
+
+    #[test]
+    fn canary_and_mirror_set_a_share_for_the_candidate_and_a_role_change_resets_them() {
+        let (mut s, f) = blue_green();
+        let out = apply(
+            &Operation::Canary {
+                app: "web".into(),
+                percent: 10,
+            },
+            &f,
+            &mut s,
+            ctx(),
+        )
+        .unwrap();
+        assert!(
+            out.message.contains("10% of new visitors go to slot green"),
+            "{}",
+            out.message
+        );
+        assert_eq!(
+            s.roles("web").canary,
+            Some(Share {
+                slot: "green".into(),
+                percent: 10
+            })
+        );
+        assert_eq!(
+            s.history.back().unwrap().detail.as_deref(),
+            Some("canary weight 0% → 10%")
+        );
+        apply(
+            &Operation::Mirror {
+                app: "web".into(),
+                percent: 20,
+            },
+            &f,
+            &mut s,
+            ctx(),
+        )
+        .unwrap();
+        apply(
+            &Operation::Promote {
+                app: "web".into(),
+                force: false,
+            },
+            &f,
+            &mut s,
+            ctx(),
+        )
+        .unwrap();
+        let roles = s.roles("web");
+        assert_eq!(
+            (roles.canary, roles.mirror),
+            (None, None),
+            "promote resets weight and mirror"
+        );
+        let (mut s, f) = blue_green();
+        apply(
+            &Operation::Canary {
+                app: "web".into(),
+                percent: 30,
+            },
+            &f,
+            &mut s,
+            ctx(),
+        )
+        .unwrap();
+        let out = apply(&Operation::Abort { app: "web".into() }, &f, &mut s, ctx()).unwrap();
+        assert!(out.message.contains("served by blue again"), "{}", out.message);
+        assert_eq!(s.roles("web").stable.as_deref(), Some("blue"), "abort keeps roles");
+        assert!(s.roles("web").canary.is_none());
+    }
+
+    fn rollout(steps: &[u8]) -> Operation {
+        Operation::Rollout {
+            app: "web".into(),
+            steps: steps.to_vec(),
+            pause_ms: 5000,
+            analysis: None,
+        }
+    }
+
+    fn judge_with(s: &mut State, f: &Fleet, j: Judgement) -> Outcome {
+        apply(
+            &Operation::Judge {
+                app: "web".into(),
+                judgement: j,
+            },
+            f,
+            s,
+            ctx(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_rollout_steps_through_its_weights_and_promotes_after_the_last() {
+        let (mut s, f) = blue_green();
+        apply(&rollout(&[10, 50, 100]), &f, &mut s, ctx()).unwrap();
+        assert_eq!(s.roles("web").canary.unwrap().percent, 10);
+        let refused = apply(
+            &Operation::Canary {
+                app: "web".into(),
+                percent: 40,
+            },
+            &f,
+            &mut s,
+            ctx(),
+        );
+        assert!(
+            matches!(refused, Err(Refusal::RolloutRunning { .. })),
+            "the plan owns the weight"
+        );
+        judge_with(&mut s, &f, Judgement::Pass("ok".into()));
+        assert_eq!(s.roles("web").canary.unwrap().percent, 50);
+        judge_with(&mut s, &f, Judgement::Pass("ok".into()));
+        assert_eq!(s.roles("web").canary.unwrap().percent, 100);
+        let done = judge_with(&mut s, &f, Judgement::Pass("ok".into()));
+        assert!(done.message.contains("rollout completed"), "{}", done.message);
+        let roles = s.roles("web");
+        assert_eq!(roles.stable.as_deref(), Some("green"));
+        assert!(roles.rollout.is_none() && roles.canary.is_none());
+        let actions: Vec<Action> = s.history.iter().map(|t| t.action).collect();
+        assert_eq!(
+            actions[1..],
+            [Action::Rollout, Action::Step, Action::Step, Action::Promote],
+            "every step is in the history"
+        );
+    }
+
+    #[test]
+    fn a_breach_aborts_at_once_and_too_little_traffic_extends_three_times_then_aborts() {
+        let (mut s, f) = blue_green();
+        apply(&rollout(&[10, 100]), &f, &mut s, ctx()).unwrap();
+        let out = judge_with(&mut s, &f, Judgement::Breach("error ratio 0.05 is above 0.01".into()));
+        assert!(
+            out.message
+                .contains("rollout aborted at step 1 of 2 (10%): error ratio 0.05"),
+            "{}",
+            out.message
+        );
+        assert!(s.roles("web").canary.is_none() && s.roles("web").rollout.is_none());
+
+        apply(&rollout(&[10, 100]), &f, &mut s, ctx()).unwrap();
+        for n in 1..=MAX_EXTENSIONS {
+            let out = judge_with(&mut s, &f, Judgement::NotEnough("3 of 20 requests".into()));
+            assert!(out.message.contains(&format!("extended ({n} of 3)")), "{}", out.message);
+        }
+        let out = judge_with(&mut s, &f, Judgement::NotEnough("3 of 20 requests".into()));
+        assert!(out.message.contains("not enough traffic to judge"), "{}", out.message);
+        assert!(s.roles("web").rollout.is_none());
     }
 
     #[test]

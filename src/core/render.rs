@@ -20,8 +20,9 @@ use std::collections::BTreeMap;
 
 use crate::core::model::{App, Fleet, Resolved};
 use crate::core::settings::Settings;
+use crate::core::state::Share;
 use crate::core::state::State;
-use crate::core::traefik::{Dynamic, Router, Service};
+use crate::core::traefik::{Cookie, Dynamic, Mirror, Mirroring, Router, Service, Sticky, Weighted, WeightedChild};
 
 /// Header that selects a version, as an alternative to the cookie.
 pub const VERSION_HEADER: &str = "X-Pointsman-Version";
@@ -70,18 +71,70 @@ pub fn render_app(app: &App, roles: &Resolved, settings: &Settings) -> Dynamic {
         service: service.to_string(),
     };
 
-    let stable_servers = roles
-        .stable
-        .as_ref()
-        .and_then(|s| app.slots.get(s))
-        .map(|s| s.servers())
-        .unwrap_or_default();
+    let stable = roles.stable.as_ref().and_then(|s| app.slots.get(s));
+    let stable_servers = stable.map(|s| s.servers()).unwrap_or_default();
     out.http
         .routers
         .insert(name.clone(), router(rule.to_string(), entrypoints, name));
-    out.http
-        .services
-        .insert(name.clone(), Service::load_balancer(stable_servers));
+    // The public service: the stable slot's servers, or with a canary a weighted split between
+    // the stable and the candidate slot's services. A weighted service whose child is missing
+    // fails as a whole in Traefik (404, even at weight 0), so it is rendered only while both
+    // slots have servers; otherwise the stable slot serves alone.
+    let candidate = roles
+        .candidate
+        .as_ref()
+        .and_then(|c| app.slots.get(c))
+        .filter(|s| s.is_routable());
+    let share_of = |share: &Option<Share>| {
+        share
+            .as_ref()
+            .filter(|s| s.percent > 0 && candidate.is_some_and(|c| c.name == s.slot))
+            .map(|s| s.percent.min(100))
+    };
+    let primary = match (share_of(&roles.canary), stable.filter(|s| s.is_routable()), candidate) {
+        (Some(weight), Some(stable), Some(candidate)) => Service::Weighted(Weighted {
+            services: vec![
+                WeightedChild {
+                    name: slot_service(name, &stable.name),
+                    weight: u32::from(100 - weight),
+                },
+                WeightedChild {
+                    name: slot_service(name, &candidate.name),
+                    weight: u32::from(weight),
+                },
+            ],
+            sticky: Some(Sticky {
+                cookie: Cookie {
+                    http_only: true,
+                    name: format!("{COOKIE_PREFIX}{name}-lb"),
+                    same_site: "lax".into(),
+                },
+            }),
+        }),
+        _ => Service::load_balancer(stable_servers),
+    };
+    // With a mirror, the public service copies a share of requests to the candidate and
+    // serves every answer from the primary one.
+    match (share_of(&roles.mirror), candidate) {
+        (Some(percent), Some(candidate)) => {
+            let primary_name = format!("{name}-primary");
+            out.http.services.insert(primary_name.clone(), primary);
+            out.http.services.insert(
+                name.clone(),
+                Service::Mirroring(Mirroring {
+                    max_body_size: Some(settings.mirror_max_body),
+                    mirrors: vec![Mirror {
+                        name: slot_service(name, &candidate.name),
+                        percent: u32::from(percent),
+                    }],
+                    service: primary_name,
+                }),
+            );
+        }
+        _ => {
+            out.http.services.insert(name.clone(), primary);
+        }
+    }
 
     for slot in app.slots.values().filter(|s| s.is_routable()) {
         let service = slot_service(name, &slot.name);

@@ -30,6 +30,16 @@ pub struct Settings {
     /// `*.a.com` any name under it); an app claiming another host is refused.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Largest request body a mirror copies, in bytes (`--mirror-max-body`).
+    #[serde(default = "default_mirror_max_body")]
+    pub mirror_max_body: u64,
+}
+
+/// 1 MiB.
+pub const DEFAULT_MIRROR_MAX_BODY: u64 = 1 << 20;
+
+fn default_mirror_max_body() -> u64 {
+    DEFAULT_MIRROR_MAX_BODY
 }
 
 impl Default for Settings {
@@ -41,6 +51,7 @@ impl Default for Settings {
             network: None,
             allow_catch_all: false,
             allowed_hosts: Vec::new(),
+            mirror_max_body: DEFAULT_MIRROR_MAX_BODY,
         }
     }
 }
@@ -86,6 +97,8 @@ pub struct Choices {
     pub allow_catch_all: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_hosts: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror_max_body: Option<u64>,
 }
 
 /// `Option<Option<String>>` in JSON: a missing key is "not chosen", `null` "chosen: none".
@@ -119,6 +132,7 @@ impl Choices {
             network: self.network.clone().unwrap_or(d.network),
             allow_catch_all: self.allow_catch_all.unwrap_or(d.allow_catch_all),
             allowed_hosts: self.allowed_hosts.clone().unwrap_or(d.allowed_hosts),
+            mirror_max_body: self.mirror_max_body.unwrap_or(d.mirror_max_body),
         }
     }
 
@@ -134,6 +148,7 @@ impl Choices {
             network: self.network.clone().or_else(|| other.network.clone()),
             allow_catch_all: self.allow_catch_all.or(other.allow_catch_all),
             allowed_hosts: self.allowed_hosts.clone().or_else(|| other.allowed_hosts.clone()),
+            mirror_max_body: self.mirror_max_body.or(other.mirror_max_body),
         }
     }
 }
@@ -194,6 +209,11 @@ pub fn resolve(recorded: &Choices, flags: &Choices, reconfigure: bool) -> Result
         "--allow-host",
         flags.allowed_hosts.as_ref().map(|h| h.join(",")),
         recorded.allowed_hosts.as_ref().map(|h| h.join(",")),
+    );
+    check(
+        "--mirror-max-body",
+        flags.mirror_max_body.map(|b| b.to_string()),
+        recorded.mirror_max_body.map(|b| b.to_string()),
     );
     if !conflicts.is_empty() {
         return Err(Conflict { conflicts });

@@ -24,7 +24,7 @@ pub const HISTORY_LIMIT: usize = 1000;
 /// (no settings, no claims) is read and upgraded on the next write.
 pub const FORMAT: u32 = 2;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct State {
     pub format: u32,
@@ -61,7 +61,7 @@ pub struct Claim {
     pub since: Timestamp,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppRoles {
     /// The slot that gets the public traffic.
@@ -74,6 +74,76 @@ pub struct AppRoles {
     /// The slot that was stable before the current one: what `rollback` returns to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
+    /// A share of new public visitors sent to the candidate (`canary APP PERCENT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Share>,
+    /// A share of public requests copied to the candidate (`mirror APP PERCENT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<Share>,
+    /// A rollout plan the controller drives (`rollout APP --steps …`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+}
+
+/// A share of traffic for one candidate slot. It applies only while that slot is the app's
+/// candidate: a new deploy (another candidate) never inherits a weight it was not given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Share {
+    pub slot: String,
+    pub percent: u8,
+}
+
+/// A rollout: weights stepped up by the controller, each step judged before the next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollout {
+    /// The candidate slot being rolled out.
+    pub slot: String,
+    /// Weights in percent, increasing; after the last one the slot is promoted.
+    pub steps: Vec<u8>,
+    /// How long each step runs before it is judged.
+    pub pause_ms: u64,
+    /// Index into `steps` of the step running now.
+    pub step: usize,
+    /// When the current step's window started.
+    pub since: Timestamp,
+    /// Pauses added to the current step for lack of traffic (at most 3).
+    #[serde(default)]
+    pub extended: u8,
+    /// Thresholds the candidate's metrics are judged by; `None`: `--no-analysis`, time only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Analysis>,
+}
+
+/// What a rollout step must show to pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Analysis {
+    /// Traefik's Prometheus endpoint, recorded so the controller judges with what the operator
+    /// gave the `rollout` command.
+    pub metrics: String,
+    /// Largest share of 5xx answers (0.01 = 1 %).
+    pub max_error_ratio: f64,
+    /// Largest 99th-percentile latency, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_p99_ms: Option<u64>,
+    /// Fewest requests a step needs to be judged at all.
+    pub min_requests: u64,
+}
+
+impl Rollout {
+    pub fn pause(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.pause_ms)
+    }
+
+    pub fn weight(&self) -> u8 {
+        self.steps[self.step.min(self.steps.len() - 1)]
+    }
+
+    pub fn is_last_step(&self) -> bool {
+        self.step + 1 >= self.steps.len()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +164,16 @@ pub enum Action {
     Rollback,
     /// `relabel … version=candidate`: the slot is pinned as the app's candidate.
     Pin,
+    /// `canary APP PERCENT`: the candidate's share of new visitors.
+    Canary,
+    /// `mirror APP PERCENT`: the share of requests copied to the candidate.
+    Mirror,
+    /// A canary, mirror or rollout ended without promoting (by an operator or a failed step).
+    Abort,
+    /// A rollout began (`rollout APP`).
+    Rollout,
+    /// The controller moved a rollout to its next step, or extended the step.
+    Step,
 }
 
 /// One change of roles. `from`/`to` are the stable slot before and after (for `pin`: the
@@ -107,6 +187,9 @@ pub struct Transition {
     pub from: Option<String>,
     pub to: String,
     pub by: Actor,
+    /// What else changed, or why, in the operator's words (weights, an abort's reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// The form of [`Transition::at`]: RFC 3339 in UTC with milliseconds.
