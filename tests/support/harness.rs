@@ -287,7 +287,24 @@ impl Harness {
 
     /// Starts a demo container (see [`Harness::demo_args`]); returns its Docker name.
     pub fn deploy(&self, name: &str, slot: &str, version_label: Option<&str>, version: &str) -> String {
-        let args = self.demo_args(name, slot, version_label, version);
+        self.deploy_with(name, slot, version_label, version, &[])
+    }
+
+    /// [`Harness::deploy`] with more environment for the demo backend (`DRAIN_MS`, …).
+    pub fn deploy_with(
+        &self,
+        name: &str,
+        slot: &str,
+        version_label: Option<&str>,
+        version: &str,
+        env: &[(&str, &str)],
+    ) -> String {
+        let mut args = self.demo_args(name, slot, version_label, version);
+        let image = args.pop().expect("the image is last");
+        for (k, v) in env {
+            args.extend(["-e".into(), format!("{k}={v}")]);
+        }
+        args.push(image);
         Docker::run(&args.iter().map(String::as_str).collect::<Vec<_>>());
         self.name(name)
     }
