@@ -20,9 +20,11 @@ pause from `pause`, an unpause from `unpause`. The latency is the time to the fi
 updated` line that wrote the trigger's file at or after the trigger and before the next trigger
 for the same file. Both clocks are this host's wall clock (Docker's `timeNano`, the log's
 `timestamp`). Also reported: how many stops had the file rewritten before the process exited
-(before `die`), Docker's own time from `die` to `stop`, and how many matched events had a
-periodic resync or a fresh listing start between the event and its write (an event that arrives
-while the controller lists Docker waits for the listing).
+(before `die`), Docker's own time from `die` to `stop`, and how many matched events may have
+waited for a listing of Docker (the watcher handles no event while it lists): those with a
+`periodic resync` or `synced with Docker` line between L before the event and its write, L
+being the longest listing the log reports (`synced with Docker`, `ms`; periodic resyncs do not
+log theirs).
 """
 import bisect
 import json
@@ -87,9 +89,9 @@ def log_time(rec):
 
 
 def read_log(path):
-    """{file: sorted [(time, us)]} of `files updated` lines; sorted times of listings (periodic
-    resyncs and fresh listings)."""
-    writes, listings = defaultdict(list), []
+    """{file: sorted [(time, us)]} of `files updated` lines; sorted start times of listings
+    (periodic resyncs, fresh listings); the longest listing's duration in seconds."""
+    writes, listings, longest = defaultdict(list), [], 0.0
     with open(path) as f:
         for line in f:
             try:
@@ -101,12 +103,16 @@ def read_log(path):
                 ts = log_time(rec)
                 for name in re.findall(r'"([^"]+)"', str(rec.get("written", ""))):
                     writes[name].append((ts, rec.get("us")))
-            elif msg in ("periodic resync", "synced with Docker"):
+            elif msg == "periodic resync":
                 listings.append(log_time(rec))
+            elif msg == "synced with Docker":
+                # logged when the listing is done: it started `ms` earlier
+                longest = max(longest, (rec.get("ms") or 0) / 1000)
+                listings.append(log_time(rec) - (rec.get("ms") or 0) / 1000)
     for v in writes.values():
         v.sort(key=lambda w: w[0])
     listings.sort()
-    return writes, listings
+    return writes, listings, longest
 
 
 def main(argv):
@@ -121,7 +127,7 @@ def main(argv):
     else:
         sys.exit(__doc__)
     triggers, dies, die_to_stop = read_events(events_path, file_of)
-    writes, listings = read_log(log_path)
+    writes, listings, longest = read_log(log_path)
     next_same_file = {}
     last_index = {}
     for i in range(len(triggers) - 1, -1, -1):
@@ -141,7 +147,7 @@ def main(argv):
         latencies[kind].append((hit - t) * 1000)
         if us is not None:
             render_ms.append(us / 1000)
-        k = bisect.bisect_left(listings, t)
+        k = bisect.bisect_left(listings, t - longest)
         during_listing += k < len(listings) and listings[k] <= hit
         if kind == "stop":
             d = dies.get(file_name, [])
@@ -154,6 +160,7 @@ def main(argv):
         **{f"{k}_ms": stats(latencies[k]) for k in KINDS},
         "stops_written_before_die": before_die,
         "with_listing_in_between": during_listing,
+        "longest_listing_ms": round(longest * 1000),
         "render_write_ms": stats(render_ms),
         "docker_die_to_stop_ms": stats(die_to_stop),
         "first_event": triggers[0][0] if triggers else None,

@@ -3,7 +3,7 @@
 #
 #   bench/scale.sh [--containers N] [--events M] [--event-kind pause|stop] [--gap-ms MS]
 #                  [--cli-runs R] [--resync-s S] [--keep] [--reuse RUN] [--no-build]
-#                  [--work DIR] [--no-results]
+#                  [--image IMAGE] [--work DIR] [--no-results]
 #   bench/scale.sh --remove RUN
 #
 # Defaults: 1000 containers (N/2 apps × 2 slots, blue stable and green candidate), 1000 events
@@ -11,10 +11,13 @@
 # Figures on stdout and in bench/results.md's "Scale" section (--no-results: stdout only);
 # raw data (controller logs, Docker events, JSON) in target/bench/scale-DATE-RUN/ or --work DIR.
 #
-# Fleet: idle `pointsman-demo:dev` containers (scripts/build-images.sh), no healthcheck, no
-# logging driver, on bridge networks of ≤ 500, labelled io.pointsman.bench=RUN and with the
-# label prefix RUN (so no other controller on this Docker sees them); created in parallel
-# (`docker run`, 4 at a time), stopping early if the machine runs below 2 GB available.
+# Fleet: idle `pointsman-demo:dev` containers (scripts/build-images.sh; --image to use another
+# tag), no healthcheck, no logging driver, on bridge networks of ≤ 500, labelled
+# io.pointsman.bench=RUN and with the label prefix RUN (so no other controller on this Docker
+# sees them); created in parallel (`docker run`, 4 at a time), stopping early if the machine
+# runs below 2 GB available. The fleet's own CPU use is measured while the controller idles:
+# it must be near 0, or every figure below measures a busy machine (a demo build that polled
+# every 20 ms made 1,000 idle containers take both cores).
 # --keep leaves them (and their networks) for a later --reuse RUN, which creates only what is
 # missing and unpauses / starts what an interrupted run left; --remove RUN deletes them.
 #
@@ -42,7 +45,7 @@ cd "$root"
 source bench/lib.sh
 
 N=1000 M=1000 KIND=pause GAP_MS=50 CLI_RUNS=20 RESYNC_S=5 IDLE_S=10
-KEEP=0 REUSE="" BUILD=1 WORK="" RESULTS=1 REMOVE=""
+KEEP=0 REUSE="" BUILD=1 WORK="" RESULTS=1 REMOVE="" IMAGE="$DEMO_IMAGE"
 while [ $# -gt 0 ]; do
     case "$1" in
         --containers) N="$2"; shift 2 ;;
@@ -56,6 +59,7 @@ while [ $# -gt 0 ]; do
         --remove) REMOVE="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --work) WORK="$2"; shift 2 ;;
+        --image) IMAGE="$2"; shift 2 ;;
         --no-results) RESULTS=0; shift ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument $1 (see --help)" ;;
@@ -144,6 +148,32 @@ cpu_since() { # PID TICKS0 T0_MS: CPU % of one core since then
 cpu_s_since() { # PID TICKS0: CPU seconds since then
     awk -v a="$2" -v b="$(proc_ticks "$1")" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz }'
 }
+# machine_ticks: "busy total" jiffies of all CPUs; machine_busy_since "BUSY TOTAL": % of all
+# cores busy since that sample (everything on the machine).
+machine_ticks() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat; }
+machine_busy_since() {
+    local a=($1) b=($(machine_ticks))
+    awk -v b="$((b[0] - a[0]))" -v t="$((b[1] - a[1]))" 'BEGIN { printf "%.0f", t ? b / t * 100 : 0 }'
+}
+# fleet_cpu_ns: CPU time (ns) used so far by the containers in $work/fleet-ids.txt, from their
+# cgroups (v1 cpuacct or v2 cpu.stat); empty if neither is found.
+fleet_cpu_ns() {
+    local id f total=0 found=0
+    while read -r id; do
+        for f in "/sys/fs/cgroup/cpuacct/docker/$id/cpuacct.usage" "/sys/fs/cgroup/system.slice/docker-$id.scope/cpu.stat" \
+            "/sys/fs/cgroup/docker/$id/cpu.stat"; do
+            [ -r "$f" ] || continue
+            case "$f" in
+                *cpu.stat) total=$((total + $(awk '$1 == "usage_usec" {print $2 * 1000}' "$f"))) ;;
+                *) total=$((total + $(cat "$f"))) ;;
+            esac
+            found=$((found + 1))
+            break
+        done
+    done <"$work/fleet-ids.txt"
+    [ "$found" -gt 0 ] && echo "$total"
+    return 0
+}
 ms_since() { awk -v a="$1" -v b="$(now_ms)" 'BEGIN { printf "%.0f", b - a }'; }
 log_count() { grep -c "\"$2\"" "$1" || true; } # LOG MESSAGE: lines with that message
 
@@ -186,8 +216,10 @@ if [ "$BUILD" = 1 ]; then
     BINS=pointsman-demo IMAGES=demo scripts/build-images.sh
 fi
 [ -x "$bin" ] || die "$bin is missing (run without --no-build)"
-docker image inspect "$DEMO_IMAGE" >/dev/null 2>&1 || die "image $DEMO_IMAGE is missing (scripts/build-images.sh)"
+docker image inspect "$IMAGE" >/dev/null 2>&1 || die "image $IMAGE is missing (scripts/build-images.sh)"
+image_id="$(docker image inspect -f '{{.Id}}' "$IMAGE")"
 command="bench/scale.sh --containers $N --events $M --event-kind $KIND --gap-ms $GAP_MS --cli-runs $CLI_RUNS --resync-s $RESYNC_S"
+[ "$IMAGE" = "$DEMO_IMAGE" ] || command="$command --image $IMAGE"
 {
     echo "date $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "commit $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD 2>/dev/null || echo +dirty)"
@@ -199,6 +231,7 @@ command="bench/scale.sh --containers $N --events $M --event-kind $KIND --gap-ms 
     echo "command $command"
     echo "run $RUN"
     echo "reused $([ -n "$REUSE" ] && echo yes || echo no)"
+    echo "image $IMAGE ${image_id:7:12}"
 } >"$work/conditions.txt"
 t_start="$(now_ms)"
 
@@ -243,7 +276,7 @@ for ((b = 0; b < ${#todo_lines[@]}; b += 100)); do
         read -r name slot role j <<<"$line"
         echo "--name $name --network pmbench-$RUN-scale-$((j / per_net)) --no-healthcheck --log-driver none" \
             "-e SLOT=$slot -l io.pointsman.bench=$RUN -l $PREFIX.app=s$((j / 2)) -l $PREFIX.slot=$slot" \
-            "-l $PREFIX.version=$role -l $PREFIX.host=s$((j / 2)).bench $DEMO_IMAGE"
+            "-l $PREFIX.version=$role -l $PREFIX.host=s$((j / 2)).bench $IMAGE"
     done | xargs -P 4 -L 1 docker run -d -q >/dev/null; then
         say "docker run failed after about $created new containers; stopping there"
         break
@@ -257,6 +290,10 @@ running="$(docker ps -q --filter "label=io.pointsman.bench=$RUN" --filter "label
 metric fleet.running "$running"
 metric fleet.requested "$N"
 [ "$running" -ge 2 ] || die "only $running container(s) running"
+others_image="$(docker ps -q --filter "label=io.pointsman.bench=$RUN" | xargs docker inspect -f '{{.Image}}' |
+    grep -vc "^$image_id\$" || true)"
+metric fleet.other_image "$others_image"
+[ "$others_image" = 0 ] || say "warning: $others_image container(s) of $RUN run another image than $IMAGE"
 apps=$((running / 2))
 say "$running labelled containers running ($apps apps)"
 
@@ -282,9 +319,15 @@ metric a.rss_after_sync_kb "$(proc_kb "$ctl" VmRSS)"
 metric a.hwm_after_sync_kb "$(proc_kb "$ctl" VmHWM)"
 metric a.files "$(find "$dir" -maxdepth 1 -name 'pointsman-*.yml' | wc -l)"
 say "controller A idle for ${IDLE_S}s"
-t0="$(now_ms)" k0="$(proc_ticks "$ctl")"
+docker ps -q --no-trunc --filter "label=io.pointsman.bench=$RUN" >"$work/fleet-ids.txt"
+t0="$(now_ms)" k0="$(proc_ticks "$ctl")" f0="$(fleet_cpu_ns)" m0="$(machine_ticks)"
 sleep "$IDLE_S"
 metric a.idle_cpu_pct "$(cpu_since "$ctl" "$k0" "$t0")"
+f1="$(fleet_cpu_ns)"
+[ -n "$f0" ] && [ -n "$f1" ] &&
+    metric fleet.idle_cpu_pct "$(awk -v a="$f0" -v b="$f1" -v ms="$(ms_since "$t0")" 'BEGIN { printf "%.1f", (b - a) / 1e6 / ms * 100 }')"
+metric machine.idle_busy_pct "$(machine_busy_since "$m0")"
+metric machine.idle_loadavg "$(cut -d' ' -f1 /proc/loadavg)"
 
 # Targets: apps s1, s2, … (s0 is the CLI's), blue and green in turn; one line per pair of events.
 targets="$work/event-targets.txt"
@@ -380,7 +423,7 @@ fi
 metric b.rss_kb "$(proc_kb "$ctl" VmRSS)"
 stop_controller
 grep -h '"synced with Docker"' "$work/controller-a.log" "$work/controller-b.log" >"$work/syncs.jsonl"
-grep -h '"files updated"' "$work/controller-a.log" | head -n 1 >"$work/first-write.jsonl"
+grep -m 1 '"files updated"' "$work/controller-a.log" >"$work/first-write.jsonl"
 
 metric wall_s "$(awk -v ms="$(ms_since "$t_start")" 'BEGIN { printf "%.0f", ms / 1000 }')"
 echo "loadavg_end $(cut -d' ' -f1-3 /proc/loadavg)" >>"$work/conditions.txt"

@@ -122,7 +122,8 @@ def section(work, heading="## Scale", standalone=True):
       f"{cond.get('loadavg_end', '?')} (a shared machine)")
     w(f"- Fleet: {n:,} idle `pointsman-demo` containers (no healthcheck) of {int(m.get('fleet.requested', n)):,} requested, "
       f"{n // 2:,} apps × 2 slots (blue stable, green candidate), on bridge networks of ≤ 500; "
-      f"{m.get('fleet.created', '?')} created by this run in {m.get('fleet.create_s', '?')} s (`docker run`, 4 in parallel)")
+      f"{m.get('fleet.created', '?')} created by this run in {m.get('fleet.create_s', '?')} s (`docker run`, 4 in parallel); "
+      f"image `{cond.get('image', '?')}`")
     w("- Controller: `pointsman run`, release build, on the host, `POINTSMAN_LOG=pointsman=debug --log-format json`, "
       "a fresh directory; A with the default `--resync-interval` (60 s), B (restart) with "
       f"`--resync-interval` from the command")
@@ -143,7 +144,8 @@ def section(work, heading="## Scale", standalone=True):
         s = ev["render_write_ms"]
         w(f"| of which render + write (`us=` of the `files updated` line), p50 / p99 / max | "
           f"{pctl(s, ('p50', 'p99', 'max'))} | |")
-        w(f"| events whose write came after a Docker listing started (periodic resync) | {ev['with_listing_in_between']} of {a['n']} | |")
+        w(f"| events that may have waited for a listing of Docker (a periodic resync started less than the longest "
+          f"listing, {ms(ev.get('longest_listing_ms'))}, before the event) | {ev['with_listing_in_between']} of {a['n']} | |")
         w(f"| events without a matching write | {ev['unmatched']} of {ev['events']} | 0 |")
         if kind == "stop":
             w(f"| stops whose file was rewritten before the process exited (`die`) | {ev['stops_written_before_die']} of {ev['stop_ms']['n']} | |")
@@ -162,7 +164,10 @@ def section(work, heading="## Scale", standalone=True):
     w(f"| **controller RSS** / VmHWM after the {ev['events'] if ev else '?'} events | {mb(rss_ev)} / "
       f"{mb(m.get('a.hwm_after_events_kb'))} | {target(int(rss_ev) / 1024 if rss_ev else None, 16, 'MB', 'RSS')} |")
     w(f"| controller RSS / VmHWM at the end (after the CLI runs) | {mb(m.get('a.rss_end_kb'))} / {mb(m.get('a.hwm_end_kb'))} | |")
-    w(f"| controller CPU idle (10 s, after the sync) | {m.get('a.idle_cpu_pct', '?')} % | |")
+    w(f"| controller CPU idle (10 s, after the sync) | {m.get('a.idle_cpu_pct', '?')} % of a core | |")
+    w(f"| meanwhile: the fleet's own CPU (its containers' cgroups), all the machine's CPU busy, load average | "
+      f"{m.get('fleet.idle_cpu_pct', '?')} % of a core; {m.get('machine.idle_busy_pct', '?')} % of all cores; "
+      f"{m.get('machine.idle_loadavg', '?')} | fleet ≈ 0 |")
     if first:
         f0 = first[0]
         written = f0.get("written", "")
