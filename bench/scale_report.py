@@ -195,6 +195,7 @@ def section(work, heading="## Scale", standalone=True):
         w(f"| the same from inotifywait on the directory: create / write / rename / delete events, lock file excluded "
           f"(renames) | {ie} ({m.get('b.inotify_renames', '?')}) | {'0: **met**' if ie == '0' else '0: **missed**'} |")
     w(f"| controller CPU per unchanged periodic resync (list + inspect + render + compare) | {m.get('b.resync_cpu_s', '?')} CPU s | |")
+    w(f"| controller B RSS after its start and the resyncs | {mb(m.get('b.rss_kb'))} | |")
     w("")
     ev_n = ev["events"] if ev else "?"
     w("Notes:")
