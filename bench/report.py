@@ -4,15 +4,18 @@
   report.py WORK_DIR   (markdown on stdout; bench/run.sh tees it into bench/results.md)
 
 Reads what bench/run.sh left in WORK_DIR: conditions.txt, metrics.txt ("key value" lines),
-flips-{pointsman,baseline}.json (pointsman-load summaries), event-latency.json and
-scale-event-latency.json (bench/event_latency.py), render.json (benches/render.rs),
-scale-resync.jsonl (the controllers' `synced with Docker` lines), cli-*.txt (one ms per line).
+flips-{pointsman,baseline}.json (pointsman-load summaries), event-latency.json
+(bench/event_latency.py), render.json (benches/render.rs), and scale/ (bench/scale.sh's raw
+data; its section comes from bench/scale_report.py).
 Every number printed comes from those files; a missing phase prints as "not run".
 """
 import json
 import math
 import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import scale_report  # noqa: E402  (bench/scale_report.py: the Scale section)
 
 work = sys.argv[1] if len(sys.argv) > 1 else sys.exit(__doc__)
 
@@ -234,54 +237,7 @@ else:
     w("not run")
 w("")
 
-w("## Scale")
-w("")
-resync = []
-try:
-    with open(path("scale-resync.jsonl")) as f:
-        resync = [json.loads(l) for l in f if l.strip()]
-except OSError:
-    pass
-sev = load_json("scale-event-latency.json")
-ev_n = sev["events"] if sev else "?"
-cli100, clin = stats(load_numbers("cli-100.txt")), stats(load_numbers("cli-scale.txt"))
-n = metrics.get("scale.containers")
-if n or cli100:
-    w(f"Idle `pointsman-demo` containers without healthcheck, {int(n or 0) // 2:,} apps × 2 slots, on bridge networks "
-      f"of ≤ 500 (a Linux bridge takes 1,024 ports). Requested: `--scale` in the command above; running: {n}.")
-    w("")
-    w("| figure | value | target |")
-    w("|---|---|---|")
-    w(f"| labelled containers running | {n} | 1,000 |")
-    w(f"| time to create them (parallel `docker run`) | {metrics.get('scale.create_s', '—')} s | |")
-    if cli100:
-        w(f"| CLI promote/rollback wall time with {metrics.get('scale.at100.containers')} containers, p50 / p95 / max (n={cli100['n']}) "
-          f"| {ms(cli100['p50'])} / {ms(cli100['p95'])} / {ms(cli100['max'])} | {target(cli100['p50'], 50)} (p50) |")
-    if resync:
-        vals = ", ".join(f"{r.get('ms')} ms" for r in resync)
-        w(f"| full resync at start (list + inspect {resync[0].get('containers')} containers; 3 runs) | {vals} | |")
-    if sev:
-        event_rows(sev, "steady state: ")
-    runs = [metrics.get(f"scale.rss_after_sync_kb.{k}") for k in (1, 2, 3)]
-    if all(runs):
-        w(f"| controller RSS 3 s after a full sync (3 fresh starts) | {' / '.join(mb(r) for r in runs)} | |")
-    if metrics.get("scale.rss_after_sync_kb.arena2"):
-        w(f"| the same with `MALLOC_ARENA_MAX=2` (what-if: glibc's per-thread arenas) | {mb(metrics['scale.rss_after_sync_kb.arena2'])} | |")
-    if metrics.get("scale.list_all_ms"):
-        w(f"| Docker's listing of all {n} labelled containers (the CLI's one listing), median of 5 | {ms(float(metrics['scale.list_all_ms']))} | |")
-        w(f"| Docker's listing filtered to one app's label value, median of 5 | {ms(float(metrics['scale.list_app_ms']))} | |")
-    rss = metrics.get("scale.after_events.rss_kb") or metrics.get("scale.idle.rss_kb")
-    rss_t = target(int(rss) / 1024, 20, "MB") if rss else ""
-    w(f"| controller RSS at {n} containers (after the event cycles) | {mb(rss)} | {rss_t} |")
-    hwm = metrics.get("scale.after_events.hwm_kb") or metrics.get("scale.idle.hwm_kb")
-    w(f"| controller peak RSS (VmHWM, includes the initial sync) | {mb(hwm)} | |")
-    w(f"| controller CPU idle at {n} containers ({metrics.get('idle_s', '?')} s) | {pct(metrics.get('scale.idle.cpu_pct'))} | |")
-    if clin:
-        w(f"| CLI promote/rollback wall time with {n} containers, p50 / p95 / max (n={clin['n']}) "
-          f"| {ms(clin['p50'])} / {ms(clin['p95'])} / {ms(clin['max'])} | |")
-else:
-    w("not run")
-w("")
+lines.extend(scale_report.section(path("scale"), standalone=False))  # bench/scale.sh, run by the scale phase
 
 w("## Reading the figures")
 w("")
@@ -303,18 +259,5 @@ w("- **Event → file**: on a terminating `kill` (what `docker stop` sends first
   "out of the pool without asking Docker, so the file changes while the container drains; on `start` it inspects "
   "the container, then renders and writes. At scale every render covers all apps (it compares each file's bytes "
   "with the disk), so the time grows with the fleet.")
-r1 = metrics.get("scale.rss_after_sync_kb.1")
-rss_end = metrics.get("scale.after_events.rss_kb")
-if r1 and rss_end:
-    w(f"- **Controller RSS at scale**: {mb(r1)} 3 s after a full sync of {n} containers "
-      f"({mb(metrics.get('scale.rss_after_sync_kb.arena2'))} with `MALLOC_ARENA_MAX=2`), {mb(rss_end)} after the "
-      f"{ev_n} stop/start events and CLI calls that followed. The snapshot holds the same containers throughout; each "
-      "event re-renders every app and re-reads every file, and the allocator keeps what those renders freed "
-      "(an inference from these figures, not a heap profile).")
-if metrics.get("scale.list_all_ms") and clin:
-    w(f"- **CLI at {n} containers**: Docker's own listing of every labelled container took "
-      f"{ms(float(metrics['scale.list_all_ms']))} (median of 5, measured once the fleet was up), comparable to the CLI's {ms(clin['p50'])} p50, which "
-      f"makes that listing; "
-      f"a listing filtered to one app's label value took {ms(float(metrics['scale.list_app_ms']))}.")
 w("")
 print("\n".join(lines))

@@ -2,12 +2,14 @@
 # The zero-downtime benchmark (issue 4): pointsman vs relabel-by-recreate, through real Traefik.
 #
 #   bench/run.sh [--flips N] [--rate R] [--connections C] [--gap-ms MS] [--events N]
-#                [--scale N] [--only "render flips events baseline scale"] [--no-build]
+#                [--scale N] [--scale-events M] [--only "render flips events baseline scale"]
+#                [--no-build]
 #
 # Defaults: 50 flips, 1000 requests/s over 8 keep-alive connections, 3000 ms between the end of
 # one flip and the start of the next, 20 stop/start cycles for event latency, 1000 containers
-# for the scale run. --no-build uses the release binaries and images already built. Results: a markdown table on stdout and in bench/results.md; raw data
-# (per-response TSVs, logs, JSON) in target/bench/RUN/.
+# and 1000 events for the scale run. --no-build uses the release binaries and images already
+# built. Results: a markdown table on stdout and in bench/results.md; raw data (per-response
+# TSVs, logs, JSON) in target/bench/RUN/.
 #
 # Phases (all by default):
 # - render:   `cargo bench --bench render` (render + write of 1,000 apps through the library).
@@ -21,9 +23,12 @@
 #             `files updated` log line, which it writes after rename + directory fsync.
 # - baseline: the same load and flips on a second Traefik with the Docker provider (same static
 #             config, provider swapped), where a flip recreates containers (bench/baseline-flip.sh).
-# - scale:    up to N idle labelled demo containers (no healthcheck; N/2 apps of 2 slots), as
-#             many as memory allows; CLI promote wall time at 100 containers, full resync time,
-#             steady-state event latency, RSS and idle CPU at N.
+# - scale:    bench/scale.sh --containers N --events M (see `bench/scale.sh --help`; it also runs
+#             alone, and can keep its fleet for the next run): N idle labelled demo containers
+#             (N/2 apps of 2 slots, as many as memory allows); event → file renamed over M
+#             pause/unpause events across apps (p50/p95/p99/max), controller RSS after the sync
+#             and after the events, CLI promote wall time, full listing time, and the files
+#             written by a restart and by periodic resyncs with nothing changed.
 #
 # Everything the run creates is labelled io.pointsman.bench=RUN and removed on exit, whatever
 # happens (trap). Loads target only our own containers and stop by themselves.
@@ -33,7 +38,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source bench/lib.sh
 
-FLIPS=50 RATE=1000 CONNECTIONS=8 GAP_MS=3000 EVENTS=20 SCALE=1000 IDLE_S=10
+FLIPS=50 RATE=1000 CONNECTIONS=8 GAP_MS=3000 EVENTS=20 SCALE=1000 SCALE_EVENTS=1000 IDLE_S=10
 PHASES="render flips events baseline scale"
 BUILD=1
 while [ $# -gt 0 ]; do
@@ -44,6 +49,7 @@ while [ $# -gt 0 ]; do
         --gap-ms) GAP_MS="$2"; shift 2 ;;
         --events) EVENTS="$2"; shift 2 ;;
         --scale) SCALE="$2"; shift 2 ;;
+        --scale-events) SCALE_EVENTS="$2"; shift 2 ;;
         --only) PHASES="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -209,7 +215,7 @@ traefik_version="$(docker run --rm "$TRAEFIK_IMAGE" version 2>/dev/null | awk '/
     echo "docker $(docker version -f '{{.Server.Version}}')"
     echo "traefik ${traefik_version:-unknown}"
     echo "loadavg_start $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "command bench/run.sh --flips $FLIPS --rate $RATE --connections $CONNECTIONS --gap-ms $GAP_MS --events $EVENTS --scale $SCALE"
+    echo "command bench/run.sh --flips $FLIPS --rate $RATE --connections $CONNECTIONS --gap-ms $GAP_MS --events $EVENTS --scale $SCALE --scale-events $SCALE_EVENTS"
 } >"$work/conditions.txt"
 
 docker network create --label io.pointsman.bench="$RUN" "$NET" >/dev/null
@@ -311,120 +317,10 @@ fi
 
 # ---- scale ----------------------------------------------------------------------------------------
 if phase scale; then
-    say "scale: up to $SCALE idle labelled containers"
-    sdir="$work/scale-dir"
-    mkdir -p "$sdir"
-    export POINTSMAN_DIR="$sdir" POINTSMAN_LABEL_PREFIX="$PREFIX"
-    per_net=500 # a Linux bridge holds at most 1024 ports
-    for n in $(seq 0 $(((SCALE - 1) / per_net))); do
-        docker network create --label io.pointsman.bench="$RUN" "pmbench-$RUN-scale-$n" >/dev/null
-    done
-    # create_fleet FROM TO: containers FROM..TO-1, app s(i/2), slot blue (stable) / green.
-    # Stops early, and says so, when the machine runs low on memory or Docker refuses.
-    created=0
-    create_fleet() {
-        local i batch
-        for ((i = $1; i < $2; i += 50)); do
-            local avail_mb
-            avail_mb="$(awk '/MemAvailable/ {print int($2 / 1024)}' /proc/meminfo)"
-            if [ "$avail_mb" -lt 2048 ]; then
-                say "stopping at $created containers: only $avail_mb MB of memory left"
-                return 1
-            fi
-            batch=$((i + 50 < $2 ? i + 50 : $2))
-            if ! for ((j = i; j < batch; j++)); do
-                local slot=blue role=stable
-                if ((j % 2)); then slot=green role=candidate; fi
-                echo "--name pmbench-$RUN-s$((j / 2))-$slot --network pmbench-$RUN-scale-$((j / per_net)) --no-healthcheck" \
-                    "-e SLOT=$slot -l io.pointsman.bench=$RUN -l $PREFIX.app=s$((j / 2)) -l $PREFIX.slot=$slot" \
-                    "-l $PREFIX.version=$role -l $PREFIX.host=s$((j / 2)).bench $DEMO_IMAGE"
-            done | xargs -P 4 -L 1 docker run -d -q >/dev/null; then
-                say "docker run failed after about $created containers; stopping there"
-                return 1
-            fi
-            created=$batch
-        done
-    }
-    t0="$(now_ms)"
-    create_fleet 0 $((SCALE < 100 ? SCALE : 100)) || true
-    start_controller "$sdir" "$work/scale-controller-100.log"
-    sleep 2
-    metric scale.at100.containers "$(docker ps -q --filter "label=io.pointsman.bench=$RUN" | wc -l)"
-    say "CLI promote/rollback wall time with $created containers"
-    : >"$work/cli-100.txt"
-    for k in $(seq 20); do
-        cmd=promote
-        ((k % 2)) || cmd=rollback
-        a="$(now_ms)"
-        "$bin" "$cmd" s0 >/dev/null
-        b="$(now_ms)"
-        awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f\n", b - a }' >>"$work/cli-100.txt"
-    done
-
-    if [ "$SCALE" -gt 100 ]; then
-        create_fleet 100 "$SCALE" || true
-        metric scale.create_s "$(awk -v a="$t0" -v b="$(now_ms)" 'BEGIN { printf "%.0f", (b - a) / 1000 }')"
-    fi
-    n_running="$(docker ps -q --filter "label=io.pointsman.bench=$RUN" --filter "label=$PREFIX.app" | wc -l)"
-    metric scale.containers "$n_running"
-    say "$n_running labelled containers running; letting the controller settle"
-    sleep 5
-    stop_controller
-
-    # The time Docker takes to list them, as the CLI does (every labelled container) and for
-    # one app only; median of 5 requests each.
-    if [ -z "${DOCKER_HOST:-}" ] && [ -S /var/run/docker.sock ]; then
-        list_ms() {
-            for _ in 1 2 3 4 5; do
-                curl -s -o /dev/null -w '%{time_total}\n' --unix-socket /var/run/docker.sock -G \
-                    --data-urlencode all=1 --data-urlencode "filters={\"label\":[\"$1\"]}" http://docker/containers/json
-            done | sort -n | awk 'NR == 3 { printf "%.1f", $1 * 1000 }'
-        }
-        metric scale.list_all_ms "$(list_ms "$PREFIX.app")"
-        metric scale.list_app_ms "$(list_ms "$PREFIX.app=s1")"
-    fi
-
-    # Full resync: a fresh controller lists and inspects everything (3 restarts); RSS 3 s after
-    # each. A fourth start with MALLOC_ARENA_MAX=2 shows how much of the RSS is glibc's
-    # per-thread arenas (a what-if: an environment setting, no code change).
-    for k in 1 2 3 arena2; do
-        if [ "$k" = arena2 ]; then
-            MALLOC_ARENA_MAX=2 start_controller "$sdir" "$work/scale-controller-$k.log"
-        else
-            start_controller "$sdir" "$work/scale-controller-$k.log"
-            grep '"synced with Docker"' "$work/scale-controller-$k.log" | head -n 1 >>"$work/scale-resync.jsonl"
-        fi
-        sleep 3
-        metric "scale.rss_after_sync_kb.$k" "$(proc_kb "$ctl" VmRSS)"
-        stop_controller
-    done
-    start_controller "$sdir" "$work/scale-controller-4.log"
-    sleep 2
-    say "controller idle with $n_running containers for ${IDLE_S}s"
-    t0="$(now_ms)" k0="$(proc_ticks "$ctl")"
-    sleep "$IDLE_S"
-    metric scale.idle.cpu_pct "$(cpu_since "$ctl" "$k0" "$t0")"
-    metric scale.idle.rss_kb "$(proc_kb "$ctl" VmRSS)"
-    metric scale.idle.hwm_kb "$(proc_kb "$ctl" VmHWM)"
-
-    say "steady-state event latency with $n_running containers: $EVENTS stop/start cycles"
-    event_cycles "pmbench-$RUN-s0-green" "$EVENTS" "$work/events-scale.jsonl"
-    python3 bench/event_latency.py "$work/scale-controller-4.log" "$work/events-scale.jsonl" pointsman-s0.yml \
-        >"$work/scale-event-latency.json"
-    metric scale.after_events.rss_kb "$(proc_kb "$ctl" VmRSS)"
-    metric scale.after_events.hwm_kb "$(proc_kb "$ctl" VmHWM)"
-
-    say "CLI promote/rollback wall time with $n_running containers"
-    : >"$work/cli-scale.txt"
-    for k in $(seq 10); do
-        cmd=promote
-        ((k % 2)) || cmd=rollback
-        a="$(now_ms)"
-        "$bin" "$cmd" s1 >/dev/null
-        b="$(now_ms)"
-        awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f\n", b - a }' >>"$work/cli-scale.txt"
-    done
-    stop_controller
+    say "scale: bench/scale.sh with $SCALE containers, $SCALE_EVENTS events"
+    # Its own fleet, labels and cleanup; its raw data and figures go to $work/scale.
+    bench/scale.sh --no-build --no-results --containers "$SCALE" --events "$SCALE_EVENTS" \
+        --work "$work/scale" >/dev/null || say "warning: bench/scale.sh failed (exit $?); see above"
 fi
 
 echo "loadavg_end $(cut -d' ' -f1-3 /proc/loadavg)" >>"$work/conditions.txt"

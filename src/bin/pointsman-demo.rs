@@ -21,16 +21,21 @@
 //! SIGINT handlers are installed through libc's `signal()` (already linked by std; no crate
 //! dependency). After the signal, responses carry `Connection: close` and the process exits with
 //! status 0 as soon as no request is being handled, or after `SHUTDOWN_TIMEOUT_MS`
-//! (default 1000) at most. Idle keep-alive connections are simply closed by the exit.
+//! (default 1000) at most. Idle keep-alive connections are simply closed by the exit. Until the
+//! signal the main thread sleeps in a blocking read that the handler ends (a self-pipe), so an
+//! idle container uses no CPU at all (a thousand of them polling every 20 ms took both cores of
+//! the benchmark machine).
 
 use std::env;
 use std::fs;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::IntoRawFd;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -39,6 +44,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_HEAD: usize = 16 * 1024;
 
 static STOPPING: AtomicBool = AtomicBool::new(false);
+/// The write end of the self-pipe the signal handler wakes the main thread through.
+static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+static WAKE_BYTE: u8 = 1;
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 fn main() -> ExitCode {
@@ -113,20 +121,32 @@ fn check() -> bool {
 
 unsafe extern "C" {
     fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
+    fn write(fd: i32, buf: *const u8, count: usize) -> isize;
 }
 
 extern "C" fn on_stop_signal(_: i32) {
     STOPPING.store(true, Ordering::SeqCst); // an atomic store is async-signal-safe
+    let fd = WAKE_FD.load(Ordering::SeqCst);
+    if fd >= 0 {
+        // SAFETY: write(2) is async-signal-safe; the descriptor stays open for the process's
+        // life and is non-blocking, so a full buffer (many signals) cannot block the handler.
+        unsafe { write(fd, &WAKE_BYTE, 1) };
+    }
 }
 
-fn install_signal_handlers() {
+/// Installs the handlers; returns the read end of the self-pipe they write to.
+fn install_signal_handlers() -> io::Result<UnixStream> {
     const SIGINT: i32 = 2;
     const SIGTERM: i32 = 15;
-    // SAFETY: the handler only stores to an atomic.
+    let (wake, tx) = UnixStream::pair()?;
+    tx.set_nonblocking(true)?;
+    WAKE_FD.store(tx.into_raw_fd(), Ordering::SeqCst);
+    // SAFETY: the handler only stores to atomics and calls write(2).
     unsafe {
         signal(SIGINT, on_stop_signal);
         signal(SIGTERM, on_stop_signal);
     }
+    Ok(wake)
 }
 
 // ---- server ----------------------------------------------------------------------------------
@@ -139,7 +159,7 @@ struct Responses {
 }
 
 fn serve() -> io::Result<()> {
-    install_signal_handlers();
+    let mut wake = install_signal_handlers()?;
     let slot = env::var("SLOT").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| {
         fs::read_to_string("/etc/hostname")
             .ok()
@@ -182,8 +202,13 @@ fn serve() -> io::Result<()> {
         }
     });
 
+    let mut byte = [0u8; 1];
     while !STOPPING.load(Ordering::SeqCst) {
-        thread::sleep(Duration::from_millis(20));
+        match wake.read(&mut byte) {
+            Ok(n) if n > 0 => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            _ => thread::sleep(Duration::from_millis(20)), // not expected; never spin
+        }
     }
     let timeout = env::var("SHUTDOWN_TIMEOUT_MS")
         .ok()
