@@ -33,6 +33,7 @@ use crate::core::settings::{self, Choices, Settings};
 use crate::core::state::{Actor, AppRoles, Rollout};
 use crate::docker::DockerApi;
 use crate::docker::watcher::{self, WatchEvent, WatchOptions};
+use crate::traefik::metrics::{self, Limits, ServiceCounters, Verdict};
 
 /// How often the controller looks at the clock: retries a failed write, picks up role and
 /// settings changes made by the CLI, rescans foreign files.
@@ -43,6 +44,13 @@ pub const TICK: Duration = Duration::from_secs(1);
 pub enum Input {
     Watch(WatchEvent),
     Tick,
+    /// A scrape of Traefik's metrics for the candidate of a rollout step (the step is named by
+    /// when it started, so a late sample of a finished step is ignored).
+    Sample {
+        app: String,
+        step_since: jiff::Timestamp,
+        counters: Result<ServiceCounters, String>,
+    },
 }
 
 /// Why `run` stopped before it was asked to.
@@ -107,6 +115,13 @@ pub struct Controller<S, K> {
     pending: Vec<Operation>,
     /// Rollouts running, as of the last reconcile.
     rollouts: BTreeMap<String, Rollout>,
+    /// Per app: the step (by start) a baseline sample belongs to, when the window started, and
+    /// the candidate's counters then.
+    baselines: HashMap<String, (jiff::Timestamp, jiff::Timestamp, ServiceCounters)>,
+    /// Apps with a scrape in flight.
+    scraping: BTreeSet<String>,
+    /// Where scrapes report back (the controller's own input stream).
+    samples: Option<mpsc::Sender<Input>>,
     pub stats: Stats,
 }
 
@@ -133,6 +148,9 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
             last_scan: None,
             pending: Vec::new(),
             rollouts: BTreeMap::new(),
+            baselines: HashMap::new(),
+            scraping: BTreeSet::new(),
+            samples: None,
             stats: Stats::default(),
         }
     }
@@ -147,6 +165,15 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
             Input::Watch(e) => e,
             Input::Tick => {
                 self.drive_rollouts(jiff::Timestamp::now());
+                return;
+            }
+            Input::Sample {
+                app,
+                step_since,
+                counters,
+            } => {
+                self.scraping.remove(&app);
+                self.judge_sample(&app, step_since, counters, jiff::Timestamp::now());
                 return;
             }
         };
@@ -193,19 +220,98 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
     }
 
     /// Decides on rollouts whose step is due: without analysis a step passes when its pause is
-    /// over. (Steps judged by metrics are decided when their samples arrive.)
+    /// over; with analysis a scrape of Traefik's metrics is started, judged when it arrives.
     fn drive_rollouts(&mut self, now: jiff::Timestamp) {
+        self.baselines.retain(|app, _| self.rollouts.contains_key(app));
         for (app, r) in &self.rollouts {
-            if r.analysis.is_some() || self.pending.iter().any(|op| op.scope() == ops::Scope::App(app)) {
+            if self.pending.iter().any(|op| op.scope() == ops::Scope::App(app)) {
                 continue;
             }
-            if step_over(r, r.since, now) {
-                self.pending.push(Operation::Judge {
-                    app: app.clone(),
-                    judgement: Judgement::Pass(format!("held {} ms, not judged (--no-analysis)", r.pause_ms)),
-                });
+            let Some(analysis) = &r.analysis else {
+                if step_over(r, r.since, now) {
+                    self.pending.push(Operation::Judge {
+                        app: app.clone(),
+                        judgement: Judgement::Pass(format!("held {} ms, not judged (--no-analysis)", r.pause_ms)),
+                    });
+                }
+                continue;
+            };
+            let Some(tx) = self.samples.clone() else { continue };
+            if !self.scraping.insert(app.clone()) {
+                continue;
             }
+            let (app, step_since) = (app.clone(), r.since);
+            let (url, service) = (analysis.metrics.clone(), format!("{app}-slot-{}@file", r.slot));
+            tokio::spawn(async move {
+                let counters = metrics::scrape(&url)
+                    .await
+                    .map(|scrape| scrape.service(&service))
+                    .map_err(|e| e.to_string());
+                let _ = tx
+                    .send(Input::Sample {
+                        app,
+                        step_since,
+                        counters,
+                    })
+                    .await;
+            });
         }
+    }
+
+    /// Judges a rollout step from a sample of its candidate's counters: the first sample of a
+    /// step is its baseline (the window starts then, so a controller restarted mid-step judges
+    /// a whole pause of its own); a breach aborts at once; when the pause is over the step passes
+    /// or, with too little traffic, is extended.
+    fn judge_sample(
+        &mut self,
+        app: &str,
+        step_since: jiff::Timestamp,
+        counters: Result<ServiceCounters, String>,
+        now: jiff::Timestamp,
+    ) {
+        let Some(r) = self.rollouts.get(app) else { return };
+        let Some(analysis) = &r.analysis else { return };
+        if r.since != step_since || self.pending.iter().any(|op| op.scope() == ops::Scope::App(app)) {
+            return;
+        }
+        let counters = match counters {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(app, "rollout step not judged: {e}");
+                let window_start = self.baselines.get(app).map_or(r.since, |b| b.1);
+                if step_over(r, window_start, now) {
+                    self.pending.push(Operation::Judge {
+                        app: app.to_string(),
+                        judgement: Judgement::NotEnough(e),
+                    });
+                }
+                return;
+            }
+        };
+        let baseline = match self.baselines.get(app) {
+            Some(b) if b.0 == step_since => b,
+            _ => {
+                self.baselines.insert(app.to_string(), (step_since, now, counters));
+                return;
+            }
+        };
+        let limits = Limits {
+            max_error_ratio: analysis.max_error_ratio,
+            max_p99: analysis.max_p99_ms.map(Duration::from_millis),
+            min_requests: analysis.min_requests,
+        };
+        let verdict = metrics::judge(&baseline.2, &counters, &limits);
+        let over = step_over(r, baseline.1, now);
+        let judgement = match verdict {
+            Verdict::Breach { .. } => Judgement::Breach(verdict.to_string()),
+            Verdict::Pass { .. } if over => Judgement::Pass(verdict.to_string()),
+            Verdict::NotEnoughTraffic { .. } if over => Judgement::NotEnough(verdict.to_string()),
+            _ => return,
+        };
+        self.pending.push(Operation::Judge {
+            app: app.to_string(),
+            judgement,
+        });
     }
 
     /// Whether there is something to write or decide.
@@ -505,13 +611,24 @@ fn step_over(r: &Rollout, since: jiff::Timestamp, now: jiff::Timestamp) -> bool 
 /// Docker's events (through the watcher) and the clock, as one stream. Events come first when
 /// both are ready; the stream ends when the watcher does.
 pub fn inputs(watch: mpsc::Receiver<WatchEvent>, tick: Duration) -> impl Stream<Item = Input> {
+    let (_, samples) = mpsc::channel(1);
+    inputs_with(watch, samples, tick)
+}
+
+/// [`inputs`] with a third source: inputs the controller's own tasks send back (metric samples).
+pub fn inputs_with(
+    watch: mpsc::Receiver<WatchEvent>,
+    own: mpsc::Receiver<Input>,
+    tick: Duration,
+) -> impl Stream<Item = Input> {
     let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    futures::stream::unfold((watch, interval), |(mut rx, mut interval)| async move {
+    futures::stream::unfold((watch, own, interval), |(mut rx, mut own, mut interval)| async move {
         tokio::select! {
             biased;
-            event = rx.recv() => event.map(|e| (Input::Watch(e), (rx, interval))),
-            _ = interval.tick() => Some((Input::Tick, (rx, interval))),
+            event = rx.recv() => event.map(|e| (Input::Watch(e), (rx, own, interval))),
+            Some(input) = own.recv() => Some((input, (rx, own, interval))),
+            _ = interval.tick() => Some((Input::Tick, (rx, own, interval))),
         }
     })
 }
@@ -531,7 +648,9 @@ pub async fn run<A: DockerApi, S: StateStore, K: ConfigSink>(
     let (tx, rx) = mpsc::channel(1024);
     let watcher = tokio::spawn(watcher::run(docker, settings.clone(), opts, tx));
     let mut ctl = Controller::new(settings, flags, store, sink, foreign_dir);
-    let result = ctl.drive(inputs(rx, TICK), shutdown).await;
+    let (own_tx, own_rx) = mpsc::channel(64);
+    ctl.samples = Some(own_tx);
+    let result = ctl.drive(inputs_with(rx, own_rx, TICK), shutdown).await;
     watcher.abort();
     result
 }

@@ -37,6 +37,10 @@
 //! [`docker::watcher`] turns Docker into a stream of events and resyncs; [`docker::backoff`]
 //! spaces reconnects.
 //!
+//! [`traefik`] — reading Traefik back: [`traefik::metrics`] scrapes its Prometheus endpoint
+//! and judges a canary step (pure); [`traefik::api`] waits until its API shows the routing
+//! just written (verified apply), or names why not.
+//!
 //! [`controller`] — `pointsman run`: one owner of the model, fed by one stream of inputs.
 //!
 //! [`cli`] — arguments → one validated config; [`cli::commands`] runs each subcommand as one
@@ -47,3 +51,4 @@ pub mod cli;
 pub mod controller;
 pub mod core;
 pub mod docker;
+pub mod traefik;

@@ -250,3 +250,191 @@ fn traefik_file_provider_routes_to_demo_container() {
     );
     eprintln!("load: {} requests in {:?}", stats.requests, stats.elapsed);
 }
+
+// ---- misbehaving on purpose: modes and counters ----------------------------------------------
+
+fn stat(demo: &DemoProcess, key: &str) -> u64 {
+    demo.stats()[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("/stats has no {key}"))
+}
+
+/// A chunked POST (the framing a proxy may use for a body of unknown length).
+fn post_chunked(addr: &str, chunks: &[&str]) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(HTTP_TIMEOUT)).unwrap();
+    let mut req =
+        "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_string();
+    for c in chunks {
+        req.push_str(&format!("{:x}\r\n{c}\r\n", c.len()));
+    }
+    req.push_str("0\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+/// The binary itself, no Docker: ERROR_PERCENT spreads its 500s exactly, /stats counts app
+/// requests and bodies (not /healthz), and `mode` changes errors and latency while it runs.
+#[test]
+fn demo_modes_inject_errors_and_latency_and_stats_count_requests() {
+    let demo = DemoProcess::start("green", &[("ERROR_PERCENT", "10")]);
+    let mut conn = HttpConn::new(&demo.addr);
+    let mut failed = Vec::new();
+    for n in 1..=50 {
+        let r = conn.get("x", "/", &[]).unwrap();
+        if r.status == 500 {
+            assert_eq!(r.header("x-slot"), Some("green"));
+            assert_eq!(r.header("x-demo-error"), Some("injected"));
+            assert_eq!(r.body, "green v1\n");
+            failed.push(n);
+        } else {
+            assert_eq!((r.status, r.header("x-demo-error")), (200, None));
+        }
+        // Health checks are neither failed nor counted.
+        assert_eq!(conn.get("x", "/healthz", &[]).unwrap().status, 200);
+    }
+    assert_eq!(failed, [10, 20, 30, 40, 50], "every 10th app request fails");
+    assert_eq!(conn.connects, 1, "a 500 keeps the connection");
+    let stats = demo.stats();
+    assert_eq!(
+        stats,
+        serde_json::json!({"requests": 50, "errors": 5, "bodies": 0, "body_bytes": 0, "error_percent": 10, "latency_ms": 0})
+    );
+
+    // Bodies, sized by Content-Length or chunked, are counted with their payload size.
+    let r = http_send(&demo.addr, "POST", "x", "/upload", &[b'a'; 1000]).unwrap();
+    assert!(r.status == 200 || r.status == 500, "{r:?}");
+    assert!([200, 500].contains(&post_chunked(&demo.addr, &["hello", " world"])));
+    assert_eq!((stat(&demo, "bodies"), stat(&demo, "body_bytes")), (2, 1011));
+    assert_eq!(stat(&demo, "requests"), 52);
+
+    // At runtime: slow and error-free, then back to the environment's mode.
+    let out = demo.command(&["mode", "latency=150", "error=0"]);
+    assert!(out.status.success(), "{out:?}");
+    let start = Instant::now();
+    for _ in 0..3 {
+        assert_eq!(conn.get("x", "/", &[]).unwrap().status, 200);
+    }
+    assert!(start.elapsed() >= Duration::from_millis(450), "{:?}", start.elapsed());
+    let start = Instant::now();
+    assert_eq!(conn.get("x", "/healthz", &[]).unwrap().status, 200);
+    assert!(start.elapsed() < Duration::from_millis(100), "healthz is never slowed");
+    assert_eq!((stat(&demo, "latency_ms"), stat(&demo, "error_percent")), (150, 0));
+    let out = demo.command(&["mode"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "error=0 latency=150\n");
+    // Keys not given are kept.
+    assert!(demo.command(&["mode", "error=2.5"]).status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&demo.command(&["mode"]).stdout),
+        "error=2.5 latency=150\n"
+    );
+
+    let bad = demo.command(&["mode", "error=250"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("error=\"250\" is not a percentage from 0 to 100"),
+        "{bad:?}"
+    );
+    assert!(demo.command(&["mode", "reset"]).status.success());
+    assert!(demo.command(&["mode", "reset"]).status.success(), "reset twice is fine");
+    assert_eq!((stat(&demo, "latency_ms"), stat(&demo, "error_percent")), (0, 10));
+}
+
+/// In the image: `docker exec C /pointsman-demo mode error=50` turns a healthy container bad
+/// without a restart, and its healthcheck stays green.
+#[test]
+fn demo_container_changes_mode_at_runtime_and_stays_healthy() {
+    Docker::require_image(DEMO_IMAGE);
+    let cleanup = Cleanup::for_test("demo-mode");
+    let name = cleanup.id().to_string();
+    let c = Docker::run_demo(&cleanup, &name, &[], &[("SLOT", "green")]);
+    let addr = format!("{}:80", Docker::ip(&c));
+    wait_for("container to become healthy", Duration::from_secs(10), || {
+        docker_health(&c)
+    });
+    let started_at = Docker::inspect(&c)["State"]["StartedAt"].clone();
+
+    Docker::run(&["exec", &c, "/pointsman-demo", "mode", "error=50"]);
+    let statuses: Vec<u16> = (0..10)
+        .map(|_| http_get(&addr, "x", "/", &[]).unwrap().status)
+        .collect();
+    assert_eq!(statuses, [200, 500, 200, 500, 200, 500, 200, 500, 200, 500]);
+    let stats: serde_json::Value = serde_json::from_str(&http_get(&addr, "x", "/stats", &[]).unwrap().body).unwrap();
+    assert_eq!(
+        (stats["requests"].as_u64(), stats["errors"].as_u64()),
+        (Some(10), Some(5))
+    );
+    assert_eq!(Docker::run(&["exec", &c, "/pointsman-demo", "mode"]), "error=50");
+
+    std::thread::sleep(Duration::from_millis(2500)); // two healthcheck intervals
+    assert_eq!(docker_health(&c), Ok(()));
+    assert_eq!(Docker::inspect(&c)["State"]["StartedAt"], started_at, "not restarted");
+}
+
+/// What the SPEC's mirroring promises, checked on real Traefik with the demo's counters:
+/// clients get the stable slot's answers, the candidate gets copies of the chosen share, and a
+/// request whose body is above `maxBodySize` is served normally but not mirrored.
+#[test]
+fn traefik_mirrors_a_share_and_skips_bodies_above_the_limit() {
+    let blue = DemoProcess::start("blue", &[]);
+    let green = DemoProcess::start("green", &[("ERROR_PERCENT", "100")]);
+    let dir = temp_dir("mirror-dyn");
+    let dynamic = serde_json::json!({
+        "http": {
+            "routers": { "web": { "rule": "Host(`web.test`)", "entryPoints": ["web"], "service": "web" } },
+            "services": {
+                "web": { "mirroring": {
+                    "service": "web-slot-blue",
+                    "maxBodySize": 1024,
+                    "mirrors": [ { "name": "web-slot-green", "percent": 20 } ],
+                } },
+                "web-slot-blue": { "loadBalancer": { "servers": [ { "url": blue.url() } ] } },
+                "web-slot-green": { "loadBalancer": { "servers": [ { "url": green.url() } ] } },
+            },
+        }
+    });
+    write_atomic(&dir.join("web.yml"), &dynamic.to_string());
+    let traefik = Traefik::start(&dir);
+    traefik.wait_router("web", Duration::from_secs(10));
+
+    // GETs: every answer from blue (green, which fails them all, is never heard).
+    let mut conn = HttpConn::new(traefik.web_addr());
+    for _ in 0..200 {
+        let r = conn.get("web.test", "/", &[]).unwrap();
+        assert_eq!((r.status, r.body.as_str()), (200, "blue v1\n"));
+    }
+    let copies = wait_until("mirrored copies to arrive", Duration::from_secs(5), || {
+        let n = stat(&green, "requests");
+        (n >= 40).then_some(n)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!((copies, stat(&green, "requests")), (40, 40), "20 % of 200, exactly");
+
+    // Bodies above the limit: answered by blue, not mirrored at all.
+    for _ in 0..50 {
+        let r = http_send(traefik.web_addr(), "POST", "web.test", "/upload", &[b'x'; 1025]).unwrap();
+        assert_eq!((r.status, r.body.as_str()), (200, "blue v1\n"));
+    }
+    // Bodies within the limit: mirrored, body and all.
+    for _ in 0..50 {
+        let r = http_send(traefik.web_addr(), "POST", "web.test", "/upload", &[b'y'; 1024]).unwrap();
+        assert_eq!((r.status, r.body.as_str()), (200, "blue v1\n"));
+    }
+    wait_until("mirrored bodies to arrive", Duration::from_secs(5), || {
+        (stat(&green, "bodies") >= 10).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        (
+            stat(&green, "requests"),
+            stat(&green, "bodies"),
+            stat(&green, "body_bytes")
+        ),
+        (50, 10, 10 * 1024),
+        "only the 1024-byte bodies were mirrored, 20 % of them"
+    );
+    assert_eq!(stat(&blue, "bodies"), 100);
+}

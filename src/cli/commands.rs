@@ -19,6 +19,7 @@ use crate::core::ops::{self, Context, Operation, Refusal, Scope};
 use crate::core::render;
 use crate::core::settings::{self, Conflict, Settings};
 use crate::core::state::{Actor, State};
+use crate::core::traefik::Dynamic;
 use crate::docker::{self, DockerApi, DockerError, Engine};
 
 /// How a command failed, which decides the exit code.
@@ -30,6 +31,9 @@ pub enum Failure {
     /// `render --check` found files that differ from what would be rendered (exit 1).
     #[error("{0}")]
     Drift(String),
+    /// `--wait`: Traefik's API did not show the change in time (exit 1).
+    #[error(transparent)]
+    NotApplied(crate::traefik::api::ApplyError),
     /// `rollout --wait`: the rollout was aborted (exit 1).
     #[error("{0}")]
     Aborted(String),
@@ -50,7 +54,7 @@ pub enum Failure {
 impl Failure {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Failure::Refused(_) | Failure::Drift(_) | Failure::Aborted(_) => 1,
+            Failure::Refused(_) | Failure::Drift(_) | Failure::Aborted(_) | Failure::NotApplied(_) => 1,
             _ => 2,
         }
     }
@@ -154,7 +158,7 @@ async fn change(config: &Config, settings: &Settings, backend: &mut Backend, op:
         None => Vec::new(),
     };
     let app_label = settings.label("app");
-    let ((message, _), _) = backend.store.transact(&mut backend.sink, |state| {
+    let ((message, expected, removed), _) = backend.store.transact(&mut backend.sink, |state| {
         record_settings(state, settings, config)?;
         let mut fleet = Fleet::build(&containers, settings);
         let mut others = state.claims.clone();
@@ -179,11 +183,32 @@ async fn change(config: &Config, settings: &Settings, backend: &mut Backend, op:
             by: Actor::Cli,
             app_label: &app_label,
         };
+        let before = render::render_apps(&fleet, state, settings, apps.iter().map(String::as_str));
         let outcome = ops::apply(op, &fleet, state, ctx)?;
         let updates = render::render_apps(&fleet, state, settings, apps.iter().map(String::as_str));
-        Ok::<_, Failure>(((outcome.message, outcome.transitions), updates))
+        // What Traefik must show afterwards (for --wait), and the names it must no longer have.
+        let expected: BTreeMap<String, Dynamic> = updates
+            .iter()
+            .filter_map(|(app, d)| d.clone().map(|d| (app.clone(), d)))
+            .collect();
+        let names =
+            |d: &Dynamic| -> Vec<String> { d.http.routers.keys().chain(d.http.services.keys()).cloned().collect() };
+        let still: std::collections::BTreeSet<String> = expected.values().flat_map(names).collect();
+        let removed: Vec<String> = before
+            .values()
+            .flatten()
+            .flat_map(names)
+            .filter(|n| !still.contains(n))
+            .collect();
+        Ok::<_, Failure>(((outcome.message, expected, removed), updates))
     })?;
     println!("{message}");
+    if let (Some(timeout), Some(api)) = (config.wait, &config.traefik_api) {
+        let waited = crate::traefik::api::wait_applied(api, &expected, &removed, timeout, Some(backend.dir.path()))
+            .await
+            .map_err(Failure::NotApplied)?;
+        println!("Traefik serves it ({} ms after the write)", waited.as_millis());
+    }
     Ok(())
 }
 

@@ -1,9 +1,12 @@
 //! Helpers shared by the integration tests (`mod support;` in a test file). Std plus serde_json only.
 //!
-//! - [`http_get`], [`HttpConn`], [`Load`]: minimal HTTP/1.1 clients (one-shot, keep-alive, and a
-//!   bounded background load generator that counts every status and error).
+//! - [`http_get`], [`http_send`], [`HttpConn`], [`Load`]: minimal HTTP/1.1 clients (one-shot,
+//!   one-shot with a body, keep-alive, and a bounded background load generator that counts every
+//!   status and error).
 //! - [`wait_until`], [`wait_for`]: polling with a deadline and a useful panic message.
-//! - [`Traefik`]: a real traefik process on free loopback ports, file provider on a given directory.
+//! - [`Traefik`]: a real traefik process on free loopback ports, file provider on a given directory
+//!   (optionally with Prometheus metrics).
+//! - [`DemoProcess`]: the demo backend as a local process (no Docker), with its mode and stats.
 //! - [`Docker`], [`Cleanup`]: the `docker` CLI, and a guard removing a test's containers.
 //! - [`harness::Harness`]: one test's pointsman dir, Traefik, controller, CLI and demo containers
 //!   (integration and reliability tests); [`proxy::DockerProxy`]: a Docker API proxy to break.
@@ -226,6 +229,18 @@ fn read_response(r: &mut impl BufRead) -> io::Result<HttpResponse> {
     Ok(resp)
 }
 
+/// One request with a body (sized by Content-Length) on a fresh connection with
+/// `Connection: close`; 2 s connect/read/write timeouts.
+pub fn http_send(addr: &str, method: &str, host: &str, path: &str, body: &[u8]) -> io::Result<HttpResponse> {
+    let mut stream = connect(addr)?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(&[head.as_bytes(), body].concat())?;
+    read_response(&mut BufReader::new(stream))
+}
+
 /// One `GET` on a fresh connection with `Connection: close`; 2 s connect/read/write timeouts.
 pub fn http_get(addr: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> io::Result<HttpResponse> {
     let mut stream = connect(addr)?;
@@ -379,6 +394,78 @@ impl Load {
     }
 }
 
+// ---- the demo backend as a local process -----------------------------------------------------
+
+/// The demo backend binary Cargo built for this test run, run as a process on a free loopback
+/// port (no Docker), with its health and mode files in a temp dir of its own. Killed on drop.
+pub struct DemoProcess {
+    child: Child,
+    pub addr: String,
+    pub mode_file: PathBuf,
+    pub health_file: PathBuf,
+}
+
+impl DemoProcess {
+    /// Starts `pointsman-demo serve` with `SLOT=slot` and `env`; returns once it answers.
+    pub fn start(slot: &str, env: &[(&str, &str)]) -> DemoProcess {
+        let dir = temp_dir(&format!("demo-{slot}"));
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pointsman-demo"));
+        cmd.arg("serve")
+            .env("PORT", port.to_string())
+            .env("SLOT", slot)
+            .env("HEALTH_FILE", dir.join("unhealthy"))
+            .env("MODE_FILE", dir.join("mode"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn pointsman-demo");
+        let demo = DemoProcess {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+            mode_file: dir.join("mode"),
+            health_file: dir.join("unhealthy"),
+        };
+        wait_for("demo process to answer", Duration::from_secs(10), || {
+            http_get(&demo.addr, "x", "/healthz", &[])
+        });
+        demo
+    }
+
+    /// `http://127.0.0.1:PORT`, for a Traefik server URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Runs `pointsman-demo ARGS…` (e.g. `mode error=5`) against this process's files.
+    pub fn command(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_pointsman-demo"))
+            .args(args)
+            .env("MODE_FILE", &self.mode_file)
+            .env("HEALTH_FILE", &self.health_file)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run pointsman-demo")
+    }
+
+    /// `GET /stats`, parsed.
+    pub fn stats(&self) -> serde_json::Value {
+        let r = http_get(&self.addr, "x", "/stats", &[]).expect("GET /stats");
+        assert_eq!(r.status, 200, "{r:?}");
+        serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("/stats is not JSON ({e}): {:?}", r.body))
+    }
+}
+
+impl Drop for DemoProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 // ---- Traefik ---------------------------------------------------------------------------------
 
 /// Where the traefik binary is: `$TRAEFIK_BIN`, else `traefik` on PATH, else the venv made by
@@ -407,7 +494,13 @@ pub struct TraefikOptions {
     /// `providersThrottleDuration` (e.g. `"100ms"`); None keeps Traefik's default (2s), which
     /// also means: a change within 2 s of the previous one (or of startup) waits out the rest.
     pub providers_throttle: Option<String>,
+    /// Prometheus metrics on the `traefik` entrypoint ([`Traefik::metrics_url`]), with service
+    /// labels and [`METRICS_BUCKETS`], as the demo stack configures them.
+    pub metrics: bool,
 }
+
+/// Duration histogram buckets (seconds) of a Traefik started with `metrics`.
+pub const METRICS_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
 impl Default for TraefikOptions {
     fn default() -> Self {
@@ -415,6 +508,7 @@ impl Default for TraefikOptions {
             log_level: "INFO".into(),
             access_log: false,
             providers_throttle: None,
+            metrics: false,
         }
     }
 }
@@ -472,6 +566,17 @@ impl Traefik {
             });
             if opts.access_log {
                 config["accessLog"] = serde_json::json!({});
+            }
+            if opts.metrics {
+                config["metrics"] = serde_json::json!({
+                    "prometheus": {
+                        "entryPoint": "traefik",
+                        "addServicesLabels": true,
+                        "addRoutersLabels": true,
+                        "addEntryPointsLabels": true,
+                        "buckets": METRICS_BUCKETS,
+                    }
+                });
             }
             if let Some(throttle) = &opts.providers_throttle {
                 config["providers"]["providersThrottleDuration"] = throttle.as_str().into();
@@ -534,6 +639,16 @@ impl Traefik {
     /// `127.0.0.1:PORT` of entrypoint `traefik` (API under `/api/`, and `/ping`).
     pub fn api_addr(&self) -> &str {
         &self.api
+    }
+
+    /// `http://127.0.0.1:PORT`, the base URL of the API (what `--traefik-api` takes).
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.api)
+    }
+
+    /// `http://127.0.0.1:PORT/metrics` (what `--traefik-metrics` takes); needs `metrics`.
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.api)
     }
 
     pub fn get(&self, host: &str, path: &str, headers: &[(&str, &str)]) -> io::Result<HttpResponse> {

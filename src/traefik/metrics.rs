@@ -1,0 +1,697 @@
+//! A canary step judged by Traefik's own numbers.
+//!
+//! Traefik counts every request per service on its Prometheus endpoint (with
+//! `metrics.prometheus.addServicesLabels: true`): `traefik_service_requests_total` by status
+//! code, method and protocol, and the histogram `traefik_service_request_duration_seconds`.
+//! Leaf services only: a `weighted` or `mirroring` service has no series of its own, so the
+//! candidate's numbers are those of its leaf service `APP-slot-SLOT@file`. Copies sent by
+//! `mirroring` count there too (they are requests the candidate really served).
+//!
+//! The counters are cumulative since Traefik started, so a step is judged on the difference
+//! between a scrape at its start and one at its end ([`judge`]); that function is pure, so
+//! every rule (resets, thresholds, the quantile) is tested without Traefik.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use crate::traefik::exposition::{self, ParseError, parse_float};
+use crate::traefik::http::{HttpClient, REQUEST_TIMEOUT};
+
+const REQUESTS: &str = "traefik_service_requests_total";
+const DURATION_BUCKET: &str = "traefik_service_request_duration_seconds_bucket";
+const ENTRYPOINT_REQUESTS: &str = "traefik_entrypoint_requests_total";
+
+/// Why a scrape failed. All are worth retrying at the next step except `Parse`, which means
+/// the URL is not a Prometheus endpoint (wrong port or path).
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("Traefik's metrics at {url} did not answer ({cause}); is --traefik-metrics Traefik's Prometheus endpoint?")]
+    Unreachable { url: String, cause: String },
+    #[error(
+        "Traefik's metrics at {url} answered HTTP {status}: {body}; is --traefik-metrics Traefik's Prometheus endpoint (metrics.prometheus.entryPoint, path /metrics)?"
+    )]
+    Status { url: String, status: u16, body: String },
+    #[error("{url} is not Prometheus text ({source}); is --traefik-metrics Traefik's Prometheus endpoint?")]
+    Parse { url: String, source: ParseError },
+}
+
+/// One histogram bucket: observations at or below `le` seconds (cumulative).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bucket {
+    pub le: f64,
+    pub count: u64,
+}
+
+/// One Traefik service's counters, summed over status codes, methods and protocols.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServiceCounters {
+    /// Requests answered (`traefik_service_requests_total`).
+    pub requests: u64,
+    /// Of those, answered with a 5xx status.
+    pub errors: u64,
+    /// `traefik_service_request_duration_seconds_bucket`, ascending by `le`, `+Inf` last.
+    pub buckets: Vec<Bucket>,
+}
+
+impl ServiceCounters {
+    /// What happened between `before` and `self`. A counter that went down means Traefik
+    /// restarted in between (its counters start again from 0), so the window is `self` alone:
+    /// what was counted since the restart.
+    pub fn since(&self, before: &ServiceCounters) -> ServiceCounters {
+        let before_at = |le: f64| before.buckets.iter().find(|b| b.le == le).map(|b| b.count);
+        let reset = self.requests < before.requests
+            || self.errors < before.errors
+            || (!before.buckets.is_empty()
+                && (self.buckets.len() != before.buckets.len()
+                    || self.buckets.iter().any(|b| before_at(b.le).is_none_or(|c| b.count < c))));
+        if reset {
+            return self.clone();
+        }
+        ServiceCounters {
+            requests: self.requests - before.requests,
+            errors: self.errors - before.errors,
+            buckets: self
+                .buckets
+                .iter()
+                .map(|b| Bucket {
+                    le: b.le,
+                    count: b.count - before_at(b.le).unwrap_or(0),
+                })
+                .collect(),
+        }
+    }
+
+    /// The `q` quantile of the durations in seconds, None without observations.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        histogram_quantile(q, &self.buckets)
+    }
+}
+
+/// What one scrape of Traefik's metrics says about its services.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scrape {
+    services: BTreeMap<String, ServiceCounters>,
+    entrypoint_requests: u64,
+}
+
+/// A bucket bound as a map key (f64 is not `Ord`; bounds are never NaN).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Le(f64);
+impl Eq for Le {}
+impl PartialOrd for Le {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Le {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+impl Scrape {
+    /// Reads Prometheus exposition text (what Traefik's `/metrics` answers).
+    pub fn parse(text: &str) -> Result<Scrape, ParseError> {
+        let mut requests: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        let mut buckets: BTreeMap<String, BTreeMap<Le, u64>> = BTreeMap::new();
+        let mut entrypoint_requests = 0;
+        // Counters are integers that Prometheus carries as floats.
+        let count = |v: f64| if v.is_finite() && v > 0.0 { v.round() as u64 } else { 0 };
+        for sample in exposition::parse(text)? {
+            match sample.name.as_str() {
+                REQUESTS => {
+                    let Some(service) = sample.label("service") else {
+                        continue;
+                    };
+                    let entry = requests.entry(service.to_string()).or_default();
+                    entry.0 += count(sample.value);
+                    if sample.label("code").is_some_and(|c| c.starts_with('5')) {
+                        entry.1 += count(sample.value);
+                    }
+                }
+                DURATION_BUCKET => {
+                    let (Some(service), Some(le)) = (sample.label("service"), sample.label("le").and_then(parse_float))
+                    else {
+                        continue;
+                    };
+                    if le.is_nan() {
+                        continue;
+                    }
+                    *buckets
+                        .entry(service.to_string())
+                        .or_default()
+                        .entry(Le(le))
+                        .or_default() += count(sample.value);
+                }
+                ENTRYPOINT_REQUESTS => entrypoint_requests += count(sample.value),
+                _ => {}
+            }
+        }
+        let mut services: BTreeMap<String, ServiceCounters> = requests
+            .into_iter()
+            .map(|(name, (requests, errors))| {
+                let counters = ServiceCounters {
+                    requests,
+                    errors,
+                    buckets: Vec::new(),
+                };
+                (name, counters)
+            })
+            .collect();
+        for (name, by_le) in buckets {
+            services.entry(name).or_default().buckets = by_le
+                .into_iter()
+                .map(|(le, count)| Bucket { le: le.0, count })
+                .collect();
+        }
+        Ok(Scrape {
+            services,
+            entrypoint_requests,
+        })
+    }
+
+    /// The counters of service `name` as the `service` label spells it (`web-slot-green@file`);
+    /// all zero if Traefik has not counted a request for it yet.
+    pub fn service(&self, name: &str) -> ServiceCounters {
+        self.services.get(name).cloned().unwrap_or_default()
+    }
+
+    /// Every service Traefik has counted requests for.
+    pub fn services(&self) -> impl Iterator<Item = &str> {
+        self.services.keys().map(String::as_str)
+    }
+
+    /// True when Traefik counted requests on its entrypoints but no service series at all:
+    /// the sign of `addServicesLabels` being off, in which case every step would look like
+    /// "not enough traffic".
+    pub fn lacks_service_labels(&self) -> bool {
+        self.entrypoint_requests > 0 && self.services.is_empty()
+    }
+}
+
+/// GETs Traefik's Prometheus endpoint (e.g. `http://traefik:8080/metrics`), 2 s timeout.
+pub async fn scrape(url: &str) -> Result<Scrape, MetricsError> {
+    let response = HttpClient::new(REQUEST_TIMEOUT)
+        .get(url)
+        .await
+        .map_err(|cause| MetricsError::Unreachable {
+            url: url.to_string(),
+            cause,
+        })?;
+    let text = response.text();
+    if response.status != 200 {
+        return Err(MetricsError::Status {
+            url: url.to_string(),
+            status: response.status,
+            body: text.trim().chars().take(200).collect(),
+        });
+    }
+    Scrape::parse(&text).map_err(|source| MetricsError::Parse {
+        url: url.to_string(),
+        source,
+    })
+}
+
+/// Like Prometheus's `histogram_quantile`: find the bucket holding the `q`-th observation and
+/// interpolate linearly inside it (from 0 for the first bucket). In the `+Inf` bucket the
+/// answer is the highest finite bound, as Prometheus does: nothing better is known.
+pub fn histogram_quantile(q: f64, buckets: &[Bucket]) -> Option<f64> {
+    let total = buckets.last()?.count;
+    if total == 0 || !(0.0..=1.0).contains(&q) {
+        return None;
+    }
+    // Cumulative counts never go down; a scrape taken mid-update might, so even it out.
+    let mut counts = Vec::with_capacity(buckets.len());
+    let mut running = 0;
+    for b in buckets {
+        running = running.max(b.count);
+        counts.push(running as f64);
+    }
+    let rank = q * total as f64;
+    let i = counts.iter().position(|&c| c >= rank)?;
+    let upper = buckets[i].le;
+    if upper.is_infinite() {
+        return Some(
+            buckets[..i]
+                .iter()
+                .rev()
+                .map(|b| b.le)
+                .find(|le| le.is_finite())
+                .unwrap_or(0.0),
+        );
+    }
+    let (lower, below) = if i == 0 {
+        (0.0_f64.min(upper), 0.0)
+    } else {
+        (buckets[i - 1].le, counts[i - 1])
+    };
+    let inside = counts[i] - below;
+    if inside <= 0.0 {
+        return Some(upper);
+    }
+    Some(lower + (upper - lower) * (rank - below) / inside)
+}
+
+/// What a step must stay within.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// 5xx / all above this aborts (`--max-error-ratio`, default 0.01).
+    pub max_error_ratio: f64,
+    /// p99 latency above this aborts (`--max-p99`; default: not judged).
+    pub max_p99: Option<Duration>,
+    /// Fewer requests than this in the window: no judgement (`--min-requests`, default 20).
+    pub min_requests: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_error_ratio: 0.01,
+            max_p99: None,
+            min_requests: 20,
+        }
+    }
+}
+
+/// Which limit a step broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    ErrorRatio,
+    P99,
+}
+
+impl Metric {
+    /// The flag that sets the limit, as the operator typed it.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Metric::ErrorRatio => "--max-error-ratio",
+            Metric::P99 => "--max-p99",
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Metric::ErrorRatio => "error ratio",
+            Metric::P99 => "p99 latency",
+        })
+    }
+}
+
+/// The judgement of one step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Pass {
+        requests: u64,
+        error_ratio: f64,
+        /// None when Traefik recorded no durations (histogram absent).
+        p99: Option<Duration>,
+    },
+    /// `value` and `threshold` are a ratio for [`Metric::ErrorRatio`], seconds for
+    /// [`Metric::P99`].
+    Breach {
+        metric: Metric,
+        value: f64,
+        threshold: f64,
+        requests: u64,
+    },
+    NotEnoughTraffic {
+        requests: u64,
+        needed: u64,
+    },
+}
+
+/// Judges the window between two scrapes of the candidate's service. Pure.
+///
+/// Checked in this order: enough requests (else [`Verdict::NotEnoughTraffic`]), the error
+/// ratio, then p99 if a limit is set. A ratio or p99 equal to its limit passes.
+pub fn judge(before: &ServiceCounters, after: &ServiceCounters, limits: &Limits) -> Verdict {
+    let window = after.since(before);
+    let requests = window.requests;
+    if requests < limits.min_requests.max(1) {
+        return Verdict::NotEnoughTraffic {
+            requests,
+            needed: limits.min_requests.max(1),
+        };
+    }
+    let error_ratio = window.errors as f64 / requests as f64;
+    if error_ratio > limits.max_error_ratio {
+        return Verdict::Breach {
+            metric: Metric::ErrorRatio,
+            value: error_ratio,
+            threshold: limits.max_error_ratio,
+            requests,
+        };
+    }
+    let p99 = window.quantile(0.99);
+    if let (Some(p99), Some(max)) = (p99, limits.max_p99)
+        && p99 > max.as_secs_f64()
+    {
+        return Verdict::Breach {
+            metric: Metric::P99,
+            value: p99,
+            threshold: max.as_secs_f64(),
+            requests,
+        };
+    }
+    Verdict::Pass {
+        requests,
+        error_ratio,
+        p99: p99.map(Duration::from_secs_f64),
+    }
+}
+
+impl Verdict {
+    pub fn passed(&self) -> bool {
+        matches!(self, Verdict::Pass { .. })
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Verdict::Pass {
+                requests,
+                error_ratio,
+                p99,
+            } => {
+                let errors = (error_ratio * requests as f64).round();
+                write!(
+                    f,
+                    "{requests} requests, error ratio {} ({errors} answered 5xx)",
+                    ratio(error_ratio)
+                )?;
+                match p99 {
+                    Some(p99) => write!(f, ", p99 latency {}", seconds(p99.as_secs_f64())),
+                    None => Ok(()),
+                }
+            }
+            Verdict::Breach {
+                metric: Metric::ErrorRatio,
+                value,
+                threshold,
+                requests,
+            } => write!(
+                f,
+                "error ratio {} ({} of {requests} requests answered 5xx) is above --max-error-ratio {}",
+                ratio(value),
+                (value * requests as f64).round(),
+                ratio(threshold)
+            ),
+            Verdict::Breach {
+                metric: Metric::P99,
+                value,
+                threshold,
+                requests,
+            } => write!(
+                f,
+                "p99 latency {} (over {requests} requests) is above --max-p99 {}",
+                seconds(value),
+                seconds(threshold)
+            ),
+            Verdict::NotEnoughTraffic { requests, needed } => write!(
+                f,
+                "not enough traffic to judge: {requests} request{} reached the candidate, --min-requests is {needed}",
+                if requests == 1 { "" } else { "s" }
+            ),
+        }
+    }
+}
+
+/// A ratio with three significant digits (at least three decimals), trailing zeros dropped:
+/// `0.052`, `0.333`, `0.0004`.
+fn ratio(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let decimals = (3.0_f64).max(2.0 - x.abs().log10().floor()) as usize;
+    let s = format!("{x:.decimals$}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+/// Seconds as an operator reads a latency: `412ms`, `2.5s`.
+fn seconds(s: f64) -> String {
+    if s < 1.0 {
+        let ms = s * 1000.0;
+        if ms >= 10.0 {
+            format!("{ms:.0}ms")
+        } else {
+            format!("{}ms", ratio(ms))
+        }
+    } else {
+        format!("{}s", ratio(s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &str = include_str!("../../fixtures/metrics/traefik-3.7.txt");
+    const BOUNDS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, f64::INFINITY];
+
+    /// Counters built from per-bucket (not cumulative) counts over [`BOUNDS`].
+    fn counters(requests: u64, errors: u64, per_bucket: [u64; 11]) -> ServiceCounters {
+        let mut running = 0;
+        let buckets = BOUNDS
+            .iter()
+            .zip(per_bucket)
+            .map(|(&le, n)| {
+                running += n;
+                Bucket { le, count: running }
+            })
+            .collect();
+        ServiceCounters {
+            requests,
+            errors,
+            buckets,
+        }
+    }
+
+    fn fast(n: u64) -> [u64; 11] {
+        [n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    }
+
+    #[test]
+    fn real_traefik_text_sums_codes_methods_and_protocols() {
+        let scrape = Scrape::parse(FIXTURE).unwrap();
+        assert_eq!(
+            scrape.services().collect::<Vec<_>>(),
+            ["web-slot-blue@file", "web-slot-green@file"]
+        );
+        let green = scrape.service("web-slot-green@file");
+        // 200 GET 55 + 200 POST 43 + 400 POST 10 + 500 GET 8.
+        assert_eq!((green.requests, green.errors), (116, 8));
+        let blue = scrape.service("web-slot-blue@file");
+        // 128 + 477 + 97 + 3, of which the three 502s are 5xx.
+        assert_eq!((blue.requests, blue.errors), (705, 3));
+        // Buckets summed over the four label sets, cumulative per le, +Inf last.
+        let les: Vec<f64> = green.buckets.iter().map(|b| b.le).collect();
+        assert_eq!(les, BOUNDS);
+        assert_eq!(green.buckets[0].count, 20 + 38 + 8);
+        assert_eq!(green.buckets[3].count, 55 + 41 + 10 + 8);
+        assert_eq!(green.buckets.last().unwrap().count, green.requests);
+        assert_eq!(
+            scrape.service("web-slot-green"),
+            ServiceCounters::default(),
+            "no @file: no series"
+        );
+        assert!(!scrape.lacks_service_labels());
+    }
+
+    #[test]
+    fn service_labels_missing_is_told_apart_from_no_traffic() {
+        let no_labels =
+            "traefik_entrypoint_requests_total{code=\"200\",entrypoint=\"web\",method=\"GET\",protocol=\"http\"} 42\n";
+        assert!(Scrape::parse(no_labels).unwrap().lacks_service_labels());
+        assert!(
+            !Scrape::parse("traefik_config_reloads_total 1\n")
+                .unwrap()
+                .lacks_service_labels()
+        );
+    }
+
+    #[test]
+    fn p99_interpolates_inside_its_bucket_like_histogram_quantile() {
+        // 100 observations: 90 under 5 ms, 10 between 50 and 100 ms. The 99th is the 9th of
+        // the 10 in (0.05, 0.1]: 0.05 + 0.05 × 9/10.
+        let c = counters(100, 0, [90, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0]);
+        assert!((c.quantile(0.99).unwrap() - 0.095).abs() < 1e-9);
+        // Median in the first bucket: interpolated from 0.
+        assert!((c.quantile(0.5).unwrap() - 0.005 * 50.0 / 90.0).abs() < 1e-9);
+        // Landing in +Inf: the highest finite bound.
+        let slow = counters(100, 0, [50, 0, 0, 0, 0, 0, 0, 0, 0, 0, 50]);
+        assert_eq!(slow.quantile(0.99), Some(5.0));
+        // No observations, or no histogram: no quantile.
+        assert_eq!(counters(0, 0, [0; 11]).quantile(0.99), None);
+        assert_eq!(ServiceCounters::default().quantile(0.99), None);
+        // Exactly on a bucket's count: that bucket's upper bound.
+        let c = counters(100, 0, [99, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert!((c.quantile(0.99).unwrap() - 0.005).abs() < 1e-12);
+    }
+
+    #[test]
+    fn judge_uses_the_window_between_scrapes() {
+        let limits = Limits::default();
+        // Before: a bad history that must not count against this step.
+        let before = counters(1000, 500, fast(1000));
+        let after = counters(1500, 501, fast(1500));
+        assert_eq!(
+            judge(&before, &after, &limits),
+            Verdict::Pass {
+                requests: 500,
+                error_ratio: 0.002,
+                p99: Some(Duration::from_secs_f64(0.005 * 495.0 / 500.0)),
+            }
+        );
+        let after = counters(1500, 526, fast(1500));
+        let v = judge(&before, &after, &limits);
+        assert_eq!(
+            v,
+            Verdict::Breach {
+                metric: Metric::ErrorRatio,
+                value: 0.052,
+                threshold: 0.01,
+                requests: 500
+            }
+        );
+        assert_eq!(
+            v.to_string(),
+            "error ratio 0.052 (26 of 500 requests answered 5xx) is above --max-error-ratio 0.01"
+        );
+    }
+
+    #[test]
+    fn a_ratio_equal_to_the_limit_passes() {
+        let before = ServiceCounters::default();
+        assert!(judge(&before, &counters(100, 1, fast(100)), &Limits::default()).passed());
+        assert!(!judge(&before, &counters(100, 2, fast(100)), &Limits::default()).passed());
+    }
+
+    #[test]
+    fn too_few_requests_are_not_judged_even_if_all_failed() {
+        let before = counters(100, 0, fast(100));
+        let after = counters(119, 19, fast(119));
+        let v = judge(&before, &after, &Limits::default());
+        assert_eq!(
+            v,
+            Verdict::NotEnoughTraffic {
+                requests: 19,
+                needed: 20
+            }
+        );
+        assert_eq!(
+            v.to_string(),
+            "not enough traffic to judge: 19 requests reached the candidate, --min-requests is 20"
+        );
+        let none = judge(
+            &after,
+            &after,
+            &Limits {
+                min_requests: 0,
+                ..Limits::default()
+            },
+        );
+        assert_eq!(
+            none,
+            Verdict::NotEnoughTraffic { requests: 0, needed: 1 },
+            "0 requests never pass"
+        );
+    }
+
+    #[test]
+    fn a_counter_going_down_is_a_restart_and_the_window_is_after_alone() {
+        let before = counters(10_000, 0, fast(10_000));
+        let after = counters(300, 30, fast(300));
+        assert_eq!(
+            judge(&before, &after, &Limits::default()),
+            Verdict::Breach {
+                metric: Metric::ErrorRatio,
+                value: 0.1,
+                threshold: 0.01,
+                requests: 300
+            }
+        );
+        // Errors alone going down is a reset too.
+        let before = counters(100, 50, fast(100));
+        let after = counters(200, 0, fast(200));
+        assert_eq!(after.since(&before), after);
+        // So is a histogram whose buckets changed (Traefik restarted with other buckets).
+        let mut after = counters(200, 50, fast(200));
+        after.buckets.remove(3);
+        assert_eq!(after.since(&before), after);
+        // A histogram that appeared in the window: everything in it is new.
+        let before = ServiceCounters {
+            requests: 10,
+            ..Default::default()
+        };
+        let after = counters(30, 0, fast(30));
+        assert_eq!(after.since(&before).buckets, after.buckets);
+        assert_eq!(after.since(&before).requests, 20);
+    }
+
+    #[test]
+    fn p99_above_the_limit_is_a_breach_and_only_when_a_limit_is_set() {
+        let before = counters(0, 0, [0; 11]);
+        // 200 requests, 10 of them in (0.25, 0.5]: p99 = 0.25 + 0.25 × 8/10 = 0.45 s.
+        let after = counters(200, 0, [190, 0, 0, 0, 0, 0, 10, 0, 0, 0, 0]);
+        let limits = Limits {
+            max_p99: Some(Duration::from_millis(250)),
+            ..Limits::default()
+        };
+        let v = judge(&before, &after, &limits);
+        let Verdict::Breach {
+            metric: Metric::P99,
+            value,
+            threshold,
+            requests: 200,
+        } = v
+        else {
+            panic!("{v:?}");
+        };
+        assert!((value - 0.45).abs() < 1e-9);
+        assert_eq!(threshold, 0.25);
+        assert_eq!(
+            v.to_string(),
+            "p99 latency 450ms (over 200 requests) is above --max-p99 250ms"
+        );
+        let pass = judge(&before, &after, &Limits::default());
+        assert!(pass.passed(), "{pass:?}");
+        assert_eq!(
+            pass.to_string(),
+            "200 requests, error ratio 0 (0 answered 5xx), p99 latency 450ms"
+        );
+        // Errors are judged first.
+        let bad = counters(200, 100, [190, 0, 0, 0, 0, 0, 10, 0, 0, 0, 0]);
+        assert!(matches!(
+            judge(&before, &bad, &limits),
+            Verdict::Breach {
+                metric: Metric::ErrorRatio,
+                ..
+            }
+        ));
+        // In +Inf: reported as the highest bound, 5 s, which is above 250 ms.
+        let very_slow = counters(200, 0, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 200]);
+        assert_eq!(
+            judge(&before, &very_slow, &limits).to_string(),
+            "p99 latency 5s (over 200 requests) is above --max-p99 250ms"
+        );
+    }
+
+    #[test]
+    fn numbers_read_the_way_an_operator_writes_them() {
+        assert_eq!(ratio(0.052), "0.052");
+        assert_eq!(ratio(0.01), "0.01");
+        assert_eq!(ratio(1.0 / 3.0), "0.333");
+        assert_eq!(ratio(0.0004), "0.0004");
+        assert_eq!(ratio(0.000123), "0.000123");
+        assert_eq!(ratio(1.0), "1");
+        assert_eq!(seconds(0.095), "95ms");
+        assert_eq!(seconds(0.0025), "2.5ms");
+        assert_eq!(seconds(2.5), "2.5s");
+    }
+}

@@ -1,0 +1,418 @@
+//! `pointsman::traefik` against a real Traefik 3.7: its Prometheus metrics (scrape and judge a
+//! step) and its API (verified apply). Backends are the demo binary as local processes, so
+//! these tests need Traefik (`scripts/install-traefik.sh`) but not Docker.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use pointsman::core::traefik::{Cookie, Dynamic, Router, Service, Sticky, Weighted, WeightedChild};
+use pointsman::traefik::api::{ApplyError, FROZEN_AFTER, wait_applied};
+use pointsman::traefik::metrics::{Limits, Metric, MetricsError, ServiceCounters, Verdict, judge, scrape};
+use support::*;
+
+const HOST: &str = "web.test";
+
+fn router(rule: &str, service: &str) -> Router {
+    Router {
+        entry_points: vec!["web".into()],
+        priority: None,
+        rule: rule.into(),
+        service: service.into(),
+    }
+}
+
+/// The app `web` as pointsman renders it: the public router on the stable slot (or on a
+/// weighted service during a canary), the candidate router by cookie, one leaf per slot.
+fn web(stable: &DemoProcess, candidate: Option<&DemoProcess>, canary_percent: u32) -> Dynamic {
+    let mut d = Dynamic::default();
+    let rule = format!("Host(`{HOST}`)");
+    d.http
+        .services
+        .insert("web-slot-blue".into(), Service::load_balancer([stable.url()]));
+    let public = match candidate {
+        Some(candidate) => {
+            d.http
+                .services
+                .insert("web-slot-green".into(), Service::load_balancer([candidate.url()]));
+            d.http.routers.insert(
+                "web-candidate".into(),
+                router(
+                    &format!("({rule}) && HeaderRegexp(`Cookie`, `(^|;\\s*)pointsman-web=candidate(;|$)`)"),
+                    "web-slot-green",
+                ),
+            );
+            if canary_percent > 0 {
+                d.http.services.insert(
+                    "web".into(),
+                    Service::Weighted(Weighted {
+                        services: vec![
+                            WeightedChild {
+                                name: "web-slot-blue".into(),
+                                weight: 100 - canary_percent,
+                            },
+                            WeightedChild {
+                                name: "web-slot-green".into(),
+                                weight: canary_percent,
+                            },
+                        ],
+                        sticky: Some(Sticky {
+                            cookie: Cookie {
+                                http_only: true,
+                                name: "pointsman-web-lb".into(),
+                                same_site: "lax".into(),
+                            },
+                        }),
+                    }),
+                );
+                "web"
+            } else {
+                "web-slot-blue"
+            }
+        }
+        None => "web-slot-blue",
+    };
+    d.http.routers.insert("web".into(), router(&rule, public));
+    d
+}
+
+/// Writes `unit` the way the directory sink does: JSON in `pointsman-UNIT.yml`, by a rename.
+fn publish(dir: &Path, unit: &str, d: &Dynamic) -> BTreeMap<String, Dynamic> {
+    write_atomic(
+        &dir.join(format!("pointsman-{unit}.yml")),
+        &serde_json::to_string_pretty(d).unwrap(),
+    );
+    BTreeMap::from([(unit.to_string(), d.clone())])
+}
+
+fn get_status(conn: &mut HttpConn) -> u16 {
+    conn.get(HOST, "/", &[]).expect("request through Traefik").status
+}
+
+/// Scrapes until `service` has counted `requests` (Traefik counts after it has answered, so
+/// the last responses may be read before they are counted).
+async fn scrape_until(url: &str, service: &str, requests: u64) -> ServiceCounters {
+    let start = Instant::now();
+    loop {
+        let counters = scrape(url).await.expect("scrape").service(service);
+        if counters.requests >= requests || start.elapsed() > Duration::from_secs(3) {
+            return counters;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// ---- metrics ---------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_every_request_and_judge_a_bad_candidate() {
+    let blue = DemoProcess::start("blue", &[]);
+    let green = DemoProcess::start("green", &[("ERROR_PERCENT", "10")]);
+    let dir = temp_dir("metrics-dyn");
+    // Everyone on the candidate, so every request is one of its samples.
+    let mut d = web(&blue, Some(&green), 0);
+    d.http.routers.get_mut("web").unwrap().service = "web-slot-green".into();
+    publish(&dir, "web", &d);
+    let traefik = Traefik::start_with(
+        &dir,
+        TraefikOptions {
+            metrics: true,
+            ..Default::default()
+        },
+    );
+    traefik.wait_router("web", Duration::from_secs(10));
+    let url = traefik.metrics_url();
+    let service = "web-slot-green@file";
+
+    let before = scrape(&url).await.unwrap().service(service);
+    assert_eq!(before, ServiceCounters::default(), "no request yet");
+    let mut conn = HttpConn::new(traefik.web_addr());
+    let mut failed = 0;
+    for _ in 0..200 {
+        if get_status(&mut conn) == 500 {
+            failed += 1;
+        }
+    }
+    assert_eq!(failed, 20, "the demo fails exactly every 10th request");
+    let after = scrape_until(&url, service, 200).await;
+    assert_eq!((after.requests, after.errors), (200, 20), "{after:?}");
+    let bounds: Vec<f64> = after.buckets.iter().map(|b| b.le).collect();
+    assert_eq!(bounds[..10], METRICS_BUCKETS, "{after:?}");
+    assert_eq!(bounds[10], f64::INFINITY);
+    assert_eq!(after.buckets[10].count, 200, "every request is in the histogram");
+    let stats = green.stats();
+    assert_eq!(
+        (stats["requests"].as_u64(), stats["errors"].as_u64()),
+        (Some(200), Some(20))
+    );
+
+    let verdict = judge(&before, &after, &Limits::default());
+    assert_eq!(
+        verdict,
+        Verdict::Breach {
+            metric: Metric::ErrorRatio,
+            value: 0.1,
+            threshold: 0.01,
+            requests: 200
+        }
+    );
+    eprintln!("verdict: {verdict}");
+
+    // The same candidate made slow at runtime, without errors: judged on this window only.
+    let out = green.command(&["mode", "error=0", "latency=60"]);
+    assert!(out.status.success(), "{out:?}");
+    for _ in 0..30 {
+        assert_eq!(get_status(&mut conn), 200);
+    }
+    let slow = scrape_until(&url, service, 230).await;
+    let limits = Limits {
+        max_p99: Some(Duration::from_millis(50)),
+        ..Limits::default()
+    };
+    let verdict = judge(&after, &slow, &limits);
+    eprintln!("verdict: {verdict}");
+    match verdict {
+        Verdict::Breach {
+            metric: Metric::P99,
+            value,
+            threshold,
+            requests: 30,
+        } => {
+            assert!(
+                (0.06..=0.1).contains(&value),
+                "p99 {value} s is in the (0.05, 0.1] bucket"
+            );
+            assert_eq!(threshold, 0.05);
+        }
+        other => panic!("expected a p99 breach, got {other:?}"),
+    }
+    let lenient = Limits {
+        max_p99: Some(Duration::from_millis(200)),
+        ..Limits::default()
+    };
+    assert!(judge(&after, &slow, &lenient).passed());
+}
+
+#[tokio::test]
+async fn scrape_errors_say_what_is_wrong() {
+    let dir = temp_dir("metrics-errors-dyn");
+    let traefik = Traefik::start(&dir); // no metrics
+    let e = scrape(&traefik.metrics_url()).await.unwrap_err();
+    assert!(matches!(e, MetricsError::Status { status: 404, .. }), "{e}");
+    let e = scrape(&format!("{}/api/overview", traefik.api_url()))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, MetricsError::Parse { .. }), "{e}");
+    eprintln!("{e}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let e = scrape(&format!("http://{closed}/metrics")).await.unwrap_err();
+    assert!(matches!(e, MetricsError::Unreachable { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("http://{closed}/metrics did not answer")),
+        "{e}"
+    );
+    eprintln!("{e}");
+}
+
+// ---- verified apply --------------------------------------------------------------------------
+
+/// A canary walked through its steps and promoted, one rename each, at Traefik's default
+/// throttle: each step is seen applied in the API well under a second after its rename
+/// (~50 ms on an idle machine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_rename_is_seen_applied_quickly() {
+    let blue = DemoProcess::start("blue", &[]);
+    let green = DemoProcess::start("green", &[]);
+    let dir = temp_dir("apply-dyn");
+    let expected = publish(&dir, "web", &web(&blue, Some(&green), 0));
+    let traefik = Traefik::start(&dir);
+    let api = traefik.api_url();
+    wait_applied(&api, &expected, &[], Duration::from_secs(10), Some(&dir))
+        .await
+        .expect("initial configuration");
+
+    // Promoted: green is the only slot left (blue's containers gone), no candidate router.
+    let mut promoted = web(&blue, Some(&green), 0);
+    promoted.http.routers.get_mut("web").unwrap().service = "web-slot-green".into();
+    promoted.http.routers.remove("web-candidate");
+    promoted.http.services.remove("web-slot-blue");
+    let mut last_change = Instant::now();
+    let mut times = Vec::new();
+    for (step, (d, removed)) in [
+        (web(&blue, Some(&green), 10), vec![]),
+        (web(&blue, Some(&green), 50), vec![]),
+        (web(&blue, Some(&green), 0), vec!["web".to_string()]),
+        (promoted, vec!["web-candidate".to_string(), "web-slot-blue".to_string()]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Past Traefik's 2 s throttle (counted from its last reload), so the rename is applied
+        // at once. After the first rename, twice that: Traefik also watches each file that
+        // existed when it started, so the first rename over one reaches it twice (directory
+        // event, then the replaced file's), and the identical second configuration, held back
+        // by the throttle, is passed on 2 s later and starts another 2 s of throttle. A change
+        // in that window waited for its end (measured: 1.6-1.7 s instead of ~50 ms).
+        let gap = if step == 1 { 4200 } else { 2300 };
+        tokio::time::sleep(Duration::from_millis(gap).saturating_sub(last_change.elapsed())).await;
+        let expected = publish(&dir, "web", &d);
+        let took = wait_applied(&api, &expected, &removed, Duration::from_secs(5), Some(&dir))
+            .await
+            .unwrap_or_else(|e| panic!("step {step}: {e}\nlog:\n{}", traefik.log()));
+        last_change = Instant::now();
+        eprintln!("step {step}: applied {took:?} after the rename");
+        times.push(took);
+    }
+    // Traffic follows what the API shows: the promoted slot answers.
+    assert_eq!(traefik.get(HOST, "/", &[]).unwrap().body, "green v1\n");
+    times.sort();
+    eprintln!(
+        "apply after rename: p50 {:?}, max {:?} over {} renames",
+        times[times.len() / 2],
+        times.last().unwrap(),
+        times.len()
+    );
+    assert!(*times.last().unwrap() < Duration::from_secs(1), "{times:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_foreign_file_is_named_within_the_timeout() {
+    let blue = DemoProcess::start("blue", &[]);
+    let green = DemoProcess::start("green", &[]);
+    let dir = temp_dir("frozen-dyn");
+    publish(&dir, "web", &web(&blue, Some(&green), 0));
+    let traefik = Traefik::start(&dir);
+    let api = traefik.api_url();
+    write_atomic(&dir.join("broken.yml"), "http:\n  routers: [\n");
+    let expected = publish(&dir, "web", &web(&blue, Some(&green), 30));
+
+    // Without the directory, all that can be said is "stale".
+    let e = wait_applied(&api, &expected, &[], Duration::from_millis(500), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, ApplyError::Stale { what, .. } if what.contains("web: router web: service is web-slot-blue, expected web")),
+        "{e}"
+    );
+    eprintln!("{e}");
+
+    let timeout = Duration::from_secs(10);
+    let start = Instant::now();
+    let e = wait_applied(&api, &expected, &[], timeout, Some(&dir))
+        .await
+        .unwrap_err();
+    let took = start.elapsed();
+    eprintln!("after {took:?}: {e}");
+    let ApplyError::Frozen { file, .. } = &e else {
+        panic!("expected Frozen, got {e}");
+    };
+    assert_eq!(file, &dir.join("broken.yml"));
+    assert!(
+        e.to_string()
+            .contains(&format!("{} is not a file Traefik can load", file.display())),
+        "{e}"
+    );
+    assert!(took >= FROZEN_AFTER && took < timeout, "{took:?}");
+    assert!(traefik.log().contains("broken.yml"), "Traefik's log says why too");
+
+    // Removing the file unfreezes Traefik, which then loads the latest routing by itself.
+    std::fs::remove_file(dir.join("broken.yml")).unwrap();
+    let took = wait_applied(&api, &expected, &[], timeout, Some(&dir))
+        .await
+        .expect("applied once the broken file is gone");
+    eprintln!("applied {took:?} after the broken file was removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_name_their_cause() {
+    let blue = DemoProcess::start("blue", &[]);
+    let green = DemoProcess::start("green", &[]);
+    let dir = temp_dir("apply-errors-dyn");
+    let mut d = web(&blue, Some(&green), 0);
+    d.http.routers.get_mut("web-candidate").unwrap().entry_points = vec!["nope".into()];
+    let expected = publish(&dir, "web", &d);
+    let traefik = Traefik::start(&dir);
+    let api = traefik.api_url();
+
+    // A router Traefik loaded as written but disabled: its own words, at once.
+    let start = Instant::now();
+    let e = wait_applied(&api, &expected, &[], Duration::from_secs(10), Some(&dir))
+        .await
+        .unwrap_err();
+    eprintln!("after {:?}: {e}", start.elapsed());
+    assert!(start.elapsed() < Duration::from_secs(2));
+    match &e {
+        ApplyError::RouterError { router, errors } => {
+            assert_eq!(router, "web-candidate");
+            assert!(
+                errors.contains(&"entryPoint \"nope\" doesn't exist".to_string()),
+                "{errors:?}"
+            );
+        }
+        other => panic!("expected RouterError, got {other}"),
+    }
+
+    // Expecting what was not written: stale, naming the difference.
+    let mut other = d.clone();
+    other.http.routers.get_mut("web-candidate").unwrap().entry_points = vec!["web".into()];
+    other.http.services.insert(
+        "web-slot-green".into(),
+        Service::load_balancer(["http://127.0.0.1:9".to_string()]),
+    );
+    other.http.services.remove("web-slot-blue");
+    other.http.routers.get_mut("web").unwrap().service = "web-slot-green".into();
+    let expected_other = BTreeMap::from([("web".to_string(), other)]);
+    let e = wait_applied(
+        &api,
+        &expected_other,
+        &["web-slot-blue".into()],
+        Duration::from_millis(300),
+        None,
+    )
+    .await
+    .unwrap_err();
+    eprintln!("{e}");
+    let ApplyError::Stale { what, .. } = &e else {
+        panic!("expected Stale, got {e}");
+    };
+    assert!(
+        what.contains("router web-candidate: entrypoints are [\"nope\"], expected [\"web\"]"),
+        "{what}"
+    );
+    assert!(what.contains("service web-slot-green: servers are"), "{what}");
+    assert!(
+        what.contains("; and 1 more"),
+        "service web-slot-blue is still loaded: {what}"
+    );
+
+    // A URL that is not Traefik's API.
+    let e = wait_applied(&blue.url(), &expected, &[], Duration::from_millis(300), None)
+        .await
+        .unwrap_err();
+    eprintln!("{e}");
+    assert!(
+        matches!(&e, ApplyError::Unreachable { cause, .. } if cause.contains("did not answer Traefik's JSON")),
+        "{e}"
+    );
+
+    // Traefik stopped.
+    drop(traefik);
+    let start = Instant::now();
+    let e = wait_applied(&api, &expected, &[], Duration::from_secs(1), Some(&dir))
+        .await
+        .unwrap_err();
+    let took = start.elapsed();
+    eprintln!("after {took:?}: {e}");
+    assert!(matches!(&e, ApplyError::Unreachable { api: a, .. } if *a == api), "{e}");
+    assert!(e.to_string().contains("Connection refused"), "{e}");
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+}
