@@ -38,6 +38,13 @@ pub enum WatchEvent {
     /// Docker sent the container a terminating signal (`docker stop`, `rm -f`, `compose up`
     /// recreating it): take it out of the pool now, while it drains, instead of at `die`.
     Stopping(String),
+    /// What an event says about a container before it is inspected (paused, unpaused, exited,
+    /// a new health status): applied at once so the route follows the event without waiting
+    /// for the inspection, which comes right after as an `Upsert` and has the last word.
+    Implied {
+        id: String,
+        change: Implied,
+    },
     /// The connection to Docker is lost; the controller keeps the files as they are.
     Lost(String),
 }
@@ -135,14 +142,20 @@ async fn watch_once(
                 Some(Ok(msg)) => match known.relevant(&msg, settings) {
                     Some(Relevant::Gone(id)) => WatchEvent::Remove(id),
                     Some(Relevant::Stopping(id)) => WatchEvent::Stopping(id),
-                    Some(Relevant::Changed(id)) => match api.inspect(&id).await? {
+                    Some(Relevant::Changed(id)) => {
+                        if let Some(change) = Implied::of(&msg)
+                            && tx.send(WatchEvent::Implied { id: id.clone(), change }).await.is_err()
+                        {
+                            return Ok(());
+                        }
+                        match api.inspect(&id).await? {
                         Some(c) if c.label(&settings.label("app")).is_some() => WatchEvent::Upsert(Box::new(c)),
                         Some(_) => continue,
                         None => {
                             known.forget(&id);
                             WatchEvent::Remove(id)
                         }
-                    },
+                    }},
                     None => continue,
                 },
                 Some(Err(e)) => return Err(e),
@@ -208,6 +221,50 @@ impl Known {
                 self.0.contains(id).then(|| Relevant::Changed(id.clone()))
             }
             _ => None,
+        }
+    }
+}
+
+/// A container's state as an event states it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Implied {
+    Paused(bool),
+    Exited,
+    Health(String),
+}
+
+impl Implied {
+    fn of(event: &Event) -> Option<Implied> {
+        if event.kind != EventKind::Container {
+            return None;
+        }
+        match event.base_action() {
+            "pause" => Some(Implied::Paused(true)),
+            "unpause" => Some(Implied::Paused(false)),
+            "die" => Some(Implied::Exited),
+            "health_status" => {
+                let status = event.action.split_once(':')?.1.trim();
+                matches!(status, "healthy" | "unhealthy" | "starting").then(|| Implied::Health(status.to_string()))
+            }
+            _ => None,
+        }
+    }
+
+    /// The container as the event says it is now.
+    pub fn apply_to(&self, c: &mut crate::core::container::Container) {
+        match self {
+            Implied::Paused(paused) => {
+                c.state.paused = *paused;
+                c.state.status = if *paused { "paused" } else { "running" }.into();
+            }
+            Implied::Exited => {
+                c.state.running = false;
+                c.state.paused = false;
+                c.state.status = "exited".into();
+            }
+            Implied::Health(status) => {
+                c.state.health = Some(crate::core::container::Health { status: status.clone() });
+            }
         }
     }
 }
@@ -291,10 +348,14 @@ mod tests {
         }
     }
 
+    /// The next inspection, past the state its event implied (see `implied_state_comes_first`).
     async fn upsert(rx: &mut mpsc::Receiver<WatchEvent>) -> Container {
-        match next(rx).await {
-            WatchEvent::Upsert(c) => *c,
-            other => panic!("expected an upsert, got {other:?}"),
+        loop {
+            match next(rx).await {
+                WatchEvent::Implied { .. } => continue,
+                WatchEvent::Upsert(c) => return *c,
+                other => panic!("expected an upsert, got {other:?}"),
+            }
         }
     }
 
@@ -499,6 +560,29 @@ mod tests {
         assert_eq!(c.id, *fourth);
         assert_eq!(c.network_settings.networks, Some(Default::default()));
         assert_eq!(fake.take_calls(), [Call::Inspect(fourth.clone())]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn implied_state_comes_first_then_the_inspection() {
+        let fake = FakeDocker::new();
+        let blue = web("blue");
+        fake.run(blue.clone());
+        let mut rx = start(&fake, opts());
+        resync(&mut rx).await;
+        fake.hold(Op::Inspect);
+        fake.pause(&blue.id);
+        // The hint arrives while the inspection is still held.
+        match next(&mut rx).await {
+            WatchEvent::Implied { id, change } => assert_eq!((id, change), (blue.id.clone(), Implied::Paused(true))),
+            other => panic!("expected the implied state first, got {other:?}"),
+        }
+        fake.release(Op::Inspect);
+        assert!(upsert(&mut rx).await.state.paused, "then Docker's word");
+        fake.health(&blue.id, "unhealthy");
+        match next(&mut rx).await {
+            WatchEvent::Implied { change, .. } => assert_eq!(change, Implied::Health("unhealthy".into())),
+            other => panic!("expected the implied health, got {other:?}"),
+        }
     }
 
     #[tokio::test(start_paused = true)]
