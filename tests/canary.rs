@@ -186,3 +186,243 @@ fn a_rollout_without_analysis_steps_and_promotes_and_wait_follows_it() {
     let status = h.cli_ok(&["status", APP, "--json"]);
     assert!(status.contains("\"stable\": \"green\""), "{status}");
 }
+
+// ---- rollouts judged by Traefik's metrics -----------------------------------------------------
+
+/// A harness whose Traefik exports metrics, and whose CLI and controller are told where.
+fn metered(test: &str) -> Harness {
+    let probe = Harness::builder(test)
+        .traefik(support::TraefikOptions {
+            metrics: true,
+            ..Default::default()
+        })
+        .controller_args(&["--resync-interval", "30"]);
+    // The metrics URL is known only once Traefik runs: start, then point the env at it.
+    let h = probe.start();
+    let url = h.traefik.metrics_url();
+    h.with_env("POINTSMAN_TRAEFIK_METRICS", &url)
+}
+
+/// Runs `rollout APP ARGS… --wait`, returning (exit code, output, seconds it took).
+fn rollout(h: &Harness, args: &[&str]) -> (Option<i32>, String, f64) {
+    let mut all = vec!["rollout", APP];
+    all.extend_from_slice(args);
+    all.push("--wait");
+    let started = std::time::Instant::now();
+    let out = h.cli(&all);
+    (
+        out.status.code(),
+        support::harness::output_text(&out),
+        started.elapsed().as_secs_f64(),
+    )
+}
+
+#[test]
+fn a_healthy_candidate_is_promoted_after_its_judged_steps() {
+    let h = metered("rollout-healthy");
+    blue_green(&h, &[]);
+    let load = Load::start(h.traefik.web_addr(), HOST, "/", &[], 4);
+    let (code, text, secs) = rollout(&h, &["--steps", "10,50,100", "--pause", "3s"]);
+    let stats = load.stop();
+    eprintln!("healthy rollout: {secs:.1} s\n{text}");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("step 1 of 3 passed") && text.contains("error ratio 0"),
+        "{text}"
+    );
+    assert!(text.contains("slot green is stable: rollout completed"), "{text}");
+    assert_eq!(stats.failures(), 0, "{stats:?}");
+    h.wait_public(&[], "green v2");
+    let status = h.cli_ok(&["status", APP, "--json"]);
+    assert!(!status.contains("\"rollout\""), "{status}");
+}
+
+#[test]
+fn a_candidate_answering_5xx_is_aborted_at_its_first_step() {
+    let h = metered("rollout-errors");
+    blue_green(&h, &[("ERROR_PERCENT", "5")]);
+    let load = Load::start(h.traefik.web_addr(), HOST, "/", &[], 4);
+    let pause = 4.0;
+    let (code, text, secs) = rollout(&h, &["--steps", "10,50,100", "--pause", "4s"]);
+    eprintln!("5% 5xx: aborted after {secs:.1} s\n{text}");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("rollout aborted at step 1 of 3 (10%): error ratio")
+            && text.contains("above --max-error-ratio 0.01"),
+        "names the metric, its value and the threshold: {text}"
+    );
+    // The candidate fails from its first request: the abort comes within one pause + 1 s.
+    assert!(secs <= pause + 1.0, "aborted after {secs:.1} s");
+    wait_weight(&h, 0);
+    load.stop();
+    let history = h.cli_ok(&["history", APP]);
+    assert!(
+        history.contains("abort") && history.contains("error ratio"),
+        "{history}"
+    );
+    assert_eq!(h.stable().as_deref(), Some("blue"));
+}
+
+#[test]
+fn a_latency_breach_aborts_and_too_little_traffic_extends_then_aborts() {
+    let h = metered("rollout-latency");
+    blue_green(&h, &[("LATENCY_MS", "150")]);
+    let load = Load::start(h.traefik.web_addr(), HOST, "/", &[], 4);
+    let (code, text, _) = rollout(&h, &["--steps", "20,100", "--pause", "3s", "--max-p99", "100ms"]);
+    load.stop();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("p99 latency") && text.contains("above --max-p99 100ms"),
+        "{text}"
+    );
+    std::thread::sleep(THROTTLE);
+
+    // No traffic at all: each step is extended 3 times, then the rollout gives up, saying why.
+    support::Docker::run(&["exec", &h.name("green"), "/pointsman-demo", "mode", "latency=0"]);
+    let (code, text, secs) = rollout(&h, &["--steps", "20,100", "--pause", "1s"]);
+    eprintln!("no traffic: aborted after {secs:.1} s\n{text}");
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(text.matches("extended").count(), 3, "{text}");
+    assert!(text.contains("not enough traffic to judge"), "{text}");
+}
+
+#[test]
+fn a_controller_killed_mid_rollout_resumes_at_the_same_step() {
+    let h = harness("rollout-resume");
+    blue_green(&h, &[]);
+    h.cli_ok(&[
+        "rollout",
+        APP,
+        "--steps",
+        "10,30,60,100",
+        "--pause",
+        "3s",
+        "--no-analysis",
+    ]);
+    wait_until("the rollout reaches step 2", SETTLE, || {
+        (h.state()["apps"][APP]["rollout"]["step"] == 1).then_some(())
+    });
+    h.kill_controller();
+    let step = h.state()["apps"][APP]["rollout"]["step"].as_u64();
+    assert_eq!(step, Some(1), "the plan is in the state");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        h.state()["apps"][APP]["rollout"]["step"].as_u64(),
+        Some(1),
+        "nobody drives it meanwhile"
+    );
+    h.start_controller();
+    wait_until("the rollout completes", Duration::from_secs(30), || {
+        (h.stable().as_deref() == Some("green")).then_some(())
+    });
+    let history = h.cli_ok(&["history", APP, "--json"]);
+    let steps: Vec<String> = serde_json::from_str::<serde_json::Value>(&history)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["action"] == "step")
+        .map(|t| t["detail"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(steps.len(), 3, "steps 2, 3 and 4 each once: {steps:?}");
+    assert!(
+        steps[0].contains("step 2 of 4: 30%") && steps[2].contains("step 4 of 4: 100%"),
+        "{steps:?}"
+    );
+}
+
+// ---- mirroring -------------------------------------------------------------------------------
+
+fn stats_of(container: &str) -> serde_json::Value {
+    let ip = support::Docker::ip(container);
+    let r = support::http_get(&format!("{ip}:80"), "stats", "/stats", &[]).unwrap();
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body))
+}
+
+#[test]
+fn a_mirror_copies_its_share_to_the_candidate_and_never_a_body_above_the_limit() {
+    let h = Harness::builder("mirror")
+        .env("POINTSMAN_MIRROR_MAX_BODY", "1KiB")
+        .controller_args(&["--resync-interval", "30"])
+        .start();
+    let (_, green) = blue_green(&h, &[]);
+    // The candidate fails every request: visitors must never see it.
+    support::Docker::run(&["exec", &green, "/pointsman-demo", "mode", "error=100"]);
+    std::thread::sleep(THROTTLE);
+    h.cli_ok(&["mirror", APP, "20"]);
+    wait_until("Traefik mirrors", SETTLE, || {
+        let s = h.traefik.api_json(&format!("/api/http/services/{APP}@file"))?;
+        (s["mirroring"]["mirrors"][0]["percent"] == 20).then_some(())
+    });
+    let before = stats_of(&green)["requests"].as_u64().unwrap();
+    let counts = new_visitors(&h, 2000);
+    assert_eq!(
+        counts.get("blue v1"),
+        Some(&2000),
+        "visitors only get the stable answers: {counts:?}"
+    );
+    let copies = wait_until("the copies arrive", SETTLE, || {
+        let n = stats_of(&green)["requests"].as_u64().unwrap() - before;
+        (n >= 340).then_some(n)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let copies = copies.max(stats_of(&green)["requests"].as_u64().unwrap() - before);
+    let share = copies as f64 / 2000.0 * 100.0;
+    eprintln!("mirror 20: {copies} copies of 2,000 requests = {share:.1}%");
+    assert!((share - 20.0).abs() <= 3.0, "{copies} copies of 2,000: {share:.1}%");
+
+    // Bodies: up to the limit they are mirrored with the request, above it not at all.
+    let bodies_before = stats_of(&green)["bodies"].as_u64().unwrap();
+    for _ in 0..50 {
+        let r = support::http_send(h.traefik.web_addr(), "POST", HOST, "/", &[b'x'; 2000]).unwrap();
+        assert_eq!((r.status, r.body.trim()), (200, "blue v1"), "the client is unaffected");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        stats_of(&green)["bodies"].as_u64().unwrap(),
+        bodies_before,
+        "no body above 1 KiB is mirrored"
+    );
+    h.cli_ok(&["mirror", APP, "0"]);
+}
+
+// ---- verified apply ---------------------------------------------------------------------------
+
+#[test]
+fn wait_returns_when_traefik_serves_the_change_and_says_why_when_it_cannot() {
+    let h = harness("wait");
+    blue_green(&h, &[]);
+    let api = h.traefik.api_url();
+    let mut waits = Vec::new();
+    for percent in [10, 20, 30, 40, 50, 0] {
+        std::thread::sleep(THROTTLE);
+        let out = h.cli_ok(&["--traefik-api", &api, "canary", APP, &percent.to_string(), "--wait"]);
+        let ms: u64 = out
+            .split("Traefik serves it (")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{out}"));
+        waits.push(ms);
+    }
+    waits.sort();
+    eprintln!("--wait, canary weight changes spaced past the throttle: {waits:?} ms");
+    std::thread::sleep(THROTTLE);
+
+    // A foreign file Traefik cannot load freezes the file provider: exit 1 naming it.
+    std::fs::write(h.dir.join("middlewares.yml"), "http:\n  middlewares: [\n").unwrap();
+    let out = h.cli(&["--traefik-api", &api, "canary", APP, "30", "--wait=8s"]);
+    let text = support::harness::output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("middlewares.yml"), "names the file: {text}");
+    std::fs::remove_file(h.dir.join("middlewares.yml")).unwrap();
+
+    // Traefik down: exit 1 saying so.
+    let out = h.cli(&["--traefik-api", "http://127.0.0.1:9", "canary", APP, "0", "--wait=2s"]);
+    let text = support::harness::output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.to_lowercase().contains("unreachable") || text.contains("did not answer"),
+        "{text}"
+    );
+}

@@ -411,13 +411,14 @@ fn history(state: &State, app: Option<&str>, as_json: bool, limit: usize) {
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default();
         println!(
-            "{}  {:<12} {:<9} {} -> {}  by {}",
+            "{}  {:<12} {:<9} {} -> {}  by {}{}",
             t.at,
             t.app,
             action,
             t.from.as_deref().unwrap_or("-"),
             t.to,
-            by
+            by,
+            t.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
         );
     }
 }

@@ -252,6 +252,13 @@ impl Harness {
         strip_ansi(&log)
     }
 
+    /// Adds an environment variable for every later CLI call and controller (for values known
+    /// only once Traefik runs, like its metrics URL).
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
     // ---- demo containers --------------------------------------------------------------------
 
     /// The Docker name of this test's container `name` (`<test id>-NAME`).
