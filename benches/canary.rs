@@ -40,6 +40,22 @@ fn main() {
     h.wait_public(&[], "blue v1");
     thread::sleep(THROTTLE);
 
+    // 0. Verified apply: `--wait` returns when Traefik's API shows the change (no load).
+    let api = h.traefik.api_url();
+    let mut waits = Vec::new();
+    for i in 0..FLIPS {
+        let percent = if i % 2 == 0 { "50" } else { "0" };
+        let out = h.cli_ok(&["--traefik-api", &api, "canary", APP, percent, "--wait"]);
+        let ms: u64 = out
+            .split("Traefik serves it (")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{out}"));
+        waits.push(Duration::from_millis(ms));
+        thread::sleep(THROTTLE);
+    }
+
     // 1. Weight change → visible, with a background load (failures counted over all flips).
     let load = Load::start(h.traefik.web_addr(), HOST, "/", &[], 4);
     let (mut first_new, mut last_old) = (Vec::new(), Vec::new());
@@ -121,6 +137,8 @@ fn main() {
     };
     let (on50, on95) = (pct(&mut first_new, 0.5), pct(&mut first_new, 0.95));
     let (off50, off95) = (pct(&mut last_old, 0.5), pct(&mut last_old, 0.95));
+    let (wait50, wait95) = (pct(&mut waits, 0.5), pct(&mut waits, 0.95));
+    println!("canary-bench: --wait (write → Traefik's API shows it), {FLIPS} changes, no load: p50 {wait50:.0} ms, p95 {wait95:.0} ms");
     println!(
         "canary-bench: {FLIPS} weight changes spaced {} ms (Traefik's default 2 s throttle)",
         THROTTLE.as_millis()
@@ -147,6 +165,7 @@ fn main() {
             "visible_off_p50_ms": off50, "visible_off_p95_ms": off95,
             "failed": stats.failures(), "requests": stats.requests,
             "abort_after_first_5xx_ms": ms(&detect),
+            "wait_p50_ms": wait50, "wait_p95_ms": wait95,
         });
         std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
     }
