@@ -6,7 +6,7 @@
 //! rendered and published. The settings that shape the files come from the state, so the CLI
 //! renders exactly as the controller does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
@@ -14,7 +14,8 @@ use crate::backend::dir::{Dir, DirSink, FileStateStore};
 use crate::backend::{BackendError, ConfigSink, StateStore, Updates};
 use crate::cli::{Action, Config};
 use crate::core::container::Container;
-use crate::core::model::Fleet;
+use crate::core::labels::{PROJECT_LABEL, is_dns_label, is_project_name};
+use crate::core::model::{self, Fleet};
 use crate::core::ops::{self, Context, Operation, Refusal, Scope};
 use crate::core::render;
 use crate::core::settings::{self, Conflict, Settings};
@@ -140,37 +141,98 @@ fn record_settings(state: &mut State, settings: &Settings, config: &Config) -> R
     Ok(())
 }
 
-/// One operation on one app: Docker is asked for that app's containers only, then the state
-/// store runs the transaction. Other apps' host claims come from the state's index.
+/// One operation on one app (or one Compose project): Docker is asked for the containers of
+/// that app only, plus, when the app belongs to a project (now, or as the state's index last
+/// saw it), those of the other apps of that project: they share its unit (one file), which is
+/// rendered whole. Then the state store runs the transaction. Other apps' host claims come from
+/// the state's index.
 async fn change(config: &Config, settings: &Settings, backend: &mut Backend, op: &Operation) -> Result<(), Failure> {
     let docker = Engine::connected().await?;
-    let app = match op.scope() {
-        Scope::App(app) => Some(app.to_string()),
+    let recorded = backend.store.read()?;
+    let app_label = settings.label("app");
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    let mut projects: Vec<String> = Vec::new();
+    match op.scope() {
+        Scope::App(app) => {
+            wanted.insert(app.to_string());
+        }
         // Docker resolves names and unique id prefixes; the target itself is resolved by
         // `ops::find_target` against the app's containers, like every other target.
-        Scope::Container(name) => docker
-            .inspect(name)
-            .await?
-            .and_then(|c| c.label(&settings.label("app")).map(str::to_string)),
-    };
-    let containers = match &app {
-        Some(app) => docker::list_app(&docker, settings, app).await?,
-        None => Vec::new(),
-    };
-    let app_label = settings.label("app");
+        Scope::Container(name) => {
+            if let Some(app) = docker
+                .inspect(name)
+                .await?
+                .and_then(|c| c.label(&app_label).map(str::to_string))
+            {
+                wanted.insert(app);
+            }
+        }
+        Scope::Project(project) => projects.push(project.to_string()),
+    }
+    let mut containers: Vec<Container> = Vec::new();
+    let mut listed: BTreeSet<String> = BTreeSet::new();
+    let mut seen_projects: BTreeSet<String> = BTreeSet::new();
+    // Apps lead to their projects, projects to their apps, until nothing new turns up (one
+    // round for a normal stack).
+    loop {
+        for app in wanted
+            .iter()
+            .filter(|a| !listed.contains(*a))
+            .cloned()
+            .collect::<Vec<_>>()
+        {
+            let of_app = docker::list_app(&docker, settings, &app).await?;
+            projects.extend(
+                of_app
+                    .iter()
+                    .filter_map(|c| c.label(PROJECT_LABEL))
+                    .filter(|p| is_project_name(p))
+                    .map(str::to_string),
+            );
+            projects.extend(recorded.claims.get(&app).and_then(|c| c.project.clone()));
+            containers.extend(of_app);
+            listed.insert(app);
+        }
+        let new: Vec<String> = projects.drain(..).filter(|p| seen_projects.insert(p.clone())).collect();
+        if new.is_empty() {
+            break;
+        }
+        for project in new {
+            let members = docker.list(PROJECT_LABEL, Some(&project)).await?;
+            wanted.extend(
+                members
+                    .iter()
+                    .filter_map(|c| c.label(&app_label))
+                    .filter(|a| is_dns_label(a))
+                    .map(str::to_string),
+            );
+            wanted.extend(
+                recorded
+                    .claims
+                    .iter()
+                    .filter(|(_, c)| c.project.as_deref() == Some(project.as_str()))
+                    .map(|(a, _)| a.clone()),
+            );
+        }
+    }
     let ((message, expected, removed), _) = backend.store.transact(&mut backend.sink, |state| {
         record_settings(state, settings, config)?;
         let mut fleet = Fleet::build(&containers, settings);
         let mut others = state.claims.clone();
-        if let Some(app) = &app {
-            others.remove(app);
-        }
+        others.retain(|a, _| !listed.contains(a));
         fleet.set_outside_claims(others);
         let now = jiff::Timestamp::now();
-        let mut apps: Vec<String> = app.iter().cloned().collect();
+        let mut apps: BTreeSet<String> = listed.clone();
         apps.extend(fleet.app_names().cloned());
-        apps.sort();
-        apps.dedup();
+        // The unit each app was published in (by the index), and the one it belongs to now.
+        let mut units: BTreeSet<String> = BTreeSet::new();
+        for a in &apps {
+            units.insert(match state.claims.get(a).and_then(|c| c.project.as_deref()) {
+                Some(p) => model::project_unit(p),
+                None => a.clone(),
+            });
+            units.extend(fleet.unit_of(a));
+        }
         ops::seed_apps(state, &fleet, apps.iter().map(String::as_str), now, Actor::Cli);
         for a in &apps {
             match fleet.claim(a) {
@@ -183,17 +245,33 @@ async fn change(config: &Config, settings: &Settings, backend: &mut Backend, op:
             by: Actor::Cli,
             app_label: &app_label,
         };
-        let before = render::render_apps(&fleet, state, settings, apps.iter().map(String::as_str));
-        let outcome = ops::apply(op, &fleet, state, ctx)?;
-        let updates = render::render_apps(&fleet, state, settings, apps.iter().map(String::as_str));
+        let before = render::render_units(&fleet, state, settings, units.iter().map(String::as_str));
+        let outcome = match ops::apply(op, &fleet, state, ctx) {
+            Err(Refusal::UnknownProject { project, known }) if known.is_empty() => {
+                let mut names: Vec<&str> = state.claims.values().filter_map(|c| c.project.as_deref()).collect();
+                names.sort();
+                names.dedup();
+                return Err(Refusal::UnknownProject {
+                    project,
+                    known: if names.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (known projects: {})", names.join(", "))
+                    },
+                }
+                .into());
+            }
+            other => other?,
+        };
+        let updates = render::render_units(&fleet, state, settings, units.iter().map(String::as_str));
         // What Traefik must show afterwards (for --wait), and the names it must no longer have.
         let expected: BTreeMap<String, Dynamic> = updates
             .iter()
-            .filter_map(|(app, d)| d.clone().map(|d| (app.clone(), d)))
+            .filter_map(|(unit, d)| d.clone().map(|d| (unit.clone(), d)))
             .collect();
         let names =
             |d: &Dynamic| -> Vec<String> { d.http.routers.keys().chain(d.http.services.keys()).cloned().collect() };
-        let still: std::collections::BTreeSet<String> = expected.values().flat_map(names).collect();
+        let still: BTreeSet<String> = expected.values().flat_map(names).collect();
         let removed: Vec<String> = before
             .values()
             .flatten()
@@ -241,7 +319,7 @@ async fn render_all(config: &Config, settings: &Settings, backend: &mut Backend,
             }
         }
         for name in backend.dir.owned_files()? {
-            if crate::backend::dir::app_of_file(&name).is_some_and(|a| !files.contains_key(a)) {
+            if crate::backend::dir::unit_of_file(&name).is_some_and(|a| !files.contains_key(a)) {
                 drift.push(format!("{name} belongs to no app with containers"));
             }
         }
