@@ -98,6 +98,20 @@ pub async fn execute(config: &Config) -> Result<(), Failure> {
             percent: *percent,
         },
         Action::Abort { app } => Operation::Abort { app: app.clone() },
+        Action::ProjectPromote { project, force } => Operation::ProjectPromote {
+            project: project.clone(),
+            force: *force,
+        },
+        Action::ProjectRollback { project } => Operation::ProjectRollback {
+            project: project.clone(),
+        },
+        Action::ProjectCanary { project, percent } => Operation::ProjectCanary {
+            project: project.clone(),
+            percent: *percent,
+        },
+        Action::ProjectAbort { project } => Operation::ProjectAbort {
+            project: project.clone(),
+        },
         Action::Rollout {
             app,
             steps,
@@ -117,8 +131,12 @@ pub async fn execute(config: &Config) -> Result<(), Failure> {
             }
             return Ok(());
         }
-        Action::Status { app, json } => {
-            return status(config, &settings, &recorded, &backend.dir, app.as_deref(), *json).await;
+        Action::Status { app, project, json } => {
+            let only = match project {
+                Some(p) => Only::Project(p),
+                None => app.as_deref().map_or(Only::All, Only::App),
+            };
+            return status(config, &settings, &recorded, &backend.dir, only, *json).await;
         }
         Action::Render { check } => return render_all(config, &settings, &mut backend, *check).await,
         Action::History { app, json, limit } => {
@@ -363,12 +381,20 @@ fn list_or_none(v: &[String]) -> String {
     if v.is_empty() { "none".into() } else { v.join(", ") }
 }
 
+/// What `status` shows.
+#[derive(Clone, Copy)]
+enum Only<'a> {
+    All,
+    App(&'a str),
+    Project(&'a str),
+}
+
 async fn status(
     config: &Config,
     settings: &Settings,
     state: &State,
     dir: &Dir,
-    only: Option<&str>,
+    only: Only<'_>,
     as_json: bool,
 ) -> Result<(), Failure> {
     let all = containers(settings).await?;
@@ -376,17 +402,36 @@ async fn status(
     let mut state = state.clone();
     // Show what the next render would do, without writing it.
     ops::seed(&mut state, &fleet, jiff::Timestamp::now(), Actor::Cli);
-    if let Some(app) = only
+    if let Only::App(app) = only
         && fleet.app(app).is_none()
         && !state.apps.contains_key(app)
     {
         return Err(ops::unknown_app(&fleet, app).into());
     }
+    if let Only::Project(project) = only
+        && fleet.project_apps(project).is_empty()
+    {
+        let known = fleet.projects();
+        return Err(Refusal::UnknownProject {
+            project: project.into(),
+            known: if known.is_empty() {
+                String::new()
+            } else {
+                format!(" (known projects: {})", known.join(", "))
+            },
+        }
+        .into());
+    }
     let mut names: Vec<&String> = fleet.app_names().chain(state.apps.keys()).collect();
     names.sort();
     names.dedup();
+    let shown = |name: &str| match only {
+        Only::All => true,
+        Only::App(app) => app == name,
+        Only::Project(project) => fleet.app(name).is_some_and(|a| a.project() == Some(project)),
+    };
     let mut apps = BTreeMap::new();
-    for name in names.into_iter().filter(|n| only.is_none_or(|o| o == n.as_str())) {
+    for name in names.into_iter().filter(|n| shown(n)) {
         let roles = state.roles(name);
         let (resolved, slots) = match fleet.app(name) {
             Some(app) => {
@@ -408,9 +453,13 @@ async fn status(
             }
             None => (Default::default(), BTreeMap::new()),
         };
+        let fleet_app = fleet.app(name);
         apps.insert(
             name.clone(),
             json!({
+                "project": fleet_app.and_then(|a| a.project()),
+                "unit": fleet_app.map(|a| crate::backend::dir::file_name(&a.unit())),
+                "canary": roles.canary.as_ref().filter(|c| resolved.candidate.as_ref() == Some(&c.slot)).map(|c| c.percent),
                 "stable": resolved.stable.or(roles.stable),
                 "candidate": resolved.candidate,
                 "previous": roles.previous,
@@ -436,8 +485,10 @@ async fn status(
     }
     for (name, app) in &apps {
         let show = |k: &str| app[k].as_str().unwrap_or("-").to_string();
+        let canary = app["canary"].as_u64().map(|p| format!(" canary={p}%")).unwrap_or_default();
+        let project = app["project"].as_str().map(|p| format!(" project={p}")).unwrap_or_default();
         println!(
-            "{name}: stable={} candidate={} previous={}",
+            "{name}: stable={} candidate={} previous={}{canary}{project}",
             show("stable"),
             show("candidate"),
             show("previous")
@@ -489,14 +540,15 @@ fn history(state: &State, app: Option<&str>, as_json: bool, limit: usize) {
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default();
         println!(
-            "{}  {:<12} {:<9} {} -> {}  by {}{}",
+            "{}  {:<12} {:<9} {} -> {}  by {}{}{}",
             t.at,
             t.app,
             action,
             t.from.as_deref().unwrap_or("-"),
             t.to,
             by,
-            t.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+            t.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default(),
+            t.id.as_deref().map(|id| format!("  [{id}]")).unwrap_or_default()
         );
     }
 }
