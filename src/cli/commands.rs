@@ -485,8 +485,14 @@ async fn status(
     }
     for (name, app) in &apps {
         let show = |k: &str| app[k].as_str().unwrap_or("-").to_string();
-        let canary = app["canary"].as_u64().map(|p| format!(" canary={p}%")).unwrap_or_default();
-        let project = app["project"].as_str().map(|p| format!(" project={p}")).unwrap_or_default();
+        let canary = app["canary"]
+            .as_u64()
+            .map(|p| format!(" canary={p}%"))
+            .unwrap_or_default();
+        let project = app["project"]
+            .as_str()
+            .map(|p| format!(" project={p}"))
+            .unwrap_or_default();
         println!(
             "{name}: stable={} candidate={} previous={}{canary}{project}",
             show("stable"),

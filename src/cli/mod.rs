@@ -128,7 +128,9 @@ pub enum Command {
     },
     /// Send PERCENT of new visitors to the candidate, each kept on the version it got (0 ends it).
     /// With --project: every app of the project, one sticky cookie for all of them.
-    #[command(override_usage = "pointsman canary <APP> <PERCENT>\n       pointsman canary --project <PROJECT> <PERCENT>")]
+    #[command(
+        override_usage = "pointsman canary <APP> <PERCENT>\n       pointsman canary --project <PROJECT> <PERCENT>"
+    )]
     Canary {
         /// APP PERCENT, or with --project only PERCENT.
         #[arg(num_args = 1..=2, value_name = "APP> <PERCENT", required = true)]
@@ -489,7 +491,8 @@ impl Args {
                     },
                     _ => {
                         return Err(UsageError(
-                            "canary takes APP PERCENT, or --project PROJECT PERCENT (not both an app and a project)".into(),
+                            "canary takes APP PERCENT, or --project PROJECT PERCENT (not both an app and a project)"
+                                .into(),
                         ));
                     }
                 }
