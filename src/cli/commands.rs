@@ -483,18 +483,21 @@ async fn status(
     if apps.is_empty() {
         println!("no apps: no container carries the label {}", settings.label("app"));
     }
+    if let Only::Project(project) = only {
+        println!(
+            "project {project}: {} app(s), published together in {}",
+            apps.len(),
+            crate::backend::dir::file_name(&model::project_unit(project))
+        );
+    }
     for (name, app) in &apps {
         let show = |k: &str| app[k].as_str().unwrap_or("-").to_string();
         let canary = app["canary"]
             .as_u64()
             .map(|p| format!(" canary={p}%"))
             .unwrap_or_default();
-        let project = app["project"]
-            .as_str()
-            .map(|p| format!(" project={p}"))
-            .unwrap_or_default();
         println!(
-            "{name}: stable={} candidate={} previous={}{canary}{project}",
+            "{name}: stable={} candidate={} previous={}{canary}",
             show("stable"),
             show("candidate"),
             show("previous")
