@@ -21,8 +21,13 @@ const API: &str = "api";
 /// Past Traefik's default `providersThrottleDuration` (2 s): one change per window.
 const THROTTLE: Duration = Duration::from_millis(2500);
 
+/// The frontend on `stack.test`, the API below it on `api.stack.test`: the project's cookie
+/// carries `Domain=stack.test`, so a browser sends it to both.
 fn host(app: &str) -> String {
-    format!("{app}.stack.test")
+    match app {
+        FRONT => "stack.test".into(),
+        other => format!("{other}.stack.test"),
+    }
 }
 
 /// A harness, its project name, and the four demo containers (front and api, blue v1 stable
@@ -259,6 +264,7 @@ fn a_project_canary_keeps_each_client_on_one_version_in_every_app() {
             let want = pointsman::core::render::sticky_value(&child);
             eprintln!("Set-Cookie: {set} (sha256({child:?})[..16] = {want})");
             assert_eq!(pair, format!("{cookie_name}={want}"), "{set}");
+            assert!(set.contains("Domain=stack.test"), "one cookie for both hosts: {set}");
             checked_value = true;
         }
         for i in 0..3 {

@@ -94,6 +94,11 @@ pub fn render_units<'a>(
             }
             if let Some(project) = unit_project(unit) {
                 project_canary_routers(&mut out, project, &canaries);
+                if let Some(domain) = cookie_domain(&apps) {
+                    for (app, _, _) in &canaries {
+                        set_cookie_domain(&mut out, &app.name, &domain);
+                    }
+                }
             }
             debug_assert!(out.dangling_references().is_empty(), "{:?}", out.dangling_references());
             (unit.to_string(), Some(out))
@@ -114,6 +119,45 @@ fn canary_split(d: &Dynamic, app: &str) -> Option<(String, String)> {
     match w.services.as_slice() {
         [stable, candidate] => Some((stable.name.clone(), candidate.name.clone())),
         _ => None,
+    }
+}
+
+/// The `Domain` of a project's canary cookie. A browser sends a cookie only to the host that set
+/// it unless it names a domain; a frontend on `shop.example.com` and its API on
+/// `api.shop.example.com` must share the project's cookie, so it gets `Domain=shop.example.com`:
+/// the longest domain every app's hosts end with, and only when that is itself one of their hosts
+/// (never a bare parent such as `example.com` or a public suffix, which browsers reject or which
+/// would reach unrelated sites). `None`: the apps share one host, or nothing safe is common.
+fn cookie_domain(apps: &[&App]) -> Option<String> {
+    let mut hosts = std::collections::BTreeSet::new();
+    for app in apps {
+        let h = app.hosts();
+        if h.is_empty() {
+            return None;
+        }
+        hosts.extend(h);
+    }
+    if hosts.len() < 2 {
+        return None;
+    }
+    let labels: Vec<Vec<&str>> = hosts.iter().map(|h| h.rsplit('.').collect()).collect();
+    let common = (0..)
+        .take_while(|&i| labels.iter().all(|l| l.get(i).is_some_and(|x| *x == labels[0][i])))
+        .count();
+    let domain: Vec<&str> = labels[0][..common].iter().rev().copied().collect();
+    let domain = domain.join(".");
+    hosts.contains(&domain).then_some(domain)
+}
+
+fn set_cookie_domain(out: &mut Dynamic, app: &str, domain: &str) {
+    let primary = match out.http.services.get(app) {
+        Some(Service::Mirroring(m)) => m.service.clone(),
+        _ => app.to_string(),
+    };
+    if let Some(Service::Weighted(w)) = out.http.services.get_mut(&primary)
+        && let Some(sticky) = &mut w.sticky
+    {
+        sticky.cookie.domain = Some(domain.to_string());
     }
 }
 
@@ -220,6 +264,7 @@ pub fn render_app(app: &App, roles: &Resolved, settings: &Settings) -> Dynamic {
             ],
             sticky: Some(Sticky {
                 cookie: Cookie {
+                    domain: None,
                     http_only: true,
                     name: canary_cookie(app),
                     same_site: "lax".into(),
@@ -310,4 +355,57 @@ fn regex_escape(s: &str) -> String {
         out.push(ch);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::container::{Container, Endpoint};
+
+    fn app_on(fleet: &mut Fleet, app: &str, host: &str) {
+        let mut c = Container {
+            id: format!("{app}-id"),
+            name: format!("/{app}"),
+            ..Default::default()
+        };
+        c.state.running = true;
+        c.config.exposed_ports = Some([("80/tcp".to_string(), serde_json::json!({}))].into());
+        c.config.labels = Some(
+            [
+                ("pointsman.app".to_string(), app.to_string()),
+                ("pointsman.host".to_string(), host.to_string()),
+                ("com.docker.compose.project".to_string(), "p".to_string()),
+            ]
+            .into(),
+        );
+        c.network_settings.networks = Some(
+            [(
+                "n".to_string(),
+                Endpoint {
+                    ip_address: "10.0.0.2".into(),
+                },
+            )]
+            .into(),
+        );
+        fleet.upsert(&c, &Settings::default());
+    }
+
+    #[test]
+    fn a_project_cookie_names_a_domain_only_when_one_host_holds_the_others() {
+        let domain = |hosts: &[&str]| {
+            let mut f = Fleet::default();
+            for (i, h) in hosts.iter().enumerate() {
+                app_on(&mut f, &format!("a{i}"), h);
+            }
+            cookie_domain(&f.project_apps("p"))
+        };
+        assert_eq!(
+            domain(&["shop.example.com", "api.shop.example.com"]).as_deref(),
+            Some("shop.example.com")
+        );
+        assert_eq!(domain(&["a.example.com", "b.example.com"]), None, "never a bare parent");
+        assert_eq!(domain(&["shop.co.uk", "api.co.uk"]), None, "never a public suffix");
+        assert_eq!(domain(&["a.com", "b.org"]), None);
+        assert_eq!(domain(&["shop.localhost"]), None, "one host: no Domain needed");
+    }
 }
