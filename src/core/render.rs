@@ -21,7 +21,7 @@
 //! publish (one file rename, one Traefik reload). Routers and services are prefixed by their
 //! app, so a unit is the union of its apps' configurations, plus, during a project canary, the
 //! routers that keep every app of the project on the version the visitor first got
-//! ([`project_canary_routers`]).
+//! (`project_canary_routers`).
 
 use std::collections::BTreeMap;
 
