@@ -105,6 +105,9 @@ pub struct Controller<S, K> {
     full: bool,
     /// Roles as of the last reconcile, to find apps another writer changed.
     roles_seen: BTreeMap<String, AppRoles>,
+    /// App → the unit it was last published in (see `core::model::PROJECT_UNIT_PREFIX`), so
+    /// an app that moves to another unit is taken out of the old one in the same publish.
+    units: BTreeMap<String, String>,
     seen_errors: BTreeSet<String>,
     seen_notices: BTreeMap<String, Vec<String>>,
     /// `(app, slot)` → a one-line description, to log only what changed.
@@ -141,6 +144,7 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
             dirty: Touched::new(),
             full: false,
             roles_seen: BTreeMap::new(),
+            units: BTreeMap::new(),
             seen_errors: BTreeSet::new(),
             seen_notices: BTreeMap::new(),
             seen_slots: BTreeMap::new(),
@@ -365,11 +369,12 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
             this.dirty.extend(apps);
             this.full |= full;
         };
+        let mut published = BTreeSet::new();
         if full {
             self.sink.forget();
             apps.extend(self.fleet.app_names().cloned());
             match self.sink.published() {
-                Ok(published) => apps.extend(published),
+                Ok(units) => published = units,
                 Err(e) => {
                     restore(self, apps);
                     return Err(e.into());
@@ -381,6 +386,7 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
         let flags = &self.flags;
         let fleet = &self.fleet;
         let roles_seen = &self.roles_seen;
+        let units_seen = &self.units;
         let app_label = settings.label("app");
         let result = self.store.transact(&mut self.sink, |state| {
             // Record the controller's choices where nobody chose; if another writer chose
@@ -432,9 +438,21 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
             if full {
                 state.claims.retain(|app, _| fleet.claim(app).is_some());
             }
-            let updates: Updates = render::render_apps(fleet, state, settings, apps.iter().map(String::as_str));
+            // Render by unit: each touched app's unit now and the one it was published in (at
+            // first sight: its own, so a file an older layout left is removed), with every app
+            // of those units; after a resync also every unit published before.
+            let mut units = published.clone();
+            for app in &apps {
+                units.extend(fleet.unit_of(app));
+                units.insert(units_seen.get(app).cloned().unwrap_or_else(|| app.clone()));
+            }
+            let updates: Updates = render::render_units(fleet, state, settings, units.iter().map(String::as_str));
+            let mut rendered = apps;
+            for unit in &units {
+                rendered.extend(fleet.unit_apps(unit).into_iter().map(|a| a.name.clone()));
+            }
             let roles = (&state.apps != roles_seen).then(|| state.apps.clone());
-            Ok(((seeding, apps, roles, decided), updates))
+            Ok(((seeding, rendered, roles, decided), updates))
         });
         let ((seeding, rendered, roles, decided), changes) = match result {
             Ok(done) => done,
@@ -446,6 +464,12 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
         };
         for message in decided {
             info!("{message}");
+        }
+        for app in &rendered {
+            match self.fleet.unit_of(app) {
+                Some(unit) => self.units.insert(app.clone(), unit),
+                None => self.units.remove(app),
+            };
         }
         if let Some(roles) = roles {
             self.rollouts = roles
@@ -812,6 +836,61 @@ mod tests {
             "the public service follows the stable slot another writer chose"
         );
         assert_eq!(store.read().unwrap().roles("app1").stable.as_deref(), Some("green"));
+    }
+
+    fn in_project(mut c: Container, project: &str) -> Container {
+        c.config
+            .labels
+            .get_or_insert_default()
+            .insert("com.docker.compose.project".into(), project.into());
+        c
+    }
+
+    #[test]
+    fn the_apps_of_a_compose_project_share_one_file_and_an_app_moving_in_leaves_its_own() {
+        let dir = scratch("project-units");
+        // A file of the older per-app layout, for an app that is now in a project.
+        fs::write(dir.path().join("pointsman-app1.yml"), "http: {}\n").unwrap();
+        let mut ctl = controller(&dir);
+        let mut all = fleet_of(3);
+        for c in all.iter_mut().take(4) {
+            *c = in_project(c.clone(), "shop");
+        }
+        ctl.apply(Input::Watch(WatchEvent::Resync(all.clone())));
+        ctl.reconcile().unwrap();
+        assert_eq!(
+            dir.owned_files().unwrap(),
+            ["pointsman-app2.yml", "pointsman-project.shop.yml"],
+            "app0 and app1 in one unit; the old per-app file is gone"
+        );
+        let unit = String::from_utf8(dir.read_file("pointsman-project.shop.yml").unwrap().unwrap()).unwrap();
+        assert!(unit.contains("\"app0\"") && unit.contains("\"app1\""), "{unit}");
+        // One event in one app of the project: one unit rewritten, whole.
+        let writes = ctl.stats.writes;
+        let mut stopped = all[1].clone();
+        stopped.state.running = false;
+        ctl.apply(Input::Watch(WatchEvent::Upsert(Box::new(stopped))));
+        ctl.reconcile().unwrap();
+        assert_eq!(ctl.stats.writes - writes, 1);
+        // app1 leaves the project (recreated without the label): it gets its own file again,
+        // and the project's file no longer holds it.
+        for c in &all[2..4] {
+            let mut plain = c.clone();
+            plain
+                .config
+                .labels
+                .as_mut()
+                .unwrap()
+                .remove("com.docker.compose.project");
+            ctl.apply(Input::Watch(WatchEvent::Upsert(Box::new(plain))));
+        }
+        ctl.reconcile().unwrap();
+        assert_eq!(
+            dir.owned_files().unwrap(),
+            ["pointsman-app1.yml", "pointsman-app2.yml", "pointsman-project.shop.yml"]
+        );
+        let unit = String::from_utf8(dir.read_file("pointsman-project.shop.yml").unwrap().unwrap()).unwrap();
+        assert!(!unit.contains("\"app1\""), "{unit}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -20,10 +20,12 @@
 //!   to date one container at a time, with a host-claim index; each change names the apps it
 //!   touched.
 //! - [`core::state`]: roles, settings, host claims and history: what pointsman owns.
-//! - [`core::ops`]: [`core::ops::Operation`] values (relabel, promote, rollback) and seeding,
+//! - [`core::ops`]: [`core::ops::Operation`] values (relabel, promote, rollback, canary…, and
+//!   their project-wide forms) and seeding,
 //!   applied to (fleet, state, now) → transitions, or a refusal in the operator's words.
 //! - [`core::traefik`]: a typed model of Traefik's dynamic configuration.
-//! - [`core::render`]: fleet + state → each app's configuration.
+//! - [`core::render`]: fleet + state → each unit's configuration: an app's, or all the apps
+//!   of a Compose project's together (one file, so a project-wide change is one reload).
 //!
 //! [`backend`] — where configuration and state live:
 //! - [`backend::ConfigSink`] and [`backend::StateStore`]: the seams the controller and the CLI

@@ -356,7 +356,21 @@ fn every_golden_file_is_accepted_by_traefik() {
                 expected_routers.push(format!("{tag}-{r}@file"));
             }
             for (s, v) in doc["http"]["services"].as_object().unwrap() {
-                renamed["http"]["services"][format!("{tag}-{s}")] = v.clone();
+                // Services that refer to services (weighted children, mirroring) follow the rename.
+                let mut v = v.clone();
+                let tagged = |n: &serde_json::Value| serde_json::Value::from(format!("{tag}-{}", n.as_str().unwrap()));
+                if let Some(w) = v.get_mut("weighted") {
+                    for child in w["services"].as_array_mut().into_iter().flatten() {
+                        child["name"] = tagged(&child["name"]);
+                    }
+                }
+                if let Some(m) = v.get_mut("mirroring") {
+                    m["service"] = tagged(&m["service"]);
+                    for mirror in m["mirrors"].as_array_mut().into_iter().flatten() {
+                        mirror["name"] = tagged(&mirror["name"]);
+                    }
+                }
+                renamed["http"]["services"][format!("{tag}-{s}")] = v;
             }
             fs::write(
                 dir.join(format!("{tag}-{name}")),

@@ -136,7 +136,7 @@ fn to_container((i, spec): (usize, &ContainerSpec)) -> Container {
 
 /// Is `name` a file name the core would recognise as one of its own?
 fn is_app_file_name(name: &str) -> bool {
-    dir::app_of_file(name).is_some()
+    dir::unit_of_file(name).is_some()
 }
 
 /// pointsman's check of a file the way Traefik's file provider reads it (Go template, then YAML).

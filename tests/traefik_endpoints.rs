@@ -60,6 +60,7 @@ fn web(stable: &DemoProcess, candidate: Option<&DemoProcess>, canary_percent: u3
                         ],
                         sticky: Some(Sticky {
                             cookie: Cookie {
+                                domain: None,
                                 http_only: true,
                                 name: "pointsman-web-lb".into(),
                                 same_site: "lax".into(),

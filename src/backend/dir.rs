@@ -2,7 +2,10 @@
 //! private subdirectory the state and the lock.
 //!
 //! Layout of `DIR` (the directory Traefik's file provider watches):
-//! - `pointsman-APP.yml`: one file per app, replaced atomically ([`DirSink`]).
+//! - `pointsman-UNIT.yml`: one file per unit, replaced atomically ([`DirSink`]). A unit is an
+//!   app (`pointsman-web.yml`), or every app of a Compose project (`pointsman-project.shop.yml`):
+//!   Traefik applies one renamed file at once but a second one only a throttle (2 s) later, so
+//!   apps released together must live in one file for a project-wide change to be one reload.
 //! - `.pointsman/state.json`: the roles (see `core::state`), beside the config so one volume
 //!   holds both ([`FileStateStore`]).
 //! - `.pointsman/lock`: every writer holds an exclusive lock on it while it reads state,
@@ -26,24 +29,29 @@ use super::{BackendError, Changes, ConfigSink, StateStore, Updates};
 use crate::core::state::{self, State};
 use crate::core::traefik::Dynamic;
 
-/// Files are named `pointsman-APP.yml`; pointsman owns every file matching this.
+/// Files are named `pointsman-UNIT.yml`; pointsman owns every file matching this whose UNIT is
+/// an app name or `project.PROJECT`.
 pub const FILE_PREFIX: &str = "pointsman-";
 pub const FILE_SUFFIX: &str = ".yml";
 
 const HEADER_LINE: &str = "# Written by pointsman; edits are overwritten. Roles: `pointsman status`.\n";
 
-pub fn file_name(app: &str) -> String {
-    format!("{FILE_PREFIX}{app}{FILE_SUFFIX}")
+/// The file of a unit (an app's name, or `project.PROJECT`).
+pub fn file_name(unit: &str) -> String {
+    format!("{FILE_PREFIX}{unit}{FILE_SUFFIX}")
 }
 
-/// The app a file name belongs to, if pointsman owns that name.
-pub fn app_of_file(name: &str) -> Option<&str> {
+/// The unit a file name belongs to, if pointsman owns that name.
+pub fn unit_of_file(name: &str) -> Option<&str> {
     name.strip_prefix(FILE_PREFIX)?
         .strip_suffix(FILE_SUFFIX)
-        .filter(|a| crate::core::labels::is_dns_label(a))
+        .filter(|unit| match crate::core::model::unit_project(unit) {
+            Some(project) => crate::core::labels::is_project_name(project),
+            None => crate::core::labels::is_dns_label(unit),
+        })
 }
 
-/// The bytes of an app's file: one comment line, then JSON (which is YAML; Traefik reads it).
+/// The bytes of a unit's file: one comment line, then JSON (which is YAML; Traefik reads it).
 /// serde_json is deterministic here (the model's maps are sorted), so identical configuration
 /// gives identical bytes.
 pub fn encode(config: &Dynamic) -> Vec<u8> {
@@ -145,7 +153,7 @@ impl Dir {
         for entry in fs::read_dir(&self.dir).map_err(read_err)? {
             let entry = entry.map_err(read_err)?;
             if let Some(name) = entry.file_name().to_str()
-                && app_of_file(name).is_some()
+                && unit_of_file(name).is_some()
             {
                 names.push(name.to_string());
             }
@@ -201,7 +209,7 @@ impl Dir {
     }
 }
 
-/// Publishes each app as `DIR/pointsman-APP.yml`.
+/// Publishes each unit as `DIR/pointsman-UNIT.yml`.
 ///
 /// Remembers a hash of what it last wrote per app, so the controller's publish of an unchanged
 /// app costs no disk read. When the hash differs it still compares with the file on disk
@@ -231,26 +239,26 @@ fn digest(bytes: &[u8]) -> u64 {
 impl ConfigSink for DirSink {
     fn publish(&mut self, updates: &Updates) -> Result<Changes, BackendError> {
         let mut changes = Changes::default();
-        for (app, config) in updates {
-            let name = file_name(app);
-            match config {
-                Some(config) => {
-                    let bytes = encode(config);
-                    let d = digest(&bytes);
-                    if self.written.get(app) == Some(&d) {
-                        continue;
-                    }
-                    if self.dir.replace_if_changed(&self.dir.dir.join(&name), &bytes)? {
-                        changes.written.push(name);
-                    }
-                    self.written.insert(app.clone(), d);
-                }
-                None => {
-                    self.written.remove(app);
-                    if self.dir.remove(&name)? {
-                        changes.removed.push(name);
-                    }
-                }
+        // Writes before removals: an app moving into another unit (into its project's) is
+        // never missing from every file in between.
+        for (unit, config) in updates {
+            let Some(config) = config else { continue };
+            let name = file_name(unit);
+            let bytes = encode(config);
+            let d = digest(&bytes);
+            if self.written.get(unit) == Some(&d) {
+                continue;
+            }
+            if self.dir.replace_if_changed(&self.dir.dir.join(&name), &bytes)? {
+                changes.written.push(name);
+            }
+            self.written.insert(unit.clone(), d);
+        }
+        for unit in updates.iter().filter(|(_, c)| c.is_none()).map(|(u, _)| u) {
+            self.written.remove(unit);
+            let name = file_name(unit);
+            if self.dir.remove(&name)? {
+                changes.removed.push(name);
             }
         }
         if !changes.removed.is_empty() {
@@ -267,7 +275,7 @@ impl ConfigSink for DirSink {
             .dir
             .owned_files()?
             .iter()
-            .filter_map(|n| app_of_file(n).map(str::to_string))
+            .filter_map(|n| unit_of_file(n).map(str::to_string))
             .collect())
     }
 
@@ -462,6 +470,21 @@ mod tests {
             vec![std::ffi::OsString::from("lock")],
             "no temp file is left behind"
         );
+    }
+
+    #[test]
+    fn project_units_are_owned_and_other_dotted_names_are_not() {
+        assert_eq!(unit_of_file("pointsman-web.yml"), Some("web"));
+        assert_eq!(unit_of_file("pointsman-project.shop_1.yml"), Some("project.shop_1"));
+        assert_eq!(file_name("project.shop"), "pointsman-project.shop.yml");
+        for foreign in [
+            "pointsman-web.v2.yml",
+            "pointsman-project..yml",
+            "pointsman-Project.x.yml",
+            "pointsman-.yml",
+        ] {
+            assert_eq!(unit_of_file(foreign), None, "{foreign}");
+        }
     }
 
     #[test]

@@ -83,7 +83,7 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
             if !(dir == root && name == ".pointsman") {
                 collect(root, &path, out);
             }
-        } else if is_config_name(&name) && !(dir == root && dir::app_of_file(&name).is_some()) {
+        } else if is_config_name(&name) && !(dir == root && dir::unit_of_file(&name).is_some()) {
             out.push(path);
         }
     }

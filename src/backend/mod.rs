@@ -20,7 +20,9 @@ use std::path::PathBuf;
 use crate::core::state::State;
 use crate::core::traefik::Dynamic;
 
-/// What to publish: unit name (today: the app) → its configuration, or `None` to remove it.
+/// What to publish: unit name (an app outside any Compose project, or `project.NAME` for all
+/// the apps of a project, see `core::model::PROJECT_UNIT_PREFIX`) → its configuration, or
+/// `None` to remove it. One publish is as atomic as the sink can make it per unit.
 pub type Updates = BTreeMap<String, Option<Dynamic>>;
 
 /// What a publish did, by unit.

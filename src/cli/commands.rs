@@ -6,7 +6,7 @@
 //! rendered and published. The settings that shape the files come from the state, so the CLI
 //! renders exactly as the controller does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
@@ -14,7 +14,8 @@ use crate::backend::dir::{Dir, DirSink, FileStateStore};
 use crate::backend::{BackendError, ConfigSink, StateStore, Updates};
 use crate::cli::{Action, Config};
 use crate::core::container::Container;
-use crate::core::model::Fleet;
+use crate::core::labels::{PROJECT_LABEL, is_dns_label, is_project_name};
+use crate::core::model::{self, Fleet};
 use crate::core::ops::{self, Context, Operation, Refusal, Scope};
 use crate::core::render;
 use crate::core::settings::{self, Conflict, Settings};
@@ -97,6 +98,20 @@ pub async fn execute(config: &Config) -> Result<(), Failure> {
             percent: *percent,
         },
         Action::Abort { app } => Operation::Abort { app: app.clone() },
+        Action::ProjectPromote { project, force } => Operation::ProjectPromote {
+            project: project.clone(),
+            force: *force,
+        },
+        Action::ProjectRollback { project } => Operation::ProjectRollback {
+            project: project.clone(),
+        },
+        Action::ProjectCanary { project, percent } => Operation::ProjectCanary {
+            project: project.clone(),
+            percent: *percent,
+        },
+        Action::ProjectAbort { project } => Operation::ProjectAbort {
+            project: project.clone(),
+        },
         Action::Rollout {
             app,
             steps,
@@ -116,8 +131,12 @@ pub async fn execute(config: &Config) -> Result<(), Failure> {
             }
             return Ok(());
         }
-        Action::Status { app, json } => {
-            return status(config, &settings, &recorded, &backend.dir, app.as_deref(), *json).await;
+        Action::Status { app, project, json } => {
+            let only = match project {
+                Some(p) => Only::Project(p),
+                None => app.as_deref().map_or(Only::All, Only::App),
+            };
+            return status(config, &settings, &recorded, &backend.dir, only, *json).await;
         }
         Action::Render { check } => return render_all(config, &settings, &mut backend, *check).await,
         Action::History { app, json, limit } => {
@@ -140,37 +159,98 @@ fn record_settings(state: &mut State, settings: &Settings, config: &Config) -> R
     Ok(())
 }
 
-/// One operation on one app: Docker is asked for that app's containers only, then the state
-/// store runs the transaction. Other apps' host claims come from the state's index.
+/// One operation on one app (or one Compose project): Docker is asked for the containers of
+/// that app only, plus, when the app belongs to a project (now, or as the state's index last
+/// saw it), those of the other apps of that project: they share its unit (one file), which is
+/// rendered whole. Then the state store runs the transaction. Other apps' host claims come from
+/// the state's index.
 async fn change(config: &Config, settings: &Settings, backend: &mut Backend, op: &Operation) -> Result<(), Failure> {
     let docker = Engine::connected().await?;
-    let app = match op.scope() {
-        Scope::App(app) => Some(app.to_string()),
+    let recorded = backend.store.read()?;
+    let app_label = settings.label("app");
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    let mut projects: Vec<String> = Vec::new();
+    match op.scope() {
+        Scope::App(app) => {
+            wanted.insert(app.to_string());
+        }
         // Docker resolves names and unique id prefixes; the target itself is resolved by
         // `ops::find_target` against the app's containers, like every other target.
-        Scope::Container(name) => docker
-            .inspect(name)
-            .await?
-            .and_then(|c| c.label(&settings.label("app")).map(str::to_string)),
-    };
-    let containers = match &app {
-        Some(app) => docker::list_app(&docker, settings, app).await?,
-        None => Vec::new(),
-    };
-    let app_label = settings.label("app");
+        Scope::Container(name) => {
+            if let Some(app) = docker
+                .inspect(name)
+                .await?
+                .and_then(|c| c.label(&app_label).map(str::to_string))
+            {
+                wanted.insert(app);
+            }
+        }
+        Scope::Project(project) => projects.push(project.to_string()),
+    }
+    let mut containers: Vec<Container> = Vec::new();
+    let mut listed: BTreeSet<String> = BTreeSet::new();
+    let mut seen_projects: BTreeSet<String> = BTreeSet::new();
+    // Apps lead to their projects, projects to their apps, until nothing new turns up (one
+    // round for a normal stack).
+    loop {
+        for app in wanted
+            .iter()
+            .filter(|a| !listed.contains(*a))
+            .cloned()
+            .collect::<Vec<_>>()
+        {
+            let of_app = docker::list_app(&docker, settings, &app).await?;
+            projects.extend(
+                of_app
+                    .iter()
+                    .filter_map(|c| c.label(PROJECT_LABEL))
+                    .filter(|p| is_project_name(p))
+                    .map(str::to_string),
+            );
+            projects.extend(recorded.claims.get(&app).and_then(|c| c.project.clone()));
+            containers.extend(of_app);
+            listed.insert(app);
+        }
+        let new: Vec<String> = projects.drain(..).filter(|p| seen_projects.insert(p.clone())).collect();
+        if new.is_empty() {
+            break;
+        }
+        for project in new {
+            let members = docker.list(PROJECT_LABEL, Some(&project)).await?;
+            wanted.extend(
+                members
+                    .iter()
+                    .filter_map(|c| c.label(&app_label))
+                    .filter(|a| is_dns_label(a))
+                    .map(str::to_string),
+            );
+            wanted.extend(
+                recorded
+                    .claims
+                    .iter()
+                    .filter(|(_, c)| c.project.as_deref() == Some(project.as_str()))
+                    .map(|(a, _)| a.clone()),
+            );
+        }
+    }
     let ((message, expected, removed), _) = backend.store.transact(&mut backend.sink, |state| {
         record_settings(state, settings, config)?;
         let mut fleet = Fleet::build(&containers, settings);
         let mut others = state.claims.clone();
-        if let Some(app) = &app {
-            others.remove(app);
-        }
+        others.retain(|a, _| !listed.contains(a));
         fleet.set_outside_claims(others);
         let now = jiff::Timestamp::now();
-        let mut apps: Vec<String> = app.iter().cloned().collect();
+        let mut apps: BTreeSet<String> = listed.clone();
         apps.extend(fleet.app_names().cloned());
-        apps.sort();
-        apps.dedup();
+        // The unit each app was published in (by the index), and the one it belongs to now.
+        let mut units: BTreeSet<String> = BTreeSet::new();
+        for a in &apps {
+            units.insert(match state.claims.get(a).and_then(|c| c.project.as_deref()) {
+                Some(p) => model::project_unit(p),
+                None => a.clone(),
+            });
+            units.extend(fleet.unit_of(a));
+        }
         ops::seed_apps(state, &fleet, apps.iter().map(String::as_str), now, Actor::Cli);
         for a in &apps {
             match fleet.claim(a) {
@@ -183,17 +263,33 @@ async fn change(config: &Config, settings: &Settings, backend: &mut Backend, op:
             by: Actor::Cli,
             app_label: &app_label,
         };
-        let before = render::render_apps(&fleet, state, settings, apps.iter().map(String::as_str));
-        let outcome = ops::apply(op, &fleet, state, ctx)?;
-        let updates = render::render_apps(&fleet, state, settings, apps.iter().map(String::as_str));
+        let before = render::render_units(&fleet, state, settings, units.iter().map(String::as_str));
+        let outcome = match ops::apply(op, &fleet, state, ctx) {
+            Err(Refusal::UnknownProject { project, known }) if known.is_empty() => {
+                let mut names: Vec<&str> = state.claims.values().filter_map(|c| c.project.as_deref()).collect();
+                names.sort();
+                names.dedup();
+                return Err(Refusal::UnknownProject {
+                    project,
+                    known: if names.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (known projects: {})", names.join(", "))
+                    },
+                }
+                .into());
+            }
+            other => other?,
+        };
+        let updates = render::render_units(&fleet, state, settings, units.iter().map(String::as_str));
         // What Traefik must show afterwards (for --wait), and the names it must no longer have.
         let expected: BTreeMap<String, Dynamic> = updates
             .iter()
-            .filter_map(|(app, d)| d.clone().map(|d| (app.clone(), d)))
+            .filter_map(|(unit, d)| d.clone().map(|d| (unit.clone(), d)))
             .collect();
         let names =
             |d: &Dynamic| -> Vec<String> { d.http.routers.keys().chain(d.http.services.keys()).cloned().collect() };
-        let still: std::collections::BTreeSet<String> = expected.values().flat_map(names).collect();
+        let still: BTreeSet<String> = expected.values().flat_map(names).collect();
         let removed: Vec<String> = before
             .values()
             .flatten()
@@ -241,7 +337,7 @@ async fn render_all(config: &Config, settings: &Settings, backend: &mut Backend,
             }
         }
         for name in backend.dir.owned_files()? {
-            if crate::backend::dir::app_of_file(&name).is_some_and(|a| !files.contains_key(a)) {
+            if crate::backend::dir::unit_of_file(&name).is_some_and(|a| !files.contains_key(a)) {
                 drift.push(format!("{name} belongs to no app with containers"));
             }
         }
@@ -285,12 +381,20 @@ fn list_or_none(v: &[String]) -> String {
     if v.is_empty() { "none".into() } else { v.join(", ") }
 }
 
+/// What `status` shows.
+#[derive(Clone, Copy)]
+enum Only<'a> {
+    All,
+    App(&'a str),
+    Project(&'a str),
+}
+
 async fn status(
     config: &Config,
     settings: &Settings,
     state: &State,
     dir: &Dir,
-    only: Option<&str>,
+    only: Only<'_>,
     as_json: bool,
 ) -> Result<(), Failure> {
     let all = containers(settings).await?;
@@ -298,17 +402,36 @@ async fn status(
     let mut state = state.clone();
     // Show what the next render would do, without writing it.
     ops::seed(&mut state, &fleet, jiff::Timestamp::now(), Actor::Cli);
-    if let Some(app) = only
+    if let Only::App(app) = only
         && fleet.app(app).is_none()
         && !state.apps.contains_key(app)
     {
         return Err(ops::unknown_app(&fleet, app).into());
     }
+    if let Only::Project(project) = only
+        && fleet.project_apps(project).is_empty()
+    {
+        let known = fleet.projects();
+        return Err(Refusal::UnknownProject {
+            project: project.into(),
+            known: if known.is_empty() {
+                String::new()
+            } else {
+                format!(" (known projects: {})", known.join(", "))
+            },
+        }
+        .into());
+    }
     let mut names: Vec<&String> = fleet.app_names().chain(state.apps.keys()).collect();
     names.sort();
     names.dedup();
+    let shown = |name: &str| match only {
+        Only::All => true,
+        Only::App(app) => app == name,
+        Only::Project(project) => fleet.app(name).is_some_and(|a| a.project() == Some(project)),
+    };
     let mut apps = BTreeMap::new();
-    for name in names.into_iter().filter(|n| only.is_none_or(|o| o == n.as_str())) {
+    for name in names.into_iter().filter(|n| shown(n)) {
         let roles = state.roles(name);
         let (resolved, slots) = match fleet.app(name) {
             Some(app) => {
@@ -330,9 +453,13 @@ async fn status(
             }
             None => (Default::default(), BTreeMap::new()),
         };
+        let fleet_app = fleet.app(name);
         apps.insert(
             name.clone(),
             json!({
+                "project": fleet_app.and_then(|a| a.project()),
+                "unit": fleet_app.map(|a| crate::backend::dir::file_name(&a.unit())),
+                "canary": roles.canary.as_ref().filter(|c| resolved.candidate.as_ref() == Some(&c.slot)).map(|c| c.percent),
                 "stable": resolved.stable.or(roles.stable),
                 "candidate": resolved.candidate,
                 "previous": roles.previous,
@@ -356,10 +483,21 @@ async fn status(
     if apps.is_empty() {
         println!("no apps: no container carries the label {}", settings.label("app"));
     }
+    if let Only::Project(project) = only {
+        println!(
+            "project {project}: {} app(s), published together in {}",
+            apps.len(),
+            crate::backend::dir::file_name(&model::project_unit(project))
+        );
+    }
     for (name, app) in &apps {
         let show = |k: &str| app[k].as_str().unwrap_or("-").to_string();
+        let canary = app["canary"]
+            .as_u64()
+            .map(|p| format!(" canary={p}%"))
+            .unwrap_or_default();
         println!(
-            "{name}: stable={} candidate={} previous={}",
+            "{name}: stable={} candidate={} previous={}{canary}",
             show("stable"),
             show("candidate"),
             show("previous")
@@ -411,14 +549,15 @@ fn history(state: &State, app: Option<&str>, as_json: bool, limit: usize) {
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default();
         println!(
-            "{}  {:<12} {:<9} {} -> {}  by {}{}",
+            "{}  {:<12} {:<9} {} -> {}  by {}{}{}",
             t.at,
             t.app,
             action,
             t.from.as_deref().unwrap_or("-"),
             t.to,
             by,
-            t.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+            t.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default(),
+            t.id.as_deref().map(|id| format!("  [{id}]")).unwrap_or_default()
         );
     }
 }

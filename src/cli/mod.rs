@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::core::labels::{Role, is_dns_label};
+use crate::core::labels::{Role, is_dns_label, is_project_name};
 use crate::core::settings::Choices;
 
 /// Blue-green and canary releases of Docker containers behind Traefik.
@@ -102,25 +102,42 @@ pub enum Command {
         wait: WaitArg,
     },
     /// Make the app's candidate stable, if every one of its containers is running and healthy.
+    /// With --project: every app of a Compose project, all or nothing, in one Traefik reload.
     Promote {
-        app: String,
+        #[arg(required_unless_present = "project", conflicts_with = "project")]
+        app: Option<String>,
+        /// Every app whose containers carry com.docker.compose.project=PROJECT.
+        #[arg(long, value_name = "PROJECT")]
+        project: Option<String>,
         /// Promote even if the candidate is not ready.
         #[arg(long)]
         force: bool,
         #[command(flatten)]
         wait: WaitArg,
     },
-    /// Make the previous stable slot stable again.
+    /// Make the previous stable slot stable again. With --project: return every app of the
+    /// project's last project-wide promote or rollback to the slot it had before it.
     Rollback {
-        app: String,
+        #[arg(required_unless_present = "project", conflicts_with = "project")]
+        app: Option<String>,
+        /// Every app of this Compose project.
+        #[arg(long, value_name = "PROJECT")]
+        project: Option<String>,
         #[command(flatten)]
         wait: WaitArg,
     },
     /// Send PERCENT of new visitors to the candidate, each kept on the version it got (0 ends it).
+    /// With --project: every app of the project, one sticky cookie for all of them.
+    #[command(
+        override_usage = "pointsman canary <APP> <PERCENT>\n       pointsman canary --project <PROJECT> <PERCENT>"
+    )]
     Canary {
-        app: String,
-        #[arg(value_parser = clap::value_parser!(u8).range(0..=100))]
-        percent: u8,
+        /// APP PERCENT, or with --project only PERCENT.
+        #[arg(num_args = 1..=2, value_name = "APP> <PERCENT", required = true)]
+        args: Vec<String>,
+        /// Every app of this Compose project.
+        #[arg(long, value_name = "PROJECT")]
+        project: Option<String>,
         #[command(flatten)]
         wait: WaitArg,
     },
@@ -134,7 +151,11 @@ pub enum Command {
     },
     /// End the app's canary, mirror or rollout; roles stay as they are.
     Abort {
-        app: String,
+        #[arg(required_unless_present = "project", conflicts_with = "project")]
+        app: Option<String>,
+        /// Every app of this Compose project.
+        #[arg(long, value_name = "PROJECT")]
+        project: Option<String>,
         #[command(flatten)]
         wait: WaitArg,
     },
@@ -165,7 +186,11 @@ pub enum Command {
     },
     /// Show roles, slots and containers.
     Status {
+        #[arg(conflicts_with = "project")]
         app: Option<String>,
+        /// Only the apps of this Compose project.
+        #[arg(long, value_name = "PROJECT")]
+        project: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -228,6 +253,20 @@ pub enum Action {
     Abort {
         app: String,
     },
+    ProjectPromote {
+        project: String,
+        force: bool,
+    },
+    ProjectRollback {
+        project: String,
+    },
+    ProjectCanary {
+        project: String,
+        percent: u8,
+    },
+    ProjectAbort {
+        project: String,
+    },
     Rollout {
         app: String,
         steps: Vec<u8>,
@@ -237,6 +276,7 @@ pub enum Action {
     },
     Status {
         app: Option<String>,
+        project: Option<String>,
         json: bool,
     },
     Render {
@@ -333,6 +373,15 @@ impl Args {
                 )))
             }
         };
+        let project_ok = |project: String| -> Result<String, UsageError> {
+            if is_project_name(&project) {
+                Ok(project)
+            } else {
+                Err(UsageError(format!(
+                    "--project {project:?} is not a Compose project name (lowercase letters, digits, '-' and '_')"
+                )))
+            }
+        };
         if let Some(text) = &self.mirror_max_body {
             proposed.mirror_max_body = Some(parse_bytes(text).ok_or_else(|| {
                 UsageError(format!(
@@ -394,22 +443,58 @@ impl Args {
                 };
                 Action::Relabel { target, role }
             }
-            Command::Promote { app, force, wait } => {
+            Command::Promote {
+                app,
+                project,
+                force,
+                wait,
+            } => {
                 wants_wait(wait)?;
-                Action::Promote {
-                    app: app_ok(app)?,
-                    force,
+                match (app, project) {
+                    (_, Some(project)) => Action::ProjectPromote {
+                        project: project_ok(project)?,
+                        force,
+                    },
+                    (app, None) => Action::Promote {
+                        app: app_ok(app.unwrap_or_default())?,
+                        force,
+                    },
                 }
             }
-            Command::Rollback { app, wait } => {
+            Command::Rollback { app, project, wait } => {
                 wants_wait(wait)?;
-                Action::Rollback { app: app_ok(app)? }
+                match (app, project) {
+                    (_, Some(project)) => Action::ProjectRollback {
+                        project: project_ok(project)?,
+                    },
+                    (app, None) => Action::Rollback {
+                        app: app_ok(app.unwrap_or_default())?,
+                    },
+                }
             }
-            Command::Canary { app, percent, wait } => {
+            Command::Canary { args, project, wait } => {
                 wants_wait(wait)?;
-                Action::Canary {
-                    app: app_ok(app)?,
-                    percent,
+                let percent_ok = |p: &str| -> Result<u8, UsageError> {
+                    p.parse::<u8>()
+                        .ok()
+                        .filter(|p| *p <= 100)
+                        .ok_or_else(|| UsageError(format!("{p:?} is not a percentage (0 to 100)")))
+                };
+                match (args.as_slice(), project) {
+                    ([percent], Some(project)) => Action::ProjectCanary {
+                        project: project_ok(project)?,
+                        percent: percent_ok(percent)?,
+                    },
+                    ([app, percent], None) => Action::Canary {
+                        app: app_ok(app.clone())?,
+                        percent: percent_ok(percent)?,
+                    },
+                    _ => {
+                        return Err(UsageError(
+                            "canary takes APP PERCENT, or --project PROJECT PERCENT (not both an app and a project)"
+                                .into(),
+                        ));
+                    }
                 }
             }
             Command::Mirror { app, percent, wait } => {
@@ -419,9 +504,16 @@ impl Args {
                     percent,
                 }
             }
-            Command::Abort { app, wait } => {
+            Command::Abort { app, project, wait } => {
                 wants_wait(wait)?;
-                Action::Abort { app: app_ok(app)? }
+                match (app, project) {
+                    (_, Some(project)) => Action::ProjectAbort {
+                        project: project_ok(project)?,
+                    },
+                    (app, None) => Action::Abort {
+                        app: app_ok(app.unwrap_or_default())?,
+                    },
+                }
             }
             Command::Rollout {
                 app,
@@ -465,7 +557,11 @@ impl Args {
                     follow: wait,
                 }
             }
-            Command::Status { app, json } => Action::Status { app, json },
+            Command::Status { app, project, json } => Action::Status {
+                app,
+                project: project.map(project_ok).transpose()?,
+                json,
+            },
             Command::Render { check } => Action::Render { check },
             Command::History { app, json, limit } => Action::History { app, json, limit },
         };

@@ -57,7 +57,13 @@ pub struct Member {
     pub condition: Condition,
     pub created: Timestamp,
     pub started: Timestamp,
+    /// The Compose project it belongs to (`com.docker.compose.project`), if the label holds a
+    /// valid project name; the apps of one project are released together.
+    pub project: Option<String>,
 }
+
+/// The label Compose puts on every container of a project.
+pub const PROJECT_LABEL: &str = "com.docker.compose.project";
 
 impl Member {
     /// Gets traffic: ready and addressable.
@@ -244,6 +250,10 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
         condition: c.condition(),
         created: c.created_at(),
         started: c.started_at(),
+        project: c
+            .label(PROJECT_LABEL)
+            .filter(|p| is_project_name(p))
+            .map(str::to_string),
     }))
 }
 
@@ -320,6 +330,17 @@ pub fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     !b.is_empty() && b.len() <= 63 && ok(&b[0]) && ok(&b[b.len() - 1]) && b.iter().all(|c| ok(c) || *c == b'-')
+}
+
+/// Compose project names, as Compose normalises them: `[a-z0-9][a-z0-9_-]*`, at most 63. A
+/// project label that is not one (set by hand) is ignored: the app is released on its own.
+pub fn is_project_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-'))
 }
 
 /// Compose service and container names: `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 63.

@@ -39,6 +39,24 @@ pub struct Fleet {
     outside: BTreeMap<String, Claim>,
     /// Refused apps → (the host, the app that keeps it).
     refused: BTreeMap<String, (String, String)>,
+    /// Compose project → its apps with containers (refused ones included), and the reverse.
+    projects: BTreeMap<String, BTreeSet<String>>,
+    project_of: HashMap<String, String>,
+}
+
+/// Apps released together share one unit of configuration (one file, one rename): the apps of
+/// a Compose project are the unit `project.NAME`; an app outside any project is its own unit,
+/// named after it. A `.` never occurs in an app name (a DNS label), so the two never collide.
+pub const PROJECT_UNIT_PREFIX: &str = "project.";
+
+/// The unit of a Compose project's apps.
+pub fn project_unit(project: &str) -> String {
+    format!("{PROJECT_UNIT_PREFIX}{project}")
+}
+
+/// The project a unit name stands for, if it is a project's unit.
+pub fn unit_project(unit: &str) -> Option<&str> {
+    unit.strip_prefix(PROJECT_UNIT_PREFIX)
 }
 
 #[derive(Debug, Clone)]
@@ -301,7 +319,63 @@ impl Fleet {
             }
         }
         touched.retain(|n| !self.outside.contains_key(n) || self.apps.contains_key(n));
+        self.index_projects(&touched);
         touched
+    }
+
+    /// Re-files the `touched` apps under the project their containers now name.
+    fn index_projects(&mut self, touched: &Touched) {
+        for name in touched {
+            let now = self.apps.get(name).and_then(App::project).map(str::to_string);
+            let before = self.project_of.get(name);
+            if before == now.as_ref() {
+                continue;
+            }
+            if let Some(before) = self.project_of.remove(name)
+                && let Some(apps) = self.projects.get_mut(&before)
+            {
+                apps.remove(name);
+                if apps.is_empty() {
+                    self.projects.remove(&before);
+                }
+            }
+            if let Some(now) = now {
+                self.projects.entry(now.clone()).or_default().insert(name.clone());
+                self.project_of.insert(name.clone(), now);
+            }
+        }
+    }
+
+    /// The apps of a Compose project that are not refused, by name.
+    pub fn project_apps(&self, project: &str) -> Vec<&App> {
+        self.projects
+            .get(project)
+            .into_iter()
+            .flatten()
+            .filter_map(|name| self.app(name))
+            .collect()
+    }
+
+    /// Compose projects with at least one app that is not refused.
+    pub fn projects(&self) -> Vec<&str> {
+        self.projects
+            .keys()
+            .filter(|p| !self.project_apps(p).is_empty())
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// The unit an app with containers is published in (see [`PROJECT_UNIT_PREFIX`]).
+    pub fn unit_of(&self, app: &str) -> Option<String> {
+        self.apps.get(app).map(App::unit)
+    }
+
+    /// The apps (not refused) a unit holds now.
+    pub fn unit_apps(&self, unit: &str) -> Vec<&App> {
+        match unit_project(unit) {
+            Some(project) => self.project_apps(project),
+            None => self.app(unit).filter(|a| a.project().is_none()).into_iter().collect(),
+        }
     }
 
     fn hosts_of(&self, app: &str) -> BTreeSet<String> {
@@ -342,6 +416,22 @@ impl App {
         self.slots.values().flat_map(|s| s.members.iter())
     }
 
+    /// The Compose project the app is released with: the project of its oldest container that
+    /// has one. Normally every container of an app names the same project; when they differ
+    /// (colours deployed as separate projects), the oldest decides, so a new deploy does not
+    /// move the app into another unit.
+    pub fn project(&self) -> Option<&str> {
+        self.members()
+            .filter(|m| m.project.is_some())
+            .min_by_key(|m| (m.created, &m.name))
+            .and_then(|m| m.project.as_deref())
+    }
+
+    /// The unit the app is published in: its project's, or its own.
+    pub fn unit(&self) -> String {
+        self.project().map_or_else(|| self.name.clone(), project_unit)
+    }
+
     pub fn hosts(&self) -> BTreeSet<String> {
         self.members().flat_map(|m| m.rule.hosts()).collect()
     }
@@ -354,6 +444,7 @@ impl App {
         Claim {
             hosts: self.hosts().into_iter().collect(),
             since: self.oldest_created(),
+            project: self.project().map(str::to_string),
         }
     }
 
@@ -539,6 +630,7 @@ mod tests {
             Claim {
                 hosts: vec!["a.com".into()],
                 since: "2026-01-01T00:00:00Z".parse().unwrap(),
+                project: None,
             },
         )]));
         assert!(f.app("docs").is_none());

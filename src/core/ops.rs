@@ -40,6 +40,16 @@ pub enum Operation {
     },
     /// The controller's verdict on the current step of a rollout.
     Judge { app: String, judgement: Judgement },
+    /// Promote the candidate of every app of a Compose project, all or nothing: refused unless
+    /// every candidate is ready (or `force`). Apps without a candidate slot keep their stable one.
+    ProjectPromote { project: String, force: bool },
+    /// Return every app of the project's last project-wide promote or rollback to the slot it
+    /// had before it.
+    ProjectRollback { project: String },
+    /// A canary over every app of the project with a candidate, sticky for the whole project.
+    ProjectCanary { project: String, percent: u8 },
+    /// End the canary, mirror or rollout of every app of the project.
+    ProjectAbort { project: String },
 }
 
 /// What the controller concluded about a rollout step.
@@ -61,6 +71,8 @@ pub const MAX_EXTENSIONS: u8 = 3;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope<'a> {
     App(&'a str),
+    /// Every app whose containers carry `com.docker.compose.project=PROJECT`.
+    Project(&'a str),
     /// A container name or id prefix; the Docker edge finds its app.
     Container(&'a str),
 }
@@ -79,6 +91,10 @@ impl Operation {
             | Operation::Abort { app }
             | Operation::Rollout { app, .. }
             | Operation::Judge { app, .. } => Scope::App(app),
+            Operation::ProjectPromote { project, .. }
+            | Operation::ProjectRollback { project }
+            | Operation::ProjectCanary { project, .. }
+            | Operation::ProjectAbort { project } => Scope::Project(project),
         }
     }
 }
@@ -143,11 +159,35 @@ pub enum Refusal {
     RolloutRunning { app: String, slot: String },
     #[error("app {app} has no rollout running; start one with `pointsman rollout {app} --steps …`")]
     NoRollout { app: String },
+    #[error("unknown project {project}: no app's containers carry com.docker.compose.project={project}{known}")]
+    UnknownProject { project: String, known: String },
+    #[error(
+        "project {project}: nothing changed, because not every candidate is ready: {details}; wait for them, fix them, or pass --force"
+    )]
+    ProjectNotReady { project: String, details: String },
+    #[error("project {project}: no app has a candidate slot; deploy the new version of its apps first")]
+    ProjectNoCandidate { project: String },
+    #[error(
+        "project {project}: no project-wide promote or rollback to return from; roll apps back one by one with `pointsman rollback APP`"
+    )]
+    NoProjectTransition { project: String },
+    #[error(
+        "project {project}: cannot return every app to its slot from before transition {id}: {details}; nothing changed. Roll the others back one by one (`pointsman rollback APP`) or relabel them"
+    )]
+    ProjectRollbackAmbiguous {
+        project: String,
+        id: String,
+        details: String,
+    },
 }
 
 /// Applies `op` to `state`. On a refusal the state is unchanged.
 pub fn apply(op: &Operation, fleet: &Fleet, state: &mut State, ctx: Context<'_>) -> Result<Outcome, Refusal> {
     let (transition, message) = match op {
+        Operation::ProjectPromote { project, force } => return project_promote(state, fleet, project, *force, ctx),
+        Operation::ProjectRollback { project } => return project_rollback(state, fleet, project, ctx),
+        Operation::ProjectCanary { project, percent } => return project_canary(state, fleet, project, *percent, ctx),
+        Operation::ProjectAbort { project } => return project_abort(state, fleet, project, ctx),
         Operation::Relabel { target, role } => {
             let target = find_target(fleet, target)?;
             match role {
@@ -400,18 +440,7 @@ fn promote(
             label: format!("{label_hint}={app}"),
         });
     };
-    let slot = &a.slots[&slot_name];
-    let blockers = slot.not_ready();
-    if !force && (!blockers.is_empty() || slot.members.is_empty()) {
-        let details = if slot.members.is_empty() {
-            "it has no container".to_string()
-        } else {
-            blockers
-                .iter()
-                .map(|m| format!("{} is {}", m.name, describe(m.condition, m.url.is_some())))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+    if !force && let Some(details) = unready(&a.slots[&slot_name]) {
         return Err(Refusal::NotReady {
             app: app.into(),
             slot: slot_name,
@@ -423,6 +452,21 @@ fn promote(
         slot: slot_name,
     };
     Ok(make_stable(state, &target, Action::Promote, by, now).expect("the candidate is never the stable slot"))
+}
+
+/// Why a slot may not be promoted (a member not ready, or no member at all); `None`: ready.
+fn unready(slot: &crate::core::model::Slot) -> Option<String> {
+    if slot.members.is_empty() {
+        return Some("it has no container".to_string());
+    }
+    let blockers = slot.not_ready();
+    (!blockers.is_empty()).then(|| {
+        blockers
+            .iter()
+            .map(|m| format!("{} is {}", m.name, describe(m.condition, m.url.is_some())))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
 }
 
 /// Makes the previous stable slot stable again, if it has a routable container.
@@ -496,6 +540,7 @@ fn transition(now: Timestamp, app: &str, action: Action, from: Option<String>, t
         to: to.into(),
         by,
         detail: None,
+        id: None,
     }
 }
 
@@ -569,8 +614,10 @@ fn share(
     let message = match (kind, percent) {
         (Traffic::Canary, 0) => format!("app {app}: canary ended; every visitor is served by the stable slot"),
         (Traffic::Canary, p) => format!(
-            "app {app}: {p}% of new visitors go to slot {slot} (sticky: cookie {COOKIE_PREFIX}{app}-lb keeps each on the version it got); `pointsman abort {app}` ends it",
-            COOKIE_PREFIX = render::COOKIE_PREFIX
+            "app {app}: {p}% of new visitors go to slot {slot} (sticky: cookie {} keeps each on the version it got); `pointsman abort {app}` ends it",
+            fleet
+                .app(app)
+                .map_or_else(|| format!("{}{app}-lb", render::COOKIE_PREFIX), render::canary_cookie)
         ),
         (Traffic::Mirror, 0) => format!("app {app}: mirroring ended"),
         (Traffic::Mirror, p) => format!(
@@ -752,6 +799,271 @@ fn judge(
     }
 }
 
+/// The apps of a project, or the refusal naming the projects that exist.
+fn project_apps<'f>(fleet: &'f Fleet, project: &str) -> Result<Vec<&'f App>, Refusal> {
+    let apps = fleet.project_apps(project);
+    if !apps.is_empty() {
+        return Ok(apps);
+    }
+    let known = fleet.projects();
+    Err(Refusal::UnknownProject {
+        project: project.into(),
+        known: if known.is_empty() {
+            String::new()
+        } else {
+            format!(" (known projects: {})", known.join(", "))
+        },
+    })
+}
+
+/// A new id for a project-wide operation: `PROJECT:UNIX_MS`, unique in the history.
+fn transition_id(state: &State, project: &str, now: Timestamp) -> String {
+    let mut ms = now.as_millisecond();
+    loop {
+        let id = format!("{project}:{ms}");
+        if !state.history.iter().any(|t| t.id.as_deref() == Some(id.as_str())) {
+            return id;
+        }
+        ms += 1;
+    }
+}
+
+/// Ties a transition just recorded (the history's last entry) to a project-wide operation.
+fn tag(state: &mut State, mut t: Transition, id: &str) -> Transition {
+    t.id = Some(id.to_string());
+    if let Some(last) = state.history.back_mut() {
+        last.id = t.id.clone();
+    }
+    t
+}
+
+fn project_outcome(transitions: Vec<Transition>, message: String) -> Outcome {
+    Outcome {
+        apps: transitions.iter().map(|t| t.app.clone()).collect(),
+        transitions,
+        message,
+    }
+}
+
+/// Every app's gate is checked before anything changes; then every candidate becomes stable,
+/// each with its own history entry, tied together by one id.
+fn project_promote(
+    state: &mut State,
+    fleet: &Fleet,
+    project: &str,
+    force: bool,
+    ctx: Context<'_>,
+) -> Result<Outcome, Refusal> {
+    let apps = project_apps(fleet, project)?;
+    let (mut plan, mut blocked, mut idle) = (Vec::new(), Vec::new(), Vec::new());
+    for a in &apps {
+        match a.resolve(&state.roles(&a.name)).candidate {
+            None => idle.push(a.name.clone()),
+            Some(slot) => {
+                if let Some(details) = unready(&a.slots[&slot]) {
+                    blocked.push(format!("app {}: slot {slot}: {details}", a.name));
+                }
+                plan.push(Target {
+                    app: a.name.clone(),
+                    slot,
+                });
+            }
+        }
+    }
+    if !force && !blocked.is_empty() {
+        return Err(Refusal::ProjectNotReady {
+            project: project.into(),
+            details: blocked.join("; "),
+        });
+    }
+    if plan.is_empty() {
+        return Err(Refusal::ProjectNoCandidate {
+            project: project.into(),
+        });
+    }
+    let id = transition_id(state, project, ctx.now);
+    let mut done = Vec::new();
+    for target in &plan {
+        let t = make_stable(state, target, Action::Promote, ctx.by, ctx.now)
+            .expect("the candidate is never the stable slot");
+        done.push(tag(state, t, &id));
+    }
+    let mut message = format!(
+        "project {project}: {} app(s) switched in one change ({id}):",
+        done.len()
+    );
+    for t in &done {
+        message += &format!(
+            "\n  app {}: slot {} is now stable (was {})",
+            t.app,
+            t.to,
+            t.from.as_deref().unwrap_or("none")
+        );
+    }
+    for app in idle {
+        message += &format!("\n  app {app}: no candidate slot; it keeps its stable slot");
+    }
+    message += &format!("\n`pointsman rollback --project {project}` returns every one of them");
+    Ok(project_outcome(done, message))
+}
+
+/// Returns every app of the project's last project-wide promote or rollback to the slot it had
+/// before, even an app promoted on its own since. Refused, changing nothing, when that cannot
+/// be done for every app of it.
+fn project_rollback(state: &mut State, fleet: &Fleet, project: &str, ctx: Context<'_>) -> Result<Outcome, Refusal> {
+    project_apps(fleet, project)?;
+    let Some(id) = state
+        .history
+        .iter()
+        .rev()
+        .find(|t| t.project() == Some(project) && matches!(t.action, Action::Promote | Action::Rollback))
+        .and_then(|t| t.id.clone())
+    else {
+        return Err(Refusal::NoProjectTransition {
+            project: project.into(),
+        });
+    };
+    let group: Vec<Transition> = state
+        .history
+        .iter()
+        .filter(|t| t.id.as_deref() == Some(id.as_str()))
+        .cloned()
+        .collect();
+    let (mut plan, mut problems) = (Vec::new(), Vec::new());
+    for t in &group {
+        let Some(from) = &t.from else {
+            problems.push(format!("app {} had no stable slot before it", t.app));
+            continue;
+        };
+        let Some(a) = fleet.app(&t.app) else {
+            problems.push(format!("app {} has no container any more", t.app));
+            continue;
+        };
+        if a.project() != Some(project) {
+            problems.push(format!("app {} is no longer in project {project}", t.app));
+            continue;
+        }
+        if !a.slots.get(from).is_some_and(|s| s.is_routable()) {
+            problems.push(format!("app {}: slot {from} has no routable container", t.app));
+            continue;
+        }
+        if state.roles(&t.app).stable.as_ref() != Some(from) {
+            plan.push(Target {
+                app: t.app.clone(),
+                slot: from.clone(),
+            });
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Refusal::ProjectRollbackAmbiguous {
+            project: project.into(),
+            id,
+            details: problems.join("; "),
+        });
+    }
+    if plan.is_empty() {
+        return Ok(project_outcome(
+            vec![],
+            format!("project {project}: every app of {id} already is on its slot from before it; nothing to do"),
+        ));
+    }
+    let new_id = transition_id(state, project, ctx.now);
+    let mut done = Vec::new();
+    for target in &plan {
+        let t = make_stable(state, target, Action::Rollback, ctx.by, ctx.now).expect("checked: not the stable slot");
+        done.push(tag(state, t, &new_id));
+    }
+    let mut message = format!(
+        "project {project}: {} app(s) returned to their slots from before {id} in one change ({new_id}):",
+        done.len()
+    );
+    for t in &done {
+        message += &format!(
+            "\n  app {}: slot {} is now stable (was {})",
+            t.app,
+            t.to,
+            t.from.as_deref().unwrap_or("none")
+        );
+    }
+    Ok(project_outcome(done, message))
+}
+
+/// A canary on every app of the project that has a candidate, all or nothing; one sticky
+/// cookie for the project (see `render::canary_cookie`).
+fn project_canary(
+    state: &mut State,
+    fleet: &Fleet,
+    project: &str,
+    percent: u8,
+    ctx: Context<'_>,
+) -> Result<Outcome, Refusal> {
+    let apps = project_apps(fleet, project)?;
+    let mut next = state.clone();
+    let id = transition_id(state, project, ctx.now);
+    let (mut done, mut lines, mut idle) = (Vec::new(), Vec::new(), Vec::new());
+    for a in &apps {
+        if a.resolve(&next.roles(&a.name)).candidate.is_none() {
+            idle.push(a.name.clone());
+            continue;
+        }
+        match share(&mut next, fleet, &a.name, percent, Traffic::Canary, ctx)? {
+            (Some(t), _) => {
+                lines.push(format!(
+                    "app {}: {} of slot {}",
+                    a.name,
+                    t.detail.as_deref().unwrap_or(""),
+                    t.to
+                ));
+                done.push(tag(&mut next, t, &id));
+            }
+            (None, m) => lines.push(m),
+        }
+    }
+    if idle.len() == apps.len() {
+        return Err(Refusal::ProjectNoCandidate {
+            project: project.into(),
+        });
+    }
+    *state = next;
+    let cookie = format!("{}{project}-lb", render::COOKIE_PREFIX);
+    let mut message = if percent == 0 {
+        format!("project {project}: canary ended; every visitor is served by the stable slots")
+    } else {
+        format!(
+            "project {project}: {percent}% of new visitors go to the candidates, the same visitors in every app (one sticky cookie, {cookie}); `pointsman abort --project {project}` ends it"
+        )
+    };
+    for l in lines {
+        message += &format!("\n  {l}");
+    }
+    for app in idle {
+        message += &format!("\n  app {app}: no candidate slot; every visitor stays on its stable slot");
+    }
+    Ok(project_outcome(done, message))
+}
+
+/// Ends the canary, mirror or rollout of every app of the project.
+fn project_abort(state: &mut State, fleet: &Fleet, project: &str, ctx: Context<'_>) -> Result<Outcome, Refusal> {
+    let apps = project_apps(fleet, project)?;
+    let id = transition_id(state, project, ctx.now);
+    let mut done = Vec::new();
+    for a in &apps {
+        if let (Some(t), _) = abort(state, &a.name, "aborted by an operator (whole project)", ctx) {
+            done.push(tag(state, t, &id));
+        }
+    }
+    let message = if done.is_empty() {
+        format!("project {project}: no canary, mirror or rollout to abort; nothing to do")
+    } else {
+        let apps: Vec<&str> = done.iter().map(|t| t.app.as_str()).collect();
+        format!(
+            "project {project}: aborted ({}); every visitor is served by the stable slots again",
+            apps.join(", ")
+        )
+    };
+    Ok(project_outcome(done, message))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -826,6 +1138,180 @@ mod tests {
             self.0.state.running = false;
             self
         }
+        /// A member of app `app` of Compose project `project`, on its own host.
+        fn of(mut self, project: &str, app: &str) -> Builder {
+            let labels = self.0.config.labels.get_or_insert_default();
+            labels.insert("com.docker.compose.project".into(), project.into());
+            labels.insert("pointsman.app".into(), app.into());
+            labels.insert("pointsman.host".into(), format!("{app}.example.com"));
+            self
+        }
+    }
+
+    /// Project shop: front and api, each blue (stable) and green.
+    fn shop(api_green: Builder) -> Vec<Builder> {
+        vec![
+            container("front-blue-1").of("shop", "front").slot("blue").stable(),
+            container("front-green-1").of("shop", "front").slot("green").healthy(),
+            container("api-blue-1").of("shop", "api").slot("blue").stable(),
+            api_green.of("shop", "api").slot("green"),
+        ]
+    }
+
+    fn stables(s: &State) -> (Option<String>, Option<String>) {
+        (s.roles("front").stable, s.roles("api").stable)
+    }
+
+    #[test]
+    fn a_project_promote_is_all_or_nothing_and_ties_its_entries_by_one_id() {
+        let (mut s, f) = seeded(shop(container("api-green-1").health("starting")));
+        let promote = Operation::ProjectPromote {
+            project: "shop".into(),
+            force: false,
+        };
+        assert_eq!(promote.scope(), Scope::Project("shop"));
+        let before = s.clone();
+        let err = apply(&promote, &f, &mut s, ctx()).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("app api: slot green: api-green-1 is still starting") && msg.contains("nothing changed"),
+            "{msg}"
+        );
+        assert!(!msg.contains("app front"), "only the apps not ready are named: {msg}");
+        assert_eq!(s, before, "one unready candidate: nothing moves");
+
+        let (mut s, f) = seeded(shop(container("api-green-1").healthy()));
+        let out = apply(&promote, &f, &mut s, ctx()).unwrap();
+        assert_eq!(stables(&s), (Some("green".into()), Some("green".into())));
+        assert_eq!(out.apps, BTreeSet::from(["api".to_string(), "front".to_string()]));
+        let ids: BTreeSet<_> = out.transitions.iter().map(|t| t.id.clone().unwrap()).collect();
+        assert_eq!(ids.len(), 1, "one id for the whole project: {ids:?}");
+        let id = ids.into_iter().next().unwrap();
+        assert!(id.starts_with("shop:"), "{id}");
+        let tagged: Vec<_> = s
+            .history
+            .iter()
+            .filter(|t| t.id.as_deref() == Some(id.as_str()))
+            .collect();
+        assert_eq!(tagged.len(), 2, "one history entry per app");
+        assert!(matches!(
+            apply(&Operation::ProjectPromote { project: "nope".into(), force: false }, &f, &mut s, ctx()),
+            Err(Refusal::UnknownProject { known, .. }) if known.contains("shop")
+        ));
+    }
+
+    #[test]
+    fn a_project_rollback_returns_every_app_to_its_slot_from_before_even_after_a_separate_promote() {
+        let mut cs = shop(container("api-green-1").healthy());
+        cs.push(
+            container("api-purple-1")
+                .of("shop", "api")
+                .slot("purple")
+                .started("2026-11-26T06:00:00Z"),
+        );
+        let (mut s, f) = seeded(cs);
+        // api's latest-started candidate is purple: the project promote takes it.
+        apply(
+            &Operation::ProjectPromote {
+                project: "shop".into(),
+                force: true,
+            },
+            &f,
+            &mut s,
+            ctx(),
+        )
+        .unwrap();
+        assert_eq!(stables(&s), (Some("green".into()), Some("purple".into())));
+        // api promoted on its own since: green.
+        apply(
+            &Operation::Relabel {
+                target: "api/green".into(),
+                role: Role::Stable,
+            },
+            &f,
+            &mut s,
+            ctx(),
+        )
+        .unwrap();
+        let back = Operation::ProjectRollback { project: "shop".into() };
+        let out = apply(&back, &f, &mut s, ctx()).unwrap();
+        assert_eq!(
+            stables(&s),
+            (Some("blue".into()), Some("blue".into())),
+            "{}",
+            out.message
+        );
+        assert_eq!(out.transitions.len(), 2);
+        // A second project rollback reverts the rollback (like `rollback APP`).
+        apply(&back, &f, &mut s, ctx()).unwrap();
+        assert_eq!(stables(&s), (Some("green".into()), Some("green".into())));
+
+        // Ambiguous: a slot to return to has no routable container: refused, nothing moves.
+        let (mut s, f) = seeded(shop(container("api-green-1").healthy()));
+        apply(
+            &Operation::ProjectPromote {
+                project: "shop".into(),
+                force: false,
+            },
+            &f,
+            &mut s,
+            ctx(),
+        )
+        .unwrap();
+        let down = fleet(vec![
+            container("front-blue-1").of("shop", "front").slot("blue").stable(),
+            container("front-green-1").of("shop", "front").slot("green").healthy(),
+            container("api-blue-1")
+                .of("shop", "api")
+                .slot("blue")
+                .stable()
+                .stopped(),
+            container("api-green-1").of("shop", "api").slot("green").healthy(),
+        ]);
+        let before = s.clone();
+        let err = apply(&back, &down, &mut s, ctx()).unwrap_err().to_string();
+        assert!(
+            err.contains("app api: slot blue has no routable container") && err.contains("nothing changed"),
+            "{err}"
+        );
+        assert_eq!(s, before);
+        let gone = fleet(shop(container("api-green-1").healthy()).into_iter().take(2).collect());
+        let err = apply(&back, &gone, &mut s, ctx()).unwrap_err().to_string();
+        assert!(err.contains("app api has no container any more"), "{err}");
+    }
+
+    #[test]
+    fn a_project_canary_weighs_every_app_and_abort_ends_them_all() {
+        let (mut s, f) = seeded(shop(container("api-green-1").healthy()));
+        let out = apply(
+            &Operation::ProjectCanary {
+                project: "shop".into(),
+                percent: 20,
+            },
+            &f,
+            &mut s,
+            ctx(),
+        )
+        .unwrap();
+        assert!(out.message.contains("pointsman-shop-lb"), "{}", out.message);
+        for app in ["front", "api"] {
+            assert_eq!(s.roles(app).canary.map(|c| c.percent), Some(20), "{app}");
+        }
+        // One app's rollout owns its weight: the whole project canary is refused.
+        apply(
+            &rollout(&[10, 100]),
+            &fleet(vec![
+                container("web-blue-1").slot("blue").stable(),
+                container("web-green-1").slot("green"),
+            ]),
+            &mut s,
+            ctx(),
+        )
+        .unwrap();
+        let out = apply(&Operation::ProjectAbort { project: "shop".into() }, &f, &mut s, ctx()).unwrap();
+        assert_eq!(out.transitions.len(), 2, "{}", out.message);
+        assert!(s.roles("front").canary.is_none() && s.roles("api").canary.is_none());
+        assert!(s.roles("web").rollout.is_some(), "another app is not touched");
     }
 
     fn fleet(containers: Vec<Builder>) -> Fleet {

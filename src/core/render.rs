@@ -15,10 +15,19 @@
 //!
 //! Traefik's default router priority is the rule's length, so the longer cookie/header rules
 //! win over the public one without explicit priorities.
+//!
+//! Configuration is published per *unit* ([`render_units`]): an app outside any Compose project
+//! is its own unit; the apps of a project share one, so a project-wide change is one atomic
+//! publish (one file rename, one Traefik reload). Routers and services are prefixed by their
+//! app, so a unit is the union of its apps' configurations, plus, during a project canary, the
+//! routers that keep every app of the project on the version the visitor first got
+//! (`project_canary_routers`).
 
 use std::collections::BTreeMap;
 
-use crate::core::model::{App, Fleet, Resolved};
+use sha2::{Digest, Sha256};
+
+use crate::core::model::{App, Fleet, Resolved, unit_project};
 use crate::core::settings::Settings;
 use crate::core::state::Share;
 use crate::core::state::State;
@@ -48,15 +57,165 @@ pub fn render_apps<'a>(
         .collect()
 }
 
-/// Every app of the fleet.
+/// Every unit of the fleet.
 pub fn render_all(fleet: &Fleet, state: &State, settings: &Settings) -> BTreeMap<String, Dynamic> {
-    fleet
-        .apps()
-        .map(|app| {
-            let resolved = app.resolve(&state.roles(&app.name));
-            (app.name.clone(), render_app(app, &resolved, settings))
+    let units: std::collections::BTreeSet<String> = fleet.apps().map(App::unit).collect();
+    render_units(fleet, state, settings, units.iter().map(String::as_str))
+        .into_iter()
+        .filter_map(|(unit, d)| d.map(|d| (unit, d)))
+        .collect()
+}
+
+/// What each of `units` should publish now: the union of its apps' configurations, or `None`
+/// for a unit none of whose apps has a container any more (it is removed).
+pub fn render_units<'a>(
+    fleet: &Fleet,
+    state: &State,
+    settings: &Settings,
+    units: impl IntoIterator<Item = &'a str>,
+) -> BTreeMap<String, Option<Dynamic>> {
+    units
+        .into_iter()
+        .map(|unit| {
+            let apps = fleet.unit_apps(unit);
+            if apps.is_empty() {
+                return (unit.to_string(), None);
+            }
+            let mut out = Dynamic::default();
+            let mut canaries = Vec::new();
+            for app in &apps {
+                let resolved = app.resolve(&state.roles(&app.name));
+                let d = render_app(app, &resolved, settings);
+                if let Some(split) = canary_split(&d, &app.name) {
+                    canaries.push((*app, resolved, split));
+                }
+                out.http.routers.extend(d.http.routers);
+                out.http.services.extend(d.http.services);
+            }
+            if let Some(project) = unit_project(unit) {
+                project_canary_routers(&mut out, project, &canaries);
+                if let Some(domain) = cookie_domain(&apps) {
+                    for (app, _, _) in &canaries {
+                        set_cookie_domain(&mut out, &app.name, &domain);
+                    }
+                }
+            }
+            debug_assert!(out.dangling_references().is_empty(), "{:?}", out.dangling_references());
+            (unit.to_string(), Some(out))
         })
         .collect()
+}
+
+/// The (stable, candidate) children of an app's weighted public service, if it has one.
+fn canary_split(d: &Dynamic, app: &str) -> Option<(String, String)> {
+    let weighted = |name: &str| match d.http.services.get(name) {
+        Some(Service::Weighted(w)) => Some(w),
+        _ => None,
+    };
+    let w = match d.http.services.get(app) {
+        Some(Service::Mirroring(m)) => weighted(&m.service),
+        _ => weighted(app),
+    }?;
+    match w.services.as_slice() {
+        [stable, candidate] => Some((stable.name.clone(), candidate.name.clone())),
+        _ => None,
+    }
+}
+
+/// The `Domain` of a project's canary cookie. A browser sends a cookie only to the host that set
+/// it unless it names a domain; a frontend on `shop.example.com` and its API on
+/// `api.shop.example.com` must share the project's cookie, so it gets `Domain=shop.example.com`:
+/// the longest domain every app's hosts end with, and only when that is itself one of their hosts
+/// (never a bare parent such as `example.com` or a public suffix, which browsers reject or which
+/// would reach unrelated sites). `None`: the apps share one host, or nothing safe is common.
+fn cookie_domain(apps: &[&App]) -> Option<String> {
+    let mut hosts = std::collections::BTreeSet::new();
+    for app in apps {
+        let h = app.hosts();
+        if h.is_empty() {
+            return None;
+        }
+        hosts.extend(h);
+    }
+    if hosts.len() < 2 {
+        return None;
+    }
+    let labels: Vec<Vec<&str>> = hosts.iter().map(|h| h.rsplit('.').collect()).collect();
+    let common = (0..)
+        .take_while(|&i| labels.iter().all(|l| l.get(i).is_some_and(|x| *x == labels[0][i])))
+        .count();
+    let domain: Vec<&str> = labels[0][..common].iter().rev().copied().collect();
+    let domain = domain.join(".");
+    hosts.contains(&domain).then_some(domain)
+}
+
+fn set_cookie_domain(out: &mut Dynamic, app: &str, domain: &str) {
+    let primary = match out.http.services.get(app) {
+        Some(Service::Mirroring(m)) => m.service.clone(),
+        _ => app.to_string(),
+    };
+    if let Some(Service::Weighted(w)) = out.http.services.get_mut(&primary)
+        && let Some(sticky) = &mut w.sticky
+    {
+        sticky.cookie.domain = Some(domain.to_string());
+    }
+}
+
+/// The sticky cookie of an app's canary: one per project, so every app of a project reads the
+/// same cookie (`pointsman-PROJECT-lb`); an app outside a project has its own.
+pub fn canary_cookie(app: &App) -> String {
+    match app.project() {
+        Some(project) => format!("{COOKIE_PREFIX}{project}-lb"),
+        None => format!("{COOKIE_PREFIX}{}-lb", app.name),
+    }
+}
+
+/// The value Traefik's weighted service writes into its sticky cookie for a child service:
+/// the first 16 hex digits of SHA-256 of the child's name as written in the file (Traefik's
+/// `sha256Hash` in `pkg/server/service/loadbalancer`; checked against a real Set-Cookie in
+/// `tests/stack.rs`).
+pub fn sticky_value(child: &str) -> String {
+    let digest = Sha256::digest(child.as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One sticky cookie for a whole project's canary. Each app's weighted service sets the
+/// project's cookie to the hash of the child it chose, which the other apps' weighted services
+/// do not know (their children have other names) and would overwrite. So each app in the
+/// canary gets two routers that read the *other* apps' values: `APP-project-candidate` sends a
+/// visitor holding another app's candidate value to this app's candidate, `APP-project-stable`
+/// one holding another app's stable value to this app's stable slot. Whichever app a new
+/// visitor reaches first decides; every other app of the project follows.
+///
+/// Their priority is one above the app's public rule's length (Traefik's default priority):
+/// they win over the app's public router, but not over another app whose longer rule claims the
+/// request (an API under `PathPrefix`), nor over the explicit preview cookie and header routers.
+fn project_canary_routers(out: &mut Dynamic, project: &str, canaries: &[(&App, Resolved, (String, String))]) {
+    let cookie = format!("{COOKIE_PREFIX}{project}-lb");
+    for (app, resolved, (stable, candidate)) in canaries {
+        let others = canaries.iter().filter(|(a, _, _)| a.name != app.name);
+        let (stables, candidates): (Vec<String>, Vec<String>) =
+            others.map(|(_, _, (s, c))| (sticky_value(s), sticky_value(c))).unzip();
+        if stables.is_empty() {
+            continue;
+        }
+        let (rule, entrypoints) = app.route(resolved);
+        let rule = rule.as_str();
+        for (suffix, values, service) in [("candidate", candidates, candidate), ("stable", stables, stable)] {
+            out.http.routers.insert(
+                format!("{}-project-{suffix}", app.name),
+                Router {
+                    entry_points: entrypoints.to_vec(),
+                    priority: Some(rule.len() as u32 + 1),
+                    rule: format!(
+                        "({rule}) && HeaderRegexp(`Cookie`, `(^|;\\s*){cookie}=({})(;|$)`)",
+                        values.join("|")
+                    ),
+                    service: service.clone(),
+                },
+            );
+        }
+    }
 }
 
 pub fn render_app(app: &App, roles: &Resolved, settings: &Settings) -> Dynamic {
@@ -105,8 +264,9 @@ pub fn render_app(app: &App, roles: &Resolved, settings: &Settings) -> Dynamic {
             ],
             sticky: Some(Sticky {
                 cookie: Cookie {
+                    domain: None,
                     http_only: true,
-                    name: format!("{COOKIE_PREFIX}{name}-lb"),
+                    name: canary_cookie(app),
                     same_site: "lax".into(),
                 },
             }),
@@ -195,4 +355,57 @@ fn regex_escape(s: &str) -> String {
         out.push(ch);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::container::{Container, Endpoint};
+
+    fn app_on(fleet: &mut Fleet, app: &str, host: &str) {
+        let mut c = Container {
+            id: format!("{app}-id"),
+            name: format!("/{app}"),
+            ..Default::default()
+        };
+        c.state.running = true;
+        c.config.exposed_ports = Some([("80/tcp".to_string(), serde_json::json!({}))].into());
+        c.config.labels = Some(
+            [
+                ("pointsman.app".to_string(), app.to_string()),
+                ("pointsman.host".to_string(), host.to_string()),
+                ("com.docker.compose.project".to_string(), "p".to_string()),
+            ]
+            .into(),
+        );
+        c.network_settings.networks = Some(
+            [(
+                "n".to_string(),
+                Endpoint {
+                    ip_address: "10.0.0.2".into(),
+                },
+            )]
+            .into(),
+        );
+        fleet.upsert(&c, &Settings::default());
+    }
+
+    #[test]
+    fn a_project_cookie_names_a_domain_only_when_one_host_holds_the_others() {
+        let domain = |hosts: &[&str]| {
+            let mut f = Fleet::default();
+            for (i, h) in hosts.iter().enumerate() {
+                app_on(&mut f, &format!("a{i}"), h);
+            }
+            cookie_domain(&f.project_apps("p"))
+        };
+        assert_eq!(
+            domain(&["shop.example.com", "api.shop.example.com"]).as_deref(),
+            Some("shop.example.com")
+        );
+        assert_eq!(domain(&["a.example.com", "b.example.com"]), None, "never a bare parent");
+        assert_eq!(domain(&["shop.co.uk", "api.co.uk"]), None, "never a public suffix");
+        assert_eq!(domain(&["a.com", "b.org"]), None);
+        assert_eq!(domain(&["shop.localhost"]), None, "one host: no Domain needed");
+    }
 }

@@ -59,6 +59,10 @@ impl Default for State {
 pub struct Claim {
     pub hosts: Vec<String>,
     pub since: Timestamp,
+    /// The Compose project the app is released with: a writer that changes the app must also
+    /// rewrite the unit it was published in when the app moves out of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -190,6 +194,17 @@ pub struct Transition {
     /// What else changed, or why, in the operator's words (weights, an abort's reason).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Ties together the entries of one project-wide operation (one per app):
+    /// `PROJECT:UNIX_MS`. `rollback --project` reverts the last such group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+impl Transition {
+    /// The project of a project-wide operation's entry.
+    pub fn project(&self) -> Option<&str> {
+        self.id.as_deref().and_then(|id| id.rsplit_once(':')).map(|(p, _)| p)
+    }
 }
 
 /// The form of [`Transition::at`]: RFC 3339 in UTC with milliseconds.

@@ -81,6 +81,10 @@ pub struct Sticky {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Cookie {
+    /// The cookie's `Domain`: set for a project whose apps sit on one host and hosts below it,
+    /// so the browser sends one project cookie to all of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
     #[serde(rename = "httpOnly")]
     pub http_only: bool,
     pub name: String,
@@ -150,6 +154,7 @@ mod tests {
             }],
             sticky: Some(Sticky {
                 cookie: Cookie {
+                    domain: None,
                     http_only: true,
                     name: "pointsman-web-lb".into(),
                     same_site: "lax".into(),

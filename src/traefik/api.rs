@@ -454,6 +454,7 @@ struct ApiSticky {
 #[serde(default, rename_all = "camelCase")]
 struct ApiCookie {
     name: String,
+    domain: Option<String>,
     http_only: bool,
     same_site: String,
 }
@@ -543,6 +544,7 @@ fn service_diff(expected: &Service, seen: &ApiService) -> Vec<String> {
                 (None, None) => {}
                 (Some(want), Some(have))
                     if have.name == want.cookie.name
+                        && have.domain == want.cookie.domain
                         && have.http_only == want.cookie.http_only
                         && have.same_site.eq_ignore_ascii_case(&want.cookie.same_site) => {}
                 (Some(want), _) => diff.push(format!("sticky cookie is not {}", want.cookie.name)),
@@ -634,6 +636,7 @@ mod tests {
             ],
             sticky: sticky.then(|| Sticky {
                 cookie: Cookie {
+                    domain: None,
                     http_only: true,
                     name: "pointsman-web-lb".into(),
                     same_site: "lax".into(),
