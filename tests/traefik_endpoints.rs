@@ -181,16 +181,16 @@ async fn metrics_count_every_request_and_judge_a_bad_candidate() {
             threshold,
             requests: 30,
         } => {
-            assert!(
-                (0.06..=0.1).contains(&value),
-                "p99 {value} s is in the (0.05, 0.1] bucket"
-            );
+            // Every request took at least the injected 60 ms, so p99 lands in a bucket above
+            // 0.05 s; how far above depends on the machine's load, not on pointsman.
+            assert!(value >= 0.06, "p99 {value} s reflects the injected 60 ms");
             assert_eq!(threshold, 0.05);
         }
         other => panic!("expected a p99 breach, got {other:?}"),
     }
+    // A limit above the histogram's largest finite bucket (5 s) always passes this window.
     let lenient = Limits {
-        max_p99: Some(Duration::from_millis(200)),
+        max_p99: Some(Duration::from_secs(5)),
         ..Limits::default()
     };
     assert!(judge(&after, &slow, &lenient).passed());
