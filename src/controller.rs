@@ -33,6 +33,7 @@ use crate::core::settings::{self, Choices, Settings};
 use crate::core::state::{Actor, AppRoles, Rollout};
 use crate::docker::DockerApi;
 use crate::docker::watcher::{self, WatchEvent, WatchOptions};
+use crate::observe::Observer;
 
 /// How often the controller looks at the clock: retries a failed write, picks up role and
 /// settings changes made by the CLI, rescans foreign files.
@@ -107,6 +108,8 @@ pub struct Controller<S, K> {
     pending: Vec<Operation>,
     /// Rollouts running, as of the last reconcile.
     rollouts: BTreeMap<String, Rollout>,
+    /// What operators see (`run --listen`): told of each input, state and reconcile.
+    observer: Arc<Observer>,
     pub stats: Stats,
 }
 
@@ -133,8 +136,15 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
             last_scan: None,
             pending: Vec::new(),
             rollouts: BTreeMap::new(),
+            observer: Arc::new(Observer::new()),
             stats: Stats::default(),
         }
+    }
+
+    /// Reports to `observer` (shared with the HTTP server) instead of a private one.
+    pub fn with_observer(mut self, observer: Arc<Observer>) -> Self {
+        self.observer = observer;
+        self
     }
 
     pub fn fleet(&self) -> &Fleet {
@@ -143,6 +153,9 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
 
     /// Applies one input to the model. Synchronous and free of I/O.
     pub fn apply(&mut self, input: Input) {
+        if let Input::Watch(event) = &input {
+            self.observer.watched(event);
+        }
         let event = match input {
             Input::Watch(e) => e,
             Input::Tick => {
@@ -269,6 +282,7 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
         let flags = &self.flags;
         let fleet = &self.fleet;
         let roles_seen = &self.roles_seen;
+        let observer = &self.observer;
         let app_label = settings.label("app");
         let result = self.store.transact(&mut self.sink, |state| {
             // Record the controller's choices where nobody chose; if another writer chose
@@ -322,6 +336,7 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
             }
             let updates: Updates = render::render_apps(fleet, state, settings, apps.iter().map(String::as_str));
             let roles = (&state.apps != roles_seen).then(|| state.apps.clone());
+            observer.state_seen(state);
             Ok(((seeding, apps, roles, decided), updates))
         });
         let ((seeding, rendered, roles, decided), changes) = match result {
@@ -477,7 +492,10 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
             if !self.synced || (failing && !tick) || !(tick || self.has_work()) {
                 continue;
             }
-            match self.reconcile() {
+            let (started, fleet_changed) = (std::time::Instant::now(), self.has_work());
+            let result = self.reconcile();
+            self.observed(&result, started.elapsed(), fleet_changed);
+            match result {
                 Ok(()) => {
                     if failing {
                         info!("writing works again");
@@ -492,6 +510,19 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
                 }
             }
             self.warn_about_foreign_files();
+        }
+    }
+}
+
+impl<S: StateStore, K: ConfigSink> Controller<S, K> {
+    /// Tells the observer how a reconcile went and, after a successful one, what the fleet is.
+    fn observed(&mut self, result: &Result<(), RunError>, took: Duration, fleet_changed: bool) {
+        self.observer
+            .reconciled(result.as_ref().map(drop).map_err(ToString::to_string), took);
+        if result.is_ok() {
+            let app_label = self.settings.label("app");
+            self.observer
+                .publish(&self.fleet, self.snapshot.values(), &app_label, fleet_changed);
         }
     }
 }
@@ -526,11 +557,12 @@ pub async fn run<A: DockerApi, S: StateStore, K: ConfigSink>(
     sink: K,
     foreign_dir: Option<PathBuf>,
     opts: WatchOptions,
+    observer: Arc<Observer>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     let (tx, rx) = mpsc::channel(1024);
     let watcher = tokio::spawn(watcher::run(docker, settings.clone(), opts, tx));
-    let mut ctl = Controller::new(settings, flags, store, sink, foreign_dir);
+    let mut ctl = Controller::new(settings, flags, store, sink, foreign_dir).with_observer(observer);
     let result = ctl.drive(inputs(rx, TICK), shutdown).await;
     watcher.abort();
     result
@@ -751,6 +783,7 @@ mod tests {
                     DirSink::new(&dir),
                     None,
                     opts,
+                    Arc::new(Observer::new()),
                     async {
                         let _ = stopped.await;
                     },

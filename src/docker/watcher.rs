@@ -420,7 +420,11 @@ mod tests {
         let mut rx = start(&fake, opts());
         assert_eq!(names(&resync(&mut rx).await), ["blue"]);
         tokio::time::sleep(Duration::from_secs(5)).await;
-        assert!(fake.pings() >= 9, "a ping every 500 ms while connected: {}", fake.pings());
+        assert!(
+            fake.pings() >= 9,
+            "a ping every 500 ms while connected: {}",
+            fake.pings()
+        );
 
         // The daemon hangs: the stream stays open and silent, nothing answers.
         fake.hold(Op::Ping);
