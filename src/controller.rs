@@ -493,6 +493,7 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
                 continue;
             }
             let (started, fleet_changed) = (std::time::Instant::now(), self.has_work());
+            self.observer.reconcile_started();
             let result = self.reconcile();
             self.observed(&result, started.elapsed(), fleet_changed);
             match result {

@@ -90,26 +90,13 @@ async fn run(config: &Config) -> ExitCode {
     tracing::info!(dir = %config.dir.display(), docker = %pointsman::docker::host(), "pointsman controller starting");
     let observer = Arc::new(Observer::new());
     if let Some(addr) = listen {
-        // Bound before anything else starts, so a taken port is a clear error at once.
-        let listener = match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => l,
+        // Bound before the controller starts, so a taken port is a clear error at once.
+        match pointsman::observe::http::spawn(addr, observer.clone(), config.traefik_metrics.clone()) {
+            Ok(bound) => tracing::info!("serving /metrics, /healthz and the status page on http://{bound}/"),
             Err(e) => {
                 tracing::error!("cannot listen on {addr}: {e}; pass --listen with another address, or --listen off");
                 return ExitCode::from(2);
             }
-        };
-        let bound = listener.local_addr().map_or(addr, |a| a);
-        tracing::info!("serving /metrics, /healthz and the status page on http://{bound}/");
-        tokio::spawn({
-            let observer = observer.clone();
-            async move {
-                if let Err(e) = pointsman::observe::http::serve(listener, observer, std::future::pending()).await {
-                    tracing::error!("the status server stopped: {e}");
-                }
-            }
-        });
-        if let Some(url) = &config.traefik_metrics {
-            tokio::spawn(pointsman::observe::sample_traffic(observer.clone(), url.clone()));
         }
     }
     let sink = DirSink::new(&dir);

@@ -40,6 +40,38 @@ pub fn router(observer: Arc<Observer>) -> Router {
         .layer(axum::middleware::map_response(secure))
 }
 
+/// Binds `addr` and serves on a thread of its own, with its own single-threaded runtime (and,
+/// with `traffic_url`, samples Traefik's metrics there). Own thread, because the controller's
+/// thread blocks on the state lock while a CLI call holds it and on fsyncs while it writes:
+/// `/healthz` and the page must answer meanwhile, and must not delay a switch either.
+pub fn spawn(
+    addr: std::net::SocketAddr,
+    observer: Arc<Observer>,
+    traffic_url: Option<String>,
+) -> std::io::Result<std::net::SocketAddr> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new()
+        .name("pointsman-http".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                if let Some(url) = traffic_url {
+                    tokio::spawn(super::sample_traffic(observer.clone(), url));
+                }
+                let served = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => serve(listener, observer, std::future::pending()).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = served {
+                    tracing::error!("the status server stopped: {e}");
+                }
+            })
+        })?;
+    Ok(bound)
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,

@@ -197,10 +197,16 @@ impl Observer {
         });
     }
 
+    /// A reconcile starts (one that never ends makes `/healthz` say so).
+    pub fn reconcile_started(&self) {
+        self.inner().health.reconciling_since = Some(std::time::Instant::now());
+    }
+
     /// A reconcile ended: metrics, health, and (when it succeeded) what it read is committed.
     pub fn reconciled(&self, outcome: Result<(), String>, took: Duration) {
         self.metrics.observe_reconcile(outcome.is_ok(), took);
         let mut inner = self.inner();
+        inner.health.reconciling_since = None;
         let staged = inner.staged.take();
         if let (Ok(()), Some(staged)) = (&outcome, staged) {
             for t in &staged.new_transitions {
@@ -334,7 +340,7 @@ impl Observer {
 
     /// What `/healthz` answers.
     pub fn health(&self) -> Verdict {
-        self.inner().health.verdict()
+        self.inner().health.verdict(std::time::Instant::now())
     }
 
     /// Everything the page shows, at once.
@@ -344,7 +350,7 @@ impl Observer {
         View {
             version: env!("CARGO_PKG_VERSION"),
             generation,
-            health: inner.health.verdict(),
+            health: inner.health.verdict(std::time::Instant::now()),
             docker: inner.health.docker.clone(),
             status: inner.status.clone(),
             traffic: inner.traffic.clone(),
