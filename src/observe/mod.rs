@@ -322,16 +322,18 @@ impl Observer {
         self.changed();
     }
 
-    /// A new sample of Traefik's traffic (or why there is none).
-    pub fn traffic_sampled(&self, sample: Result<BTreeMap<String, Rate>, String>) {
+    /// A new sample of Traefik's traffic: the rates over the window it ended (`None`: the
+    /// first sample, no window yet), or why there is none.
+    pub fn traffic_sampled(&self, sample: Result<Option<BTreeMap<String, Rate>>, String>) {
         let mut inner = self.inner();
         inner.traffic.enabled = true;
         match sample {
-            Ok(rates) => {
+            Ok(Some(rates)) => {
                 inner.traffic.rates = rates;
                 inner.traffic.at = Some(format_time(jiff::Timestamp::now()));
                 inner.traffic.error = None;
             }
+            Ok(None) => inner.traffic.error = None,
             Err(e) => inner.traffic.error = Some(e),
         }
         drop(inner);
@@ -373,9 +375,10 @@ pub async fn sample_traffic(observer: Arc<Observer>, url: String) {
         let now = tokio::time::Instant::now();
         match sample {
             Ok(counts) => {
-                if let Some((then, previous)) = &before {
-                    observer.traffic_sampled(Ok(traffic::rates(previous, &counts, now - *then)));
-                }
+                let window = before
+                    .as_ref()
+                    .map(|(then, previous)| traffic::rates(previous, &counts, now - *then));
+                observer.traffic_sampled(Ok(window));
                 before = Some((now, counts));
             }
             Err(e) => {
