@@ -123,7 +123,7 @@ cpu_since() {
 
 # start_controller DIR LOG: `pointsman run` with debug logs as JSON; sets $ctl.
 start_controller() {
-    POINTSMAN_LOG=pointsman=debug "$bin" --dir "$1" --label-prefix "$PREFIX" --log-format json run 2>"$2" &
+    POINTSMAN_LOG=pointsman=debug "$bin" --dir "$1" --label-prefix "$PREFIX" --log-format json run --listen off 2>"$2" &
     ctl=$!
     bg_pids+=("$ctl")
     local deadline=$((SECONDS + 120))

@@ -138,7 +138,9 @@ fn main() {
     let (on50, on95) = (pct(&mut first_new, 0.5), pct(&mut first_new, 0.95));
     let (off50, off95) = (pct(&mut last_old, 0.5), pct(&mut last_old, 0.95));
     let (wait50, wait95) = (pct(&mut waits, 0.5), pct(&mut waits, 0.95));
-    println!("canary-bench: --wait (write → Traefik's API shows it), {FLIPS} changes, no load: p50 {wait50:.0} ms, p95 {wait95:.0} ms");
+    println!(
+        "canary-bench: --wait (write → Traefik's API shows it), {FLIPS} changes, no load: p50 {wait50:.0} ms, p95 {wait95:.0} ms"
+    );
     println!(
         "canary-bench: {FLIPS} weight changes spaced {} ms (Traefik's default 2 s throttle)",
         THROTTLE.as_millis()

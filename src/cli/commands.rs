@@ -79,7 +79,7 @@ pub async fn execute(config: &Config) -> Result<(), Failure> {
     let recorded = backend.store.read()?;
     let (settings, _) = settings::resolve(&recorded.settings, &config.proposed, config.reconfigure)?;
     let operation = match &config.action {
-        Action::Run { .. } => unreachable!("run is the controller's"),
+        Action::Run { .. } | Action::Healthcheck { .. } => unreachable!("main runs these"),
         Action::Relabel { target, role } => Operation::Relabel {
             target: target.clone(),
             role: *role,

@@ -3,6 +3,7 @@
 
 pub mod commands;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -91,6 +92,18 @@ pub enum Command {
         /// Longest wait, in seconds, between attempts to reconnect to Docker.
         #[arg(long, env = "POINTSMAN_BACKOFF_CAP", default_value_t = 5)]
         backoff_cap: u64,
+        /// Address to serve /metrics, /healthz and the status page on; `off`: none.
+        #[arg(long, env = "POINTSMAN_LISTEN", default_value = DEFAULT_LISTEN, value_name = "ADDR")]
+        listen: String,
+    },
+    /// Exit 0 if the controller's /healthz answers 200, else 1 (for HEALTHCHECK: no curl needed).
+    Healthcheck {
+        /// The controller's --listen address (0.0.0.0 and :: are asked on the loopback address).
+        #[arg(long, env = "POINTSMAN_LISTEN", default_value = DEFAULT_LISTEN, value_name = "ADDR")]
+        listen: String,
+        /// Ask this URL instead (e.g. http://127.0.0.1:9191/healthz).
+        #[arg(long)]
+        url: Option<String>,
     },
     /// Set a slot's role: `relabel web-green-1 version=stable`, `relabel web/green version=candidate`.
     Relabel {
@@ -225,11 +238,20 @@ pub struct Config {
     pub action: Action,
 }
 
+/// Where `run` serves /metrics, /healthz and the page unless told otherwise: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9191";
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Run {
         resync_every: Duration,
         backoff_cap: Duration,
+        /// `None`: `--listen off`.
+        listen: Option<SocketAddr>,
+    },
+    /// GET `url`; exit 0 on 200.
+    Healthcheck {
+        url: String,
     },
     Relabel {
         target: String,
@@ -296,6 +318,21 @@ pub struct UsageError(pub String);
 
 impl Args {
     pub fn validate(self) -> Result<Config, UsageError> {
+        // The health check only asks the controller: no directory, no settings.
+        if let Command::Healthcheck { listen, url } = &self.command {
+            return Ok(Config {
+                dir: self.dir.clone().unwrap_or_default(),
+                proposed: Choices::default(),
+                reconfigure: false,
+                log_format: self.log_format,
+                traefik_metrics: None,
+                traefik_api: None,
+                wait: None,
+                action: Action::Healthcheck {
+                    url: health_url(listen, url.as_deref())?,
+                },
+            });
+        }
         let dir = self.dir.ok_or_else(|| {
             UsageError(
                 "no directory: pass --dir or set POINTSMAN_DIR to Traefik's dynamic configuration directory".into(),
@@ -414,6 +451,7 @@ impl Args {
             Command::Run {
                 resync_interval,
                 backoff_cap,
+                listen,
             } => {
                 if resync_interval == 0 || backoff_cap == 0 {
                     return Err(UsageError(
@@ -423,8 +461,10 @@ impl Args {
                 Action::Run {
                     resync_every: Duration::from_secs(resync_interval),
                     backoff_cap: Duration::from_secs(backoff_cap),
+                    listen: parse_listen(&listen)?,
                 }
             }
+            Command::Healthcheck { .. } => unreachable!("handled above"),
             Command::Relabel {
                 target,
                 assignment,
@@ -581,6 +621,42 @@ impl Args {
             action,
         })
     }
+}
+
+/// `--listen ADDR`: `IP:PORT`, or `off`.
+fn parse_listen(text: &str) -> Result<Option<SocketAddr>, UsageError> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        UsageError(format!(
+            "--listen {text:?}: give IP:PORT (e.g. {DEFAULT_LISTEN}, or 0.0.0.0:9191 inside a container) or `off`"
+        ))
+    })
+}
+
+/// The URL `healthcheck` asks: `--url`, else `/healthz` at the `--listen` address, asked on
+/// the loopback address when the controller listens on every address.
+fn health_url(listen: &str, url: Option<&str>) -> Result<String, UsageError> {
+    if let Some(url) = url {
+        if !url.starts_with("http://") {
+            return Err(UsageError(format!("--url {url:?}: give an http:// URL")));
+        }
+        return Ok(url.to_string());
+    }
+    let Some(mut addr) = parse_listen(listen)? else {
+        return Err(UsageError(
+            "healthcheck: --listen is off, so the controller serves no /healthz; pass --url".into(),
+        ));
+    };
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    Ok(format!("http://{addr}/healthz"))
 }
 
 /// `60s`, `500ms`, `1m30s` (jiff's friendly duration format).

@@ -1,4 +1,4 @@
-//! The narrow interface pointsman needs from Docker: four read-only calls.
+//! The narrow interface pointsman needs from Docker: five read-only calls.
 //!
 //! Everything that talks to Docker (the watcher, the CLI's listings) goes through
 //! [`DockerApi`], so the engine is chosen at the edge: [`Engine`](super::Engine) is the real
@@ -13,7 +13,7 @@ use futures::stream::BoxStream;
 use crate::core::container::Container;
 use crate::docker::DockerError;
 
-/// What pointsman asks of Docker. All four calls only read.
+/// What pointsman asks of Docker. All five calls only read.
 ///
 /// The futures are `Send` so the watcher can run on any runtime thread.
 pub trait DockerApi: Send + Sync + 'static {
@@ -36,6 +36,10 @@ pub trait DockerApi: Send + Sync + 'static {
     /// One container by id, unique id prefix or name (Docker resolves all three); `None` if
     /// there is no such container (any more).
     fn inspect(&self, id_or_name: &str) -> impl Future<Output = Result<Option<Container>, DockerError>> + Send;
+
+    /// `GET /_ping`: the watcher's heartbeat. An idle event stream says nothing, so only an
+    /// answer proves a connected Docker still answers.
+    fn ping(&self) -> impl Future<Output = Result<(), DockerError>> + Send;
 }
 
 /// One Docker event, cut down to what the watcher reads.

@@ -126,6 +126,17 @@ impl DockerApi for Engine {
         Ok(summaries.into_iter().map(from_summary).collect())
     }
 
+    async fn ping(&self) -> Result<(), DockerError> {
+        self.client()?
+            .ping()
+            .await
+            .map(drop)
+            .map_err(|source| DockerError::Api {
+                what: "ping".into(),
+                source: source.into(),
+            })
+    }
+
     async fn inspect(&self, id_or_name: &str) -> Result<Option<Container>, DockerError> {
         match self.client()?.inspect_container(id_or_name, None).await {
             Ok(resp) => convert(resp).map(Some),

@@ -76,6 +76,9 @@ pub enum Op {
     Events,
     List,
     Inspect,
+    /// The watcher's heartbeat. Pings are not in the call log (one every half second would
+    /// drown it); [`FakeDocker::pings`] counts them, and holding them is a hung daemon.
+    Ping,
 }
 
 type Subscriber = mpsc::UnboundedSender<Result<Event, DockerError>>;
@@ -101,6 +104,7 @@ struct Inner {
     containers: BTreeMap<String, Container>,
     reachable: bool,
     subscribers: Vec<Subscriber>,
+    pings: usize,
     /// Unix seconds stamped on events; starts at the real clock, moved by [`FakeDocker::set_time`].
     time: i64,
 }
@@ -123,6 +127,7 @@ impl FakeDocker {
                     containers: BTreeMap::new(),
                     reachable: true,
                     subscribers: Vec::new(),
+                    pings: 0,
                     time,
                 }),
                 calls: watch::Sender::new(Vec::new()),
@@ -401,6 +406,11 @@ impl FakeDocker {
             .expect("the fake owns the sender");
     }
 
+    /// How many pings were asked for (answered or not).
+    pub fn pings(&self) -> usize {
+        self.inner().pings
+    }
+
     /// How many event streams are open.
     pub fn subscribers(&self) -> usize {
         let mut inner = self.inner();
@@ -483,6 +493,17 @@ impl DockerApi for FakeDocker {
                 .collect())
         })
         .await
+    }
+
+    async fn ping(&self) -> Result<(), DockerError> {
+        let result = {
+            let mut inner = self.inner();
+            inner.pings += 1;
+            if inner.reachable { Ok(()) } else { Err(refused("ping")) }
+        };
+        let mut held = self.shared.held.subscribe();
+        let _ = held.wait_for(|held| !held.contains(&Op::Ping)).await;
+        result
     }
 
     async fn inspect(&self, id_or_name: &str) -> Result<Option<Container>, DockerError> {

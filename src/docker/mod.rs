@@ -1,7 +1,7 @@
 //! The Docker edge: read-only access to Docker behind a narrow trait, and the watcher that
 //! turns it into a stream of changes for the controller.
 //!
-//! - [`api`]: [`DockerApi`], the four calls pointsman makes (connect, events, list, inspect),
+//! - [`api`]: [`DockerApi`], the five calls pointsman makes (connect, events, list, inspect, ping),
 //!   and Docker's [`Event`] as pointsman reads it.
 //! - [`engine`]: [`Engine`], the real daemon through bollard (`DOCKER_HOST`, unix or tcp).
 //! - [`fake`]: [`FakeDocker`](fake::FakeDocker), an in-memory Docker for tests (unit and

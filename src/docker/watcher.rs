@@ -5,6 +5,14 @@
 //! (`Upsert`/`Remove`), with a full `Resync` every `resync_every` as a safety net. Any error
 //! drops the connection, waits a capped, jittered backoff and starts over; it never gives up.
 //!
+//! An idle event stream is silent, so silence proves nothing: a Docker that stops answering
+//! (a paused socket proxy, a hung daemon) would keep a dead stream "connected" until a request
+//! timed out (10 s). A heartbeat pings Docker every `heartbeat_every` while connected; a ping
+//! that fails or goes unanswered for `heartbeat_timeout` counts as a lost connection, so the
+//! controller (and its `/healthz`) knows within 1.5 s by default, then reconnects and resyncs.
+//! The timeout leaves a loaded daemon room (a healthy one answers a ping in about a millisecond;
+//! one too busy to answer in 1.25 s answered nothing else either, in the runs measured).
+//!
 //! Subscribing before listing closes the gap Traefik's own Docker provider has (it lists,
 //! then subscribes, and can miss a change in between). The events request is issued first,
 //! by a task that polls it at once and forwards what comes (the listing waits for that first
@@ -58,6 +66,10 @@ pub struct WatchOptions {
     pub healthy_after: Duration,
     /// Seeds the backoff's jitter (tests); `None` seeds it at random.
     pub backoff_seed: Option<u64>,
+    /// How often a connected watcher pings Docker.
+    pub heartbeat_every: Duration,
+    /// How long a ping may go unanswered before the connection counts as lost.
+    pub heartbeat_timeout: Duration,
 }
 
 impl Default for WatchOptions {
@@ -68,6 +80,8 @@ impl Default for WatchOptions {
             backoff_cap: Duration::from_secs(5),
             healthy_after: Duration::from_secs(30),
             backoff_seed: None,
+            heartbeat_every: Duration::from_millis(250),
+            heartbeat_timeout: Duration::from_millis(1250),
         }
     }
 }
@@ -110,6 +124,42 @@ async fn watch_once(
     tx: &mpsc::Sender<WatchEvent>,
 ) -> Result<(), DockerError> {
     api.connect().await?;
+    tokio::select! {
+        followed = follow(api, settings, opts, tx) => followed,
+        failed = heartbeat(api, opts) => Err(failed),
+    }
+}
+
+/// Pings Docker every `heartbeat_every`; returns why the first ping failed.
+async fn heartbeat(api: &impl DockerApi, opts: &WatchOptions) -> DockerError {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + opts.heartbeat_every, opts.heartbeat_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match tokio::time::timeout(opts.heartbeat_timeout, api.ping()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return e,
+            Err(_) => {
+                return DockerError::Api {
+                    what: "ping".into(),
+                    source: format!(
+                        "Docker did not answer within {} ms; the event stream cannot be trusted",
+                        opts.heartbeat_timeout.as_millis()
+                    )
+                    .into(),
+                };
+            }
+        }
+    }
+}
+
+/// Subscribes, lists and follows the events of one connection.
+async fn follow(
+    api: &impl DockerApi,
+    settings: &Settings,
+    opts: &WatchOptions,
+    tx: &mpsc::Sender<WatchEvent>,
+) -> Result<(), DockerError> {
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs().saturating_sub(2) as i64)
@@ -324,6 +374,7 @@ mod tests {
             backoff_cap: CAP,
             healthy_after: Duration::from_secs(30),
             backoff_seed: Some(SEED),
+            ..WatchOptions::default()
         }
     }
 
@@ -421,6 +472,35 @@ mod tests {
             since <= now - 2,
             "events asked from a moment before the listing: {since} vs {now}"
         );
+    }
+
+    /// Regression: a Docker that stopped answering left the silent event stream "connected"
+    /// until a request timed out, so the controller and its /healthz noticed nothing.
+    #[tokio::test(start_paused = true)]
+    async fn a_connected_docker_that_stops_answering_is_lost_within_a_heartbeat_and_its_timeout() {
+        let fake = FakeDocker::new();
+        fake.run(web("blue"));
+        let mut rx = start(&fake, opts());
+        assert_eq!(names(&resync(&mut rx).await), ["blue"]);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(
+            fake.pings() >= 19,
+            "a ping every 250 ms while connected: {}",
+            fake.pings()
+        );
+
+        // The daemon hangs: the stream stays open and silent, nothing answers.
+        fake.hold(Op::Ping);
+        let hung = Instant::now();
+        let reason = lost(&mut rx).await;
+        let after = hung.elapsed();
+        let d = WatchOptions::default();
+        assert!(after <= d.heartbeat_every + d.heartbeat_timeout + TICK, "{after:?}");
+        assert!(reason.contains("ping") && reason.contains("did not answer"), "{reason}");
+
+        // It answers again: reconnected and resynced.
+        fake.release(Op::Ping);
+        assert_eq!(names(&resync(&mut rx).await), ["blue"]);
     }
 
     #[tokio::test(start_paused = true)]

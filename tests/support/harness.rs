@@ -152,6 +152,9 @@ impl Harness {
             .env("POINTSMAN_DIR", &self.dir)
             .env("POINTSMAN_LABEL_PREFIX", &self.prefix)
             .env("POINTSMAN_LOG", "pointsman=debug")
+            // Tests run controllers in parallel: each serves its page on a port of its own
+            // (`status_addr` reads it from the log). A builder `env` may override.
+            .env("POINTSMAN_LISTEN", "127.0.0.1:0")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         if let Some(host) = &self.docker_host {
@@ -244,6 +247,17 @@ impl Harness {
     /// `controller-N.log` beside the directory: the log of the `n`-th controller started.
     pub fn log_path(&self, n: usize) -> PathBuf {
         self.dir.parent().unwrap().join(format!("controller-{n}.log"))
+    }
+
+    /// `127.0.0.1:PORT` the running controller serves /metrics, /healthz and its page on, as
+    /// its log says (waits for the line).
+    pub fn status_addr(&self) -> String {
+        wait_until("the controller to say where it serves its page", SETTLE, || {
+            let log = self.controller_log();
+            let line = log.lines().find(|l| l.contains("the status page on http://"))?;
+            let addr = line.rsplit("http://").next()?.trim().trim_end_matches('/');
+            Some(addr.to_string())
+        })
     }
 
     /// The log of the latest controller, without terminal colour codes.

@@ -17,6 +17,7 @@
 // Every test binary compiles all of support and uses a part of it.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod harness;
 pub mod proxy;
 

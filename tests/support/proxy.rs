@@ -12,6 +12,9 @@
 //! - [`DockerProxy::cut`]: shut every open connection down now (breaks the event stream);
 //! - [`DockerProxy::set_down`]: Docker "unreachable": new connections are closed on accept;
 //! - [`DockerProxy::set_stalled`]: Docker "hung": new connections are accepted, never answered;
+//! - [`DockerProxy::set_frozen`]: Docker "frozen" (a paused socket proxy): stalled, and open
+//!   connections stop too: nothing more is relayed either way (the event stream goes silent,
+//!   a request on a kept-alive connection gets no answer) until thawed;
 //! - GET-only mode ([`DockerProxy::get_only`]): any method but `GET`/`HEAD` is answered `403`
 //!   and never reaches Docker, like docker-socket-proxy with `POST=0`;
 //! - [`DockerProxy::stats`]: connections, requests by method and endpoint, refusals.
@@ -72,6 +75,7 @@ struct Shared {
     get_only: bool,
     down: AtomicBool,
     stalled: AtomicBool,
+    frozen: AtomicBool,
     /// Connections accepted while stalled, held open unanswered until `cut`.
     held: Mutex<Vec<TcpStream>>,
     closed: AtomicBool,
@@ -100,6 +104,7 @@ impl DockerProxy {
             get_only,
             down: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
+            frozen: AtomicBool::new(false),
             held: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
@@ -142,6 +147,12 @@ impl DockerProxy {
         self.shared.stalled.store(stalled, Ordering::SeqCst);
     }
 
+    /// While frozen, new connections are held like [`set_stalled`](DockerProxy::set_stalled),
+    /// and open ones relay nothing more (requests and response chunks wait) until thawed.
+    pub fn set_frozen(&self, frozen: bool) {
+        self.shared.frozen.store(frozen, Ordering::SeqCst);
+    }
+
     pub fn stats(&self) -> ProxyStats {
         self.shared.stats.lock().unwrap().clone()
     }
@@ -174,7 +185,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             let _ = client.shutdown(Shutdown::Both);
             continue;
         }
-        if shared.stalled.load(Ordering::SeqCst) {
+        if shared.stalled.load(Ordering::SeqCst) || shared.frozen.load(Ordering::SeqCst) {
             shared.stats.lock().unwrap().stalled += 1;
             shared.held.lock().unwrap().push(client);
             continue;
@@ -229,6 +240,7 @@ fn relay(shared: &Shared, id: u64, client: TcpStream) -> io::Result<()> {
             }
             continue;
         }
+        shared.wait_thawed();
         to_docker.write_all(&request.raw)?;
         request.copy_body(&mut from_client, &mut to_docker)?;
         let response = loop {
@@ -239,7 +251,7 @@ fn relay(shared: &Shared, id: u64, client: TcpStream) -> io::Result<()> {
                 break r;
             }
         };
-        let until_eof = response.copy_response_body(&mut from_docker, &mut to_client, method == "HEAD")?;
+        let until_eof = response.copy_response_body(shared, &mut from_docker, &mut to_client, method == "HEAD")?;
         if until_eof || request.closes() || response.closes() {
             return Ok(());
         }
@@ -247,6 +259,13 @@ fn relay(shared: &Shared, id: u64, client: TcpStream) -> io::Result<()> {
 }
 
 impl Shared {
+    /// Returns once the proxy is not frozen.
+    fn wait_thawed(&self) {
+        while self.frozen.load(Ordering::SeqCst) && !self.closed.load(Ordering::SeqCst) {
+            thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     fn count(&self, method: &str, endpoint: String) {
         let mut stats = self.stats.lock().unwrap();
         *stats.methods.entry(method.to_string()).or_default() += 1;
@@ -350,20 +369,26 @@ impl Head {
     /// A request body: chunked, Content-Length, or none.
     fn copy_body(&self, from: &mut impl BufRead, to: &mut impl Write) -> io::Result<()> {
         if self.chunked() {
-            copy_chunked(from, to)
+            copy_chunked(&|| {}, from, to)
         } else {
             copy_exact(from, to, self.content_length()?.unwrap_or(0))
         }
     }
 
     /// A response body; `Ok(true)` when it was delimited by the end of the connection.
-    fn copy_response_body(&self, from: &mut impl BufRead, to: &mut impl Write, head_request: bool) -> io::Result<bool> {
+    fn copy_response_body(
+        &self,
+        shared: &Shared,
+        from: &mut impl BufRead,
+        to: &mut impl Write,
+        head_request: bool,
+    ) -> io::Result<bool> {
         let status = self.status().unwrap_or(0);
         if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
             return Ok(false);
         }
         if self.chunked() {
-            return copy_chunked(from, to).map(|()| false);
+            return copy_chunked(&|| shared.wait_thawed(), from, to).map(|()| false);
         }
         if let Some(len) = self.content_length()? {
             return copy_exact(from, to, len).map(|()| false);
@@ -381,13 +406,15 @@ fn copy_exact(from: &mut impl BufRead, to: &mut impl Write, len: u64) -> io::Res
 }
 
 /// Relays a chunked body chunk by chunk, so each Docker event reaches the client at once.
-fn copy_chunked(from: &mut impl BufRead, to: &mut impl Write) -> io::Result<()> {
+/// `wait` runs before each chunk is passed on (a frozen proxy holds it there).
+fn copy_chunked(wait: &dyn Fn(), from: &mut impl BufRead, to: &mut impl Write) -> io::Result<()> {
     let mut line = Vec::new();
     loop {
         line.clear();
         if from.read_until(b'\n', &mut line)? == 0 {
             return Err(eof("connection closed inside a chunked body"));
         }
+        wait();
         to.write_all(&line)?;
         let text = String::from_utf8_lossy(&line);
         let hex = text.trim().split(';').next().unwrap_or("");
