@@ -24,6 +24,12 @@ const THROTTLE: Duration = Duration::from_millis(2500);
 const FLIPS: usize = 20;
 
 fn main() {
+    // `cargo test --all-targets` runs benches once as tests: this one takes minutes and is a
+    // benchmark, not a test, so it runs only under `cargo bench`, which passes `--bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("canary-bench: skipped; run it with `cargo bench --bench canary`");
+        return;
+    }
     let h = Harness::builder("bench-canary")
         .traefik(TraefikOptions {
             metrics: true,
