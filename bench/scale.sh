@@ -183,7 +183,7 @@ start_controller() {
     local name="$1"
     shift
     ctl_log="$work/controller-$name.log"
-    POINTSMAN_LOG=pointsman=debug "$bin" --dir "$dir" --log-format json run "$@" 2>"$ctl_log" &
+    POINTSMAN_LOG=pointsman=debug "$bin" --dir "$dir" --log-format json run --listen off "$@" 2>"$ctl_log" &
     ctl=$!
     bg_pids+=("$ctl")
     local deadline=$((SECONDS + 300))

@@ -125,17 +125,13 @@ async fn run(config: &Config) -> ExitCode {
 /// `pointsman healthcheck`: the image's and Compose's HEALTHCHECK. It only asks the
 /// controller's `/healthz` (no Docker, no lock), so it never competes with the controller.
 async fn healthcheck(url: &str) -> ExitCode {
-    match pointsman::observe::fetch::get(url, std::time::Duration::from_secs(3)).await {
-        Ok((200, body)) => {
-            println!("{}", body.trim_end());
+    match pointsman::observe::http::healthcheck(url).await {
+        Ok(body) => {
+            println!("{body}");
             ExitCode::SUCCESS
         }
-        Ok((status, body)) => {
-            println!("unhealthy (HTTP {status}): {}", body.trim_end());
-            ExitCode::from(1)
-        }
-        Err(e) => {
-            println!("unhealthy: {e}");
+        Err(why) => {
+            println!("unhealthy{why}");
             ExitCode::from(1)
         }
     }

@@ -702,3 +702,56 @@ fn parse_bytes(text: &str) -> Option<u64> {
     };
     n.checked_mul(mult)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<Config, UsageError> {
+        let mut all = vec!["pointsman", "--dir", "/tmp/x"];
+        all.extend_from_slice(args);
+        Args::try_parse_from(all).expect("parses").validate()
+    }
+
+    #[test]
+    fn run_listens_on_loopback_9191_by_default_and_off_disables() {
+        let listen = |args: &[&str]| match config(args).map(|c| c.action) {
+            Ok(Action::Run { listen, .. }) => Ok(listen),
+            other => Err(format!("{other:?}")),
+        };
+        if std::env::var_os("POINTSMAN_LISTEN").is_none() {
+            assert_eq!(listen(&["run"]), Ok(Some("127.0.0.1:9191".parse().unwrap())));
+        }
+        assert_eq!(listen(&["run", "--listen", "off"]), Ok(None));
+        assert_eq!(
+            listen(&["run", "--listen", "0.0.0.0:80"]),
+            Ok(Some("0.0.0.0:80".parse().unwrap()))
+        );
+        assert!(config(&["run", "--listen", "localhost"]).is_err());
+    }
+
+    #[test]
+    fn healthcheck_asks_the_listen_address_on_loopback_and_needs_no_directory() {
+        let url = |args: &[&str]| {
+            let mut all = vec!["pointsman"];
+            all.extend_from_slice(args);
+            match Args::try_parse_from(all).unwrap().validate().map(|c| c.action) {
+                Ok(Action::Healthcheck { url }) => Ok(url),
+                other => Err(format!("{other:?}")),
+            }
+        };
+        assert_eq!(
+            url(&["healthcheck", "--listen", "0.0.0.0:9191"]).unwrap(),
+            "http://127.0.0.1:9191/healthz"
+        );
+        assert_eq!(
+            url(&["healthcheck", "--listen", "[::]:9"]).unwrap(),
+            "http://[::1]:9/healthz"
+        );
+        assert_eq!(
+            url(&["healthcheck", "--url", "http://h:1/healthz"]).unwrap(),
+            "http://h:1/healthz"
+        );
+        assert!(url(&["healthcheck", "--listen", "off"]).is_err());
+    }
+}

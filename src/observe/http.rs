@@ -40,6 +40,17 @@ pub fn router(observer: Arc<Observer>) -> Router {
         .layer(axum::middleware::map_response(secure))
 }
 
+/// `pointsman healthcheck`: GETs `url` (the controller's `/healthz`, 3 s timeout). `Ok` with
+/// the body on 200; else `Err` with `" (HTTP 503): reason"` or `": why there was no answer"`.
+pub async fn healthcheck(url: &str) -> Result<String, String> {
+    let client = crate::traefik::http::HttpClient::new(std::time::Duration::from_secs(3));
+    match client.get(url).await {
+        Ok(r) if r.status == 200 => Ok(r.text().trim_end().to_string()),
+        Ok(r) => Err(format!(" (HTTP {}): {}", r.status, r.text().trim_end())),
+        Err(e) => Err(format!(": GET {url}: {e}")),
+    }
+}
+
 /// Binds `addr` and serves on a thread of its own, with its own single-threaded runtime (and,
 /// with `traffic_url`, samples Traefik's metrics there). Own thread, because the controller's
 /// thread blocks on the state lock while a CLI call holds it and on fsyncs while it writes:

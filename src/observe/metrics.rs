@@ -147,7 +147,7 @@ impl Metrics {
             m.last_success.clone(),
         );
         // Series known in advance start at 0, so rates and alerts work from the first scrape.
-        for kind in ["upsert", "remove", "stopping"] {
+        for kind in ["upsert", "remove", "stopping", "implied"] {
             let _ = m.docker_events.get_or_create(&vec![("kind", kind.to_string())]);
         }
         for result in ["ok", "error"] {

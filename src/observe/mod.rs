@@ -15,9 +15,7 @@
 //! - [`page`]: the status page, server-rendered HTML with every label-derived value escaped.
 //! - [`http`]: the axum server: `/metrics`, `/healthz`, `/`, `/status.json`; GET only.
 //! - [`traffic`]: request rate and error ratio per service from Traefik's metrics.
-//! - [`fetch`]: a one-shot HTTP GET (`pointsman healthcheck`, Traefik's metrics).
 
-pub mod fetch;
 pub mod health;
 pub mod http;
 pub mod metrics;
@@ -363,24 +361,20 @@ impl Observer {
 
 /// Samples Traefik's metrics every [`traffic::SAMPLE_EVERY`] for the page, forever.
 pub async fn sample_traffic(observer: Arc<Observer>, url: String) {
-    let mut before: Option<(tokio::time::Instant, traffic::Counts)> = None;
+    let mut before: Option<(tokio::time::Instant, crate::traefik::metrics::Scrape)> = None;
     let mut tick = tokio::time::interval(traffic::SAMPLE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let sample = match fetch::get(&url, Duration::from_secs(3)).await {
-            Ok((200, body)) => Ok(traffic::parse_counts(&body)),
-            Ok((status, _)) => Err(format!("GET {url}: HTTP {status}")),
-            Err(e) => Err(e),
-        };
+        let sample = crate::traefik::metrics::scrape(&url).await.map_err(|e| e.to_string());
         let now = tokio::time::Instant::now();
         match sample {
-            Ok(counts) => {
+            Ok(scrape) => {
                 let window = before
                     .as_ref()
-                    .map(|(then, previous)| traffic::rates(previous, &counts, now - *then));
+                    .map(|(then, previous)| traffic::rates(previous, &scrape, now - *then));
                 observer.traffic_sampled(Ok(window));
-                before = Some((now, counts));
+                before = Some((now, scrape));
             }
             Err(e) => {
                 before = None;

@@ -389,7 +389,7 @@ mod tests {
                 to: HOSTILE.into(),
                 by: crate::core::state::Actor::Cli,
                 detail: Some(HOSTILE.into()),
-                id: Some(HOSTILE.into()),
+                id: None,
             }],
         };
         let html = page(&view(status));

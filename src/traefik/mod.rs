@@ -11,9 +11,10 @@
 //!   [`api::wait_applied`], which returns once Traefik serves exactly the configuration just
 //!   written, or says why it does not (unreachable, a router's own error, a foreign file that
 //!   froze the file provider, or simply stale).
-//! - `http` (private): the GET both use (hyper's pooled client, one timeout per request).
+//! - `http` (crate-private): the GET both use (hyper's pooled client, one timeout per
+//!   request); `pointsman healthcheck` asks the controller's `/healthz` with it too.
 
 pub mod api;
 pub mod exposition;
-mod http;
+pub(crate) mod http;
 pub mod metrics;
