@@ -128,6 +128,8 @@ pub struct Controller<S, K> {
     samples: Option<mpsc::Sender<Input>>,
     /// What operators see (`run --listen`): told of each input, state and reconcile.
     observer: Arc<Observer>,
+    /// Traefik's name for the provider the configuration goes through (`file`, `redis`).
+    provider: &'static str,
     pub stats: Stats,
 }
 
@@ -159,6 +161,7 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
             scraping: BTreeSet::new(),
             samples: None,
             observer: Arc::new(Observer::new()),
+            provider: "file",
             stats: Stats::default(),
         }
     }
@@ -196,16 +199,7 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
         };
         match event {
             WatchEvent::Resync(all) => {
-                let mut next: HashMap<String, Container> = all.into_iter().map(|c| (c.id.clone(), c)).collect();
-                for id in self.snapshot.keys().filter(|id| !next.contains_key(*id)) {
-                    self.dirty.extend(self.fleet.remove(id));
-                }
-                for (id, c) in &next {
-                    if self.snapshot.get(id) != Some(c) {
-                        self.dirty.extend(self.fleet.upsert(c, &self.settings));
-                    }
-                }
-                std::mem::swap(&mut self.snapshot, &mut next);
+                self.replace(all);
                 self.synced = true;
                 self.full = true;
             }
@@ -232,6 +226,35 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
             }
             WatchEvent::Lost(_) => {}
         }
+    }
+
+    /// Makes `all` the containers the controller knows: only those that changed touch the
+    /// fleet. A resync calls it and then re-checks everything; a shared store's leader calls it
+    /// with every host's containers whenever a host publishes a change.
+    pub fn replace(&mut self, all: Vec<Container>) {
+        let mut next: HashMap<String, Container> = all.into_iter().map(|c| (c.id.clone(), c)).collect();
+        for id in self.snapshot.keys().filter(|id| !next.contains_key(*id)) {
+            self.dirty.extend(self.fleet.remove(id));
+        }
+        for (id, c) in &next {
+            if self.snapshot.get(id) != Some(c) {
+                self.dirty.extend(self.fleet.upsert(c, &self.settings));
+            }
+        }
+        std::mem::swap(&mut self.snapshot, &mut next);
+    }
+
+    /// Where rollout scrapes report back (the controller's own input stream).
+    pub fn with_samples(mut self, samples: mpsc::Sender<Input>) -> Self {
+        self.samples = Some(samples);
+        self
+    }
+
+    /// The Traefik provider pointsman's configuration is published through (`file`, `redis`):
+    /// Traefik names services `NAME@PROVIDER` in its metrics.
+    pub fn with_provider(mut self, provider: &'static str) -> Self {
+        self.provider = provider;
+        self
     }
 
     fn upsert(&mut self, c: Container) {
@@ -264,7 +287,7 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
                 continue;
             }
             let (app, step_since) = (app.clone(), r.since);
-            let (url, service) = (analysis.metrics.clone(), format!("{app}-slot-{}@file", r.slot));
+            let (url, service) = (analysis.metrics.clone(), format!("{app}-slot-{}@{}", r.slot, self.provider));
             tokio::spawn(async move {
                 let counters = metrics::scrape(&url)
                     .await
@@ -338,7 +361,7 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
     }
 
     /// Whether there is something to write or decide.
-    fn has_work(&self) -> bool {
+    pub fn has_work(&self) -> bool {
         !self.dirty.is_empty() || self.full || !self.pending.is_empty()
     }
 
@@ -631,11 +654,7 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
             if !self.synced || (failing && !tick) || !(tick || self.has_work()) {
                 continue;
             }
-            let (started, fleet_changed) = (std::time::Instant::now(), self.has_work());
-            self.observer.reconcile_started();
-            let result = self.reconcile();
-            self.observed(&result, started.elapsed(), fleet_changed);
-            match result {
+            match self.reconcile_and_report() {
                 Ok(()) => {
                     if failing {
                         info!("writing works again");
@@ -675,6 +694,15 @@ fn release_free_memory() {
 }
 
 impl<S: StateStore, K: ConfigSink> Controller<S, K> {
+    /// [`Controller::reconcile`], told to the observer (`run --listen`).
+    pub fn reconcile_and_report(&mut self) -> Result<(), RunError> {
+        let (started, fleet_changed) = (std::time::Instant::now(), self.has_work());
+        self.observer.reconcile_started();
+        let result = self.reconcile();
+        self.observed(&result, started.elapsed(), fleet_changed);
+        result
+    }
+
     /// Tells the observer how a reconcile went and, after a successful one, what the fleet is.
     fn observed(&mut self, result: &Result<(), RunError>, took: Duration, fleet_changed: bool) {
         self.observer

@@ -33,6 +33,9 @@
 //! - [`backend::dir`]: the directory implementation (atomic renames, flock, `state.json`).
 //! - [`backend::foreign`]: files in the directory pointsman does not own, checked as Traefik
 //!   will read them.
+//! - [`backend::redis`]: the shared store of several hosts: roles in `pointsman/state` (WATCH/
+//!   MULTI), Traefik's keys for its Redis provider, each host's containers, the leader's lease;
+//!   [`backend::redis::resp`] is its small blocking client.
 //!
 //! [`docker`] — the Docker edge behind a narrow trait, [`docker::DockerApi`]: bollard's
 //! engine ([`docker::engine`]) or an in-memory fake for tests ([`docker::fake`]);
@@ -44,6 +47,10 @@
 //! just written (verified apply), or names why not.
 //!
 //! [`controller`] — `pointsman run`: one owner of the model, fed by one stream of inputs.
+//!
+//! [`multihost`] — `pointsman run --store redis://…`: each host publishes its containers to
+//! Redis ([`backend::redis`]) under a lease, and the one controller holding the leader's lease
+//! runs the same [`controller::Controller`] over every host's containers, fenced.
 //!
 //! [`observe`] — what operators see of a running controller (`run --listen`): the
 //! [`observe::Observer`] the controller reports to (Docker connection, each reconcile, roles,
@@ -60,5 +67,6 @@ pub mod cli;
 pub mod controller;
 pub mod core;
 pub mod docker;
+pub mod multihost;
 pub mod observe;
 pub mod traefik;

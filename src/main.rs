@@ -53,10 +53,14 @@ async fn run(config: &Config) -> ExitCode {
         resync_every,
         backoff_cap,
         listen,
+        ref host,
     } = config.action
     else {
         unreachable!()
     };
+    if let (Some(redis), Some(host)) = (&config.redis, host) {
+        return run_on_redis(config, redis, host.clone(), resync_every, backoff_cap, listen).await;
+    }
     // Refuse to start on a corrupt state file rather than discover it at the first event, and
     // on flags that contradict the recorded settings.
     let prepared = Dir::open(&config.dir).map_err(|e| e.to_string()).and_then(|dir| {
@@ -108,6 +112,80 @@ async fn run(config: &Config) -> ExitCode {
         store,
         sink,
         Some(dir.path().to_path_buf()),
+        opts,
+        observer,
+        shutdown_signal(),
+    )
+    .await
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `pointsman run --store redis://…`: one host of several (see `pointsman::multihost`).
+async fn run_on_redis(
+    config: &Config,
+    redis: &pointsman::cli::RedisStoreConfig,
+    host: pointsman::multihost::HostOptions,
+    resync_every: std::time::Duration,
+    backoff_cap: std::time::Duration,
+    listen: Option<std::net::SocketAddr>,
+) -> ExitCode {
+    let shared = pointsman::backend::redis::Redis::new(redis.url.clone());
+    // Refuse to start where Traefik would never see a change, on a corrupt state, and on flags
+    // that contradict the recorded settings.
+    if let Err(e) = pointsman::multihost::check_notifications(&shared, &host.host_id) {
+        tracing::error!("{e}");
+        return ExitCode::from(2);
+    }
+    let prepared = (|| {
+        let mut store = shared.store();
+        let recorded = store.read().map_err(|e| e.to_string())?;
+        let (settings, record) =
+            settings::resolve(&recorded.settings, &config.proposed, config.reconfigure).map_err(|e| e.to_string())?;
+        if config.reconfigure && recorded.settings != record {
+            store
+                .transact(&mut pointsman::backend::redis::NoSink, |state| {
+                    state.settings = record.clone();
+                    Ok::<_, pointsman::backend::BackendError>(((), Default::default()))
+                })
+                .map_err(|e| e.to_string())?;
+        }
+        Ok::<_, String>(settings)
+    })();
+    let settings = match prepared {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let observer = Arc::new(Observer::new());
+    if let Some(addr) = listen {
+        match pointsman::observe::http::spawn(addr, observer.clone(), config.traefik_metrics.clone()) {
+            Ok(bound) => tracing::info!("serving /metrics, /healthz and the status page on http://{bound}/"),
+            Err(e) => {
+                tracing::error!("cannot listen on {addr}: {e}; pass --listen with another address, or --listen off");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let opts = WatchOptions {
+        resync_every,
+        backoff_cap,
+        ..WatchOptions::default()
+    };
+    let docker = Arc::new(pointsman::docker::Engine::new());
+    match pointsman::multihost::run(
+        docker,
+        settings,
+        config.proposed.clone(),
+        shared,
+        host,
         opts,
         observer,
         shutdown_signal(),

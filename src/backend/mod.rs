@@ -13,6 +13,7 @@
 
 pub mod dir;
 pub mod foreign;
+pub mod redis;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -60,6 +61,23 @@ pub enum BackendError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("cannot remove {path}: {source}")]
     Remove { path: PathBuf, source: std::io::Error },
+    /// Redis could not be reached or refused a command; nothing was committed.
+    #[error(transparent)]
+    Redis(redis::resp::RedisError),
+    /// Fatal for the controller, like a corrupt state file.
+    #[error(
+        "key {key} in {url} is corrupt: {reason}. pointsman will not reset roles silently; restore it (or delete the key to re-seed roles from labels)"
+    )]
+    CorruptKey { url: String, key: String, reason: String },
+    /// The leader's lease passed to another controller: this one must not render any more.
+    #[error("this controller no longer holds the leader's lease ({}); it stops rendering", holder.as_deref().map_or("nobody holds it now".to_string(), |h| format!("host {h} holds it")))]
+    Fenced { holder: Option<String> },
+    /// Another writer committed between our read and our write (retried by the store).
+    #[error("another writer changed the state at the same time")]
+    Conflict,
+    /// Too many writers at once: the transaction lost every race.
+    #[error("the state changed under this command {attempts} times in a row; run it again")]
+    Contended { attempts: usize },
 }
 
 /// Publishes rendered configuration where Traefik reads it.

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 
 use crate::backend::dir::{Dir, DirSink, FileStateStore};
+use crate::backend::redis::{NoSink, Redis};
 use crate::backend::{BackendError, ConfigSink, StateStore, Updates};
 use crate::cli::{Action, Config};
 use crate::core::container::Container;
@@ -47,6 +48,9 @@ pub enum Failure {
     /// Exit 2.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// A command the shared store has no use for (exit 2).
+    #[error("{0}")]
+    SharedStore(String),
     /// Exit 2.
     #[error(transparent)]
     Docker(#[from] DockerError),
@@ -61,21 +65,43 @@ impl Failure {
     }
 }
 
-/// The directory backend of a command: its state store and its sink.
-struct Backend {
-    dir: Dir,
-    store: FileStateStore,
-    sink: DirSink,
+/// The backend of a command: its state store and its sink, and where they live. On a shared
+/// store (Redis) a command only records roles: the sink publishes nothing, and the leading
+/// controller renders for every host.
+struct Backend<S, K> {
+    dir: Option<Dir>,
+    redis: Option<Redis>,
+    store: S,
+    sink: K,
 }
 
 /// Runs every action but `run`.
 pub async fn execute(config: &Config) -> Result<(), Failure> {
-    let dir = Dir::open(&config.dir)?;
-    let mut backend = Backend {
-        store: FileStateStore::new(&dir),
-        sink: DirSink::new(&dir),
-        dir,
-    };
+    match &config.redis {
+        None => {
+            let dir = Dir::open(&config.dir)?;
+            let backend = Backend {
+                store: FileStateStore::new(&dir),
+                sink: DirSink::new(&dir),
+                dir: Some(dir),
+                redis: None,
+            };
+            execute_on(config, backend).await
+        }
+        Some(r) => {
+            let redis = Redis::new(r.url.clone());
+            let backend = Backend {
+                store: redis.store(),
+                sink: NoSink,
+                dir: None,
+                redis: Some(redis),
+            };
+            execute_on(config, backend).await
+        }
+    }
+}
+
+async fn execute_on<S: StateStore, K: ConfigSink>(config: &Config, mut backend: Backend<S, K>) -> Result<(), Failure> {
     let recorded = backend.store.read()?;
     let (settings, _) = settings::resolve(&recorded.settings, &config.proposed, config.reconfigure)?;
     let operation = match &config.action {
@@ -136,9 +162,16 @@ pub async fn execute(config: &Config) -> Result<(), Failure> {
                 Some(p) => Only::Project(p),
                 None => app.as_deref().map_or(Only::All, Only::App),
             };
-            return status(config, &settings, &recorded, &backend.dir, only, *json).await;
+            return status(config, &settings, &recorded, &backend, only, *json).await;
         }
-        Action::Render { check } => return render_all(config, &settings, &mut backend, *check).await,
+        Action::Render { check } => {
+            let Some(dir) = backend.dir.clone() else {
+                return Err(Failure::SharedStore(
+                    "render writes the directory store's files; on a redis:// store the leading controller renders for every host (see `pointsman status`)".into(),
+                ));
+            };
+            return render_all(config, &settings, &dir, &mut backend.store, *check).await;
+        }
         Action::History { app, json, limit } => {
             history(&recorded, app.as_deref(), *json, *limit);
             return Ok(());
@@ -164,75 +197,26 @@ fn record_settings(state: &mut State, settings: &Settings, config: &Config) -> R
 /// saw it), those of the other apps of that project: they share its unit (one file), which is
 /// rendered whole. Then the state store runs the transaction. Other apps' host claims come from
 /// the state's index.
-async fn change(config: &Config, settings: &Settings, backend: &mut Backend, op: &Operation) -> Result<(), Failure> {
-    let docker = Engine::connected().await?;
+async fn change<S: StateStore, K: ConfigSink>(
+    config: &Config,
+    settings: &Settings,
+    backend: &mut Backend<S, K>,
+    op: &Operation,
+) -> Result<(), Failure> {
     let recorded = backend.store.read()?;
     let app_label = settings.label("app");
-    let mut wanted: BTreeSet<String> = BTreeSet::new();
-    let mut projects: Vec<String> = Vec::new();
-    match op.scope() {
-        Scope::App(app) => {
-            wanted.insert(app.to_string());
-        }
-        // Docker resolves names and unique id prefixes; the target itself is resolved by
-        // `ops::find_target` against the app's containers, like every other target.
-        Scope::Container(name) => {
-            if let Some(app) = docker
-                .inspect(name)
-                .await?
-                .and_then(|c| c.label(&app_label).map(str::to_string))
-            {
-                wanted.insert(app);
+    let (containers, listed) = match &backend.redis {
+        Some(redis) => {
+            // Every host's containers, as their controllers published them: one read.
+            let all = redis.all_containers().map_err(BackendError::from)?;
+            let mut listed: BTreeSet<String> = all.iter().filter_map(|c| c.label(&app_label).map(str::to_string)).collect();
+            if let Scope::App(app) = op.scope() {
+                listed.insert(app.to_string());
             }
+            (all, listed)
         }
-        Scope::Project(project) => projects.push(project.to_string()),
-    }
-    let mut containers: Vec<Container> = Vec::new();
-    let mut listed: BTreeSet<String> = BTreeSet::new();
-    let mut seen_projects: BTreeSet<String> = BTreeSet::new();
-    // Apps lead to their projects, projects to their apps, until nothing new turns up (one
-    // round for a normal stack).
-    loop {
-        for app in wanted
-            .iter()
-            .filter(|a| !listed.contains(*a))
-            .cloned()
-            .collect::<Vec<_>>()
-        {
-            let of_app = docker::list_app(&docker, settings, &app).await?;
-            projects.extend(
-                of_app
-                    .iter()
-                    .filter_map(|c| c.label(PROJECT_LABEL))
-                    .filter(|p| is_project_name(p))
-                    .map(str::to_string),
-            );
-            projects.extend(recorded.claims.get(&app).and_then(|c| c.project.clone()));
-            containers.extend(of_app);
-            listed.insert(app);
-        }
-        let new: Vec<String> = projects.drain(..).filter(|p| seen_projects.insert(p.clone())).collect();
-        if new.is_empty() {
-            break;
-        }
-        for project in new {
-            let members = docker.list(PROJECT_LABEL, Some(&project)).await?;
-            wanted.extend(
-                members
-                    .iter()
-                    .filter_map(|c| c.label(&app_label))
-                    .filter(|a| is_dns_label(a))
-                    .map(str::to_string),
-            );
-            wanted.extend(
-                recorded
-                    .claims
-                    .iter()
-                    .filter(|(_, c)| c.project.as_deref() == Some(project.as_str()))
-                    .map(|(a, _)| a.clone()),
-            );
-        }
-    }
+        None => from_docker(settings, &recorded, op).await?,
+    };
     let ((message, expected, removed), _) = backend.store.transact(&mut backend.sink, |state| {
         record_settings(state, settings, config)?;
         let mut fleet = Fleet::build(&containers, settings);
@@ -299,13 +283,105 @@ async fn change(config: &Config, settings: &Settings, backend: &mut Backend, op:
         Ok::<_, Failure>(((outcome.message, expected, removed), updates))
     })?;
     println!("{message}");
-    if let (Some(timeout), Some(api)) = (config.wait, &config.traefik_api) {
-        let waited = crate::traefik::api::wait_applied(api, &expected, &removed, timeout, Some(backend.dir.path()))
-            .await
-            .map_err(Failure::NotApplied)?;
-        println!("Traefik serves it ({} ms after the write)", waited.as_millis());
+    if let Some(redis) = &backend.redis
+        && redis.leader().ok().flatten().is_none()
+    {
+        eprintln!(
+            "pointsman: warning: no controller holds the leader's lease on {}; the change is recorded and reaches Traefik when one runs (pointsman run --store …)",
+            redis.url()
+        );
+    }
+    if let (Some(timeout), Some(apis)) = (config.wait, &config.traefik_api) {
+        // Several Traefiks (one per host, a comma list): the change is served when all show it.
+        let provider = if backend.redis.is_some() { "redis" } else { "file" };
+        let dir = backend.dir.as_ref().map(Dir::path);
+        let waits = apis.split(',').map(str::trim).filter(|a| !a.is_empty()).map(|api| {
+            crate::traefik::api::wait_applied_via(api, provider, &expected, &removed, timeout, dir)
+        });
+        let mut slowest = std::time::Duration::ZERO;
+        for waited in futures::future::join_all(waits).await {
+            slowest = slowest.max(waited.map_err(Failure::NotApplied)?);
+        }
+        println!("Traefik serves it ({} ms after the write)", slowest.as_millis());
     }
     Ok(())
+}
+
+/// The containers a change on the directory store needs, from Docker: those of the app
+/// concerned, and of every app of its Compose project.
+async fn from_docker(
+    settings: &Settings,
+    recorded: &State,
+    op: &Operation,
+) -> Result<(Vec<Container>, BTreeSet<String>), Failure> {
+    let docker = Engine::connected().await?;
+    let app_label = settings.label("app");
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    let mut projects: Vec<String> = Vec::new();
+    match op.scope() {
+        Scope::App(app) => {
+            wanted.insert(app.to_string());
+        }
+        // Docker resolves names and unique id prefixes; the target itself is resolved by
+        // `ops::find_target` against the app's containers, like every other target.
+        Scope::Container(name) => {
+            if let Some(app) = docker
+                .inspect(name)
+                .await?
+                .and_then(|c| c.label(&app_label).map(str::to_string))
+            {
+                wanted.insert(app);
+            }
+        }
+        Scope::Project(project) => projects.push(project.to_string()),
+    }
+    let mut containers: Vec<Container> = Vec::new();
+    let mut listed: BTreeSet<String> = BTreeSet::new();
+    let mut seen_projects: BTreeSet<String> = BTreeSet::new();
+    // Apps lead to their projects, projects to their apps, until nothing new turns up (one
+    // round for a normal stack).
+    loop {
+        for app in wanted
+            .iter()
+            .filter(|a| !listed.contains(*a))
+            .cloned()
+            .collect::<Vec<_>>()
+        {
+            let of_app = docker::list_app(&docker, settings, &app).await?;
+            projects.extend(
+                of_app
+                    .iter()
+                    .filter_map(|c| c.label(PROJECT_LABEL))
+                    .filter(|p| is_project_name(p))
+                    .map(str::to_string),
+            );
+            projects.extend(recorded.claims.get(&app).and_then(|c| c.project.clone()));
+            containers.extend(of_app);
+            listed.insert(app);
+        }
+        let new: Vec<String> = projects.drain(..).filter(|p| seen_projects.insert(p.clone())).collect();
+        if new.is_empty() {
+            break;
+        }
+        for project in new {
+            let members = docker.list(PROJECT_LABEL, Some(&project)).await?;
+            wanted.extend(
+                members
+                    .iter()
+                    .filter_map(|c| c.label(&app_label))
+                    .filter(|a| is_dns_label(a))
+                    .map(str::to_string),
+            );
+            wanted.extend(
+                recorded
+                    .claims
+                    .iter()
+                    .filter(|(_, c)| c.project.as_deref() == Some(project.as_str()))
+                    .map(|(a, _)| a.clone()),
+            );
+        }
+    }
+    Ok((containers, listed))
 }
 
 async fn containers(settings: &Settings) -> Result<Vec<Container>, Failure> {
@@ -315,20 +391,27 @@ async fn containers(settings: &Settings) -> Result<Vec<Container>, Failure> {
 
 /// Every app, from a full listing: render and write (removing files of apps that are gone),
 /// or with `check` only compare.
-async fn render_all(config: &Config, settings: &Settings, backend: &mut Backend, check: bool) -> Result<(), Failure> {
+async fn render_all(
+    config: &Config,
+    settings: &Settings,
+    dir: &Dir,
+    store: &mut impl StateStore,
+    check: bool,
+) -> Result<(), Failure> {
+    let mut sink = DirSink::new(dir);
     let all = containers(settings).await?;
     let fleet = Fleet::build(&all, settings);
     for e in &fleet.errors() {
         eprintln!("warning: {e}");
     }
     if check {
-        let mut state = backend.store.read()?;
+        let mut state = store.read()?;
         let seeding = ops::seed(&mut state, &fleet, jiff::Timestamp::now(), Actor::Cli);
         let files = render::render_all(&fleet, &state, settings);
         let mut drift = Vec::new();
         for (app, config) in &files {
             let name = crate::backend::dir::file_name(app);
-            match backend.dir.read_file(&name)? {
+            match dir.read_file(&name)? {
                 None => drift.push(format!("{name} is missing")),
                 Some(current) if current != crate::backend::dir::encode(config) => {
                     drift.push(format!("{name} differs"))
@@ -336,7 +419,7 @@ async fn render_all(config: &Config, settings: &Settings, backend: &mut Backend,
                 Some(_) => {}
             }
         }
-        for name in backend.dir.owned_files()? {
+        for name in dir.owned_files()? {
             if crate::backend::dir::unit_of_file(&name).is_some_and(|a| !files.contains_key(a)) {
                 drift.push(format!("{name} belongs to no app with containers"));
             }
@@ -354,9 +437,9 @@ async fn render_all(config: &Config, settings: &Settings, backend: &mut Backend,
             drift.join(", ")
         )));
     }
-    let published = backend.sink.published()?;
-    backend.sink.forget();
-    let (count, changes) = backend.store.transact(&mut backend.sink, |state| {
+    let published = sink.published()?;
+    sink.forget();
+    let (count, changes) = store.transact(&mut sink, |state| {
         record_settings(state, settings, config)?;
         ops::seed(state, &fleet, jiff::Timestamp::now(), Actor::Cli);
         state.claims = fleet.claims();
@@ -389,15 +472,18 @@ enum Only<'a> {
     Project(&'a str),
 }
 
-async fn status(
+async fn status<S, K>(
     config: &Config,
     settings: &Settings,
     state: &State,
-    dir: &Dir,
+    backend: &Backend<S, K>,
     only: Only<'_>,
     as_json: bool,
 ) -> Result<(), Failure> {
-    let all = containers(settings).await?;
+    let all = match &backend.redis {
+        Some(redis) => redis.all_containers().map_err(BackendError::from)?,
+        None => containers(settings).await?,
+    };
     let fleet = Fleet::build(&all, settings);
     let mut state = state.clone();
     // Show what the next render would do, without writing it.
@@ -469,16 +555,52 @@ async fn status(
         );
     }
     let mut errors: Vec<String> = fleet.errors().iter().map(ToString::to_string).collect();
-    errors.extend(
-        crate::backend::foreign::Scanner::default()
-            .scan(dir.path())
-            .iter()
-            .map(ToString::to_string),
-    );
+    if let Some(dir) = &backend.dir {
+        errors.extend(
+            crate::backend::foreign::Scanner::default()
+                .scan(dir.path())
+                .iter()
+                .map(ToString::to_string),
+        );
+    }
+    // On a shared store: which hosts publish containers, and which controller renders.
+    let shared = match &backend.redis {
+        Some(redis) => {
+            let hosts: BTreeMap<String, usize> = redis
+                .members()
+                .map_err(BackendError::from)?
+                .into_iter()
+                .map(|(h, m)| (h, m.containers.len()))
+                .collect();
+            let leader = redis
+                .leader()
+                .map_err(BackendError::from)?
+                .map(|t| t.split_once('/').map_or(t.clone(), |(h, _)| h.to_string()));
+            Some(json!({ "store": redis.url().to_string(), "leader": leader, "hosts": hosts }))
+        }
+        None => None,
+    };
     if as_json {
-        let doc = json!({ "dir": config.dir, "apps": apps, "errors": errors });
+        let doc = match &shared {
+            Some(shared) => json!({ "store": shared["store"], "leader": shared["leader"], "hosts": shared["hosts"], "apps": apps, "errors": errors }),
+            None => json!({ "dir": config.dir, "apps": apps, "errors": errors }),
+        };
         println!("{}", serde_json::to_string_pretty(&doc).expect("serialises"));
         return Ok(());
+    }
+    if let Some(shared) = &shared {
+        let hosts: Vec<String> = shared["hosts"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(h, n)| format!("{h} ({n} containers)"))
+            .collect();
+        println!(
+            "store {}: leader {}; hosts: {}",
+            shared["store"].as_str().unwrap_or(""),
+            shared["leader"].as_str().unwrap_or("none (no controller holds the lease)"),
+            list_or_none(&hosts)
+        );
     }
     if apps.is_empty() {
         println!("no apps: no container carries the label {}", settings.label("app"));
@@ -564,7 +686,7 @@ fn history(state: &State, app: Option<&str>, as_json: bool, limit: usize) {
 
 /// `rollout APP --wait`: follows the rollout the controller drives, printing each step, until
 /// the candidate is promoted (Ok) or the rollout is aborted (exit 1, naming why).
-async fn follow_rollout(backend: &mut Backend, app: &str) -> Result<(), Failure> {
+async fn follow_rollout<S: StateStore, K>(backend: &mut Backend<S, K>, app: &str) -> Result<(), Failure> {
     use crate::core::state::Action as Done;
     let mut printed = 0;
     loop {

@@ -10,7 +10,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::core::labels::{Role, is_dns_label, is_project_name};
+use crate::backend::redis::resp::RedisUrl;
 use crate::core::settings::Choices;
+use crate::multihost::HostOptions;
 
 /// Blue-green and canary releases of Docker containers behind Traefik.
 ///
@@ -23,6 +25,14 @@ pub struct Args {
     /// Traefik's dynamic configuration directory (the file provider's `directory`).
     #[arg(long, env = "POINTSMAN_DIR", global = true)]
     pub dir: Option<PathBuf>,
+    /// Where roles and Traefik's configuration live: `dir` (the --dir directory, for Traefik's
+    /// file provider) or `redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]`, shared by several hosts
+    /// whose Traefiks read it with their Redis provider. [default: dir]
+    #[arg(long, env = "POINTSMAN_STORE", global = true, value_name = "STORE")]
+    pub store: Option<String>,
+    /// Traefik's providers.redis.rootKey. [default: traefik]
+    #[arg(long, env = "POINTSMAN_ROOT_KEY", global = true)]
+    pub root_key: Option<String>,
     /// Labels are read as PREFIX.app, PREFIX.version, … [default: pointsman]
     #[arg(long, env = "POINTSMAN_LABEL_PREFIX", global = true)]
     pub label_prefix: Option<String>,
@@ -95,6 +105,24 @@ pub enum Command {
         /// Address to serve /metrics, /healthz and the status page on; `off`: none.
         #[arg(long, env = "POINTSMAN_LISTEN", default_value = DEFAULT_LISTEN, value_name = "ADDR")]
         listen: String,
+        /// With a redis:// store: this host's name among the hosts. [default: the host name]
+        #[arg(long, env = "POINTSMAN_HOST_ID")]
+        host_id: Option<String>,
+        /// With a redis:// store: only containers carrying this label are this host's.
+        #[arg(long, env = "POINTSMAN_SCOPE", value_name = "LABEL=VALUE")]
+        scope: Option<String>,
+        /// With a redis:// store: the address other hosts' Traefiks reach this host's
+        /// containers at, on the ports Docker published for them.
+        #[arg(long, env = "POINTSMAN_ADVERTISE_ADDRESS", value_name = "IP")]
+        advertise_address: Option<String>,
+        /// With a redis:// store: `published` (--advertise-address and the published port) or
+        /// `container` (the container's own address, for overlay networks).
+        #[arg(long, env = "POINTSMAN_ADDRESS", value_name = "HOW", default_value = "published")]
+        address: String,
+        /// With a redis:// store: how long a dead host's containers and a dead leader's term
+        /// last before they are dropped and taken over.
+        #[arg(long, env = "POINTSMAN_LEASE", default_value = "5s")]
+        lease: String,
     },
     /// Exit 0 if the controller's /healthz answers 200, else 1 (for HEALTHCHECK: no curl needed).
     Healthcheck {
@@ -227,6 +255,8 @@ pub enum Command {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub dir: PathBuf,
+    /// `--store redis://…`: the shared store (and Traefik's root key); `None`: the directory.
+    pub redis: Option<RedisStoreConfig>,
     /// Settings flags as given; resolved against the recorded settings by each command.
     pub proposed: Choices,
     pub reconfigure: bool,
@@ -236,6 +266,13 @@ pub struct Config {
     /// `--wait`: verify the change through Traefik's API within this long.
     pub wait: Option<Duration>,
     pub action: Action,
+}
+
+/// A shared store in Redis.
+#[derive(Debug, Clone)]
+pub struct RedisStoreConfig {
+    pub url: RedisUrl,
+    pub root_key: String,
 }
 
 /// Where `run` serves /metrics, /healthz and the page unless told otherwise: loopback only.
@@ -248,6 +285,8 @@ pub enum Action {
         backoff_cap: Duration,
         /// `None`: `--listen off`.
         listen: Option<SocketAddr>,
+        /// With a shared store: how this host takes part.
+        host: Option<HostOptions>,
     },
     /// GET `url`; exit 0 on 200.
     Healthcheck {
@@ -322,6 +361,7 @@ impl Args {
         if let Command::Healthcheck { listen, url } = &self.command {
             return Ok(Config {
                 dir: self.dir.clone().unwrap_or_default(),
+                redis: None,
                 proposed: Choices::default(),
                 reconfigure: false,
                 log_format: self.log_format,
@@ -333,11 +373,27 @@ impl Args {
                 },
             });
         }
-        let dir = self.dir.ok_or_else(|| {
-            UsageError(
-                "no directory: pass --dir or set POINTSMAN_DIR to Traefik's dynamic configuration directory".into(),
-            )
-        })?;
+        let redis = match self.store.as_deref().map(str::trim) {
+            None | Some("") | Some("dir") => None,
+            Some(url) => Some(RedisStoreConfig {
+                url: url.parse().map_err(|e| UsageError(format!("--store: {e}")))?,
+                root_key: self
+                    .root_key
+                    .clone()
+                    .map(|k| k.trim().trim_matches('/').to_string())
+                    .filter(|k| !k.is_empty())
+                    .unwrap_or_else(|| crate::backend::redis::DEFAULT_ROOT_KEY.into()),
+            }),
+        };
+        let dir = match (self.dir, &redis) {
+            (Some(dir), None) => dir,
+            (dir, Some(_)) => dir.unwrap_or_default(),
+            (None, None) => {
+                return Err(UsageError(
+                    "no directory: pass --dir or set POINTSMAN_DIR to Traefik's dynamic configuration directory (or --store redis://… for several hosts)".into(),
+                ));
+            }
+        };
         let name_ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
         let mut proposed = Choices::default();
         if let Some(prefix) = self.label_prefix.map(|p| p.trim().to_string()) {
@@ -452,16 +508,33 @@ impl Args {
                 resync_interval,
                 backoff_cap,
                 listen,
+                host_id,
+                scope,
+                advertise_address,
+                address,
+                lease,
             } => {
                 if resync_interval == 0 || backoff_cap == 0 {
                     return Err(UsageError(
                         "--resync-interval and --backoff-cap must be at least 1 second".into(),
                     ));
                 }
+                let host = match &redis {
+                    None => {
+                        if host_id.is_some() || scope.is_some() || advertise_address.is_some() {
+                            return Err(UsageError(
+                                "--host-id, --scope and --advertise-address need a shared store: --store redis://…".into(),
+                            ));
+                        }
+                        None
+                    }
+                    Some(r) => Some(host_options(r, host_id, scope, advertise_address, &address, &lease)?),
+                };
                 Action::Run {
                     resync_every: Duration::from_secs(resync_interval),
                     backoff_cap: Duration::from_secs(backoff_cap),
                     listen: parse_listen(&listen)?,
+                    host,
                 }
             }
             Command::Healthcheck { .. } => unreachable!("handled above"),
@@ -612,6 +685,7 @@ impl Args {
         }
         Ok(Config {
             dir,
+            redis,
             proposed,
             reconfigure: self.reconfigure,
             log_format: self.log_format,
@@ -660,6 +734,71 @@ fn health_url(listen: &str, url: Option<&str>) -> Result<String, UsageError> {
 }
 
 /// `60s`, `500ms`, `1m30s` (jiff's friendly duration format).
+/// How a host's controller takes part in a shared store.
+fn host_options(
+    redis: &RedisStoreConfig,
+    host_id: Option<String>,
+    scope: Option<String>,
+    advertise: Option<String>,
+    address: &str,
+    lease: &str,
+) -> Result<HostOptions, UsageError> {
+    let host_id = match host_id.map(|h| h.trim().to_string()).filter(|h| !h.is_empty()) {
+        Some(h) => h,
+        None => std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| UsageError("--host-id: this host has no name to default to; pass one".into()))?,
+    };
+    if !host_id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(UsageError(format!(
+            "--host-id {host_id:?}: use letters, digits, '-', '_' and '.'"
+        )));
+    }
+    let scope = match scope.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => match s.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Some((k.to_string(), v.to_string())),
+            _ => return Err(UsageError(format!("--scope {s:?}: expected LABEL=VALUE"))),
+        },
+    };
+    let advertise = advertise.map(|a| a.trim().to_string()).filter(|a| !a.is_empty());
+    let advertise = match (address.trim(), advertise) {
+        ("container", None) => None,
+        ("container", Some(_)) => {
+            return Err(UsageError(
+                "--advertise-address has no use with --address container (servers are the containers' own addresses)".into(),
+            ));
+        }
+        ("published", Some(a)) => Some(a),
+        ("published", None) => {
+            return Err(UsageError(
+                "a host on a shared store needs --advertise-address (the address other hosts reach its published ports at), or --address container on a network every host's Traefik reaches".into(),
+            ));
+        }
+        (other, _) => {
+            return Err(UsageError(format!(
+                "--address {other:?}: expected published or container"
+            )));
+        }
+    };
+    let lease = parse_duration("--lease", lease)?;
+    if lease < Duration::from_millis(500) {
+        return Err(UsageError("--lease must be at least 500ms".into()));
+    }
+    Ok(HostOptions {
+        host_id,
+        scope,
+        advertise,
+        lease,
+        root_key: redis.root_key.clone(),
+    })
+}
+
 fn parse_duration(flag: &str, text: &str) -> Result<Duration, UsageError> {
     text.trim()
         .parse::<jiff::SignedDuration>()

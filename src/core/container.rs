@@ -20,6 +20,13 @@ pub struct Container {
     pub state: ContainerState,
     pub config: ContainerConfig,
     pub network_settings: NetworkSettings,
+    /// Set by a host's controller on a shared store (`--advertise-address`): other hosts reach
+    /// this container at this address on the host port Docker published for it.
+    #[serde(rename = "PointsmanAdvertise", skip_serializing_if = "Option::is_none")]
+    pub advertise: Option<String>,
+    /// The `--host-id` of the controller that published this container (shared store).
+    #[serde(rename = "PointsmanHost", skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -52,6 +59,16 @@ pub struct ContainerConfig {
 #[serde(rename_all = "PascalCase", default)]
 pub struct NetworkSettings {
     pub networks: Option<BTreeMap<String, Endpoint>>,
+    /// `80/tcp` → the host ports Docker published it on (`null` when not published).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ports: Option<BTreeMap<String, Option<Vec<PortBinding>>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PortBinding {
+    pub host_ip: String,
+    pub host_port: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -123,6 +140,17 @@ impl Container {
         ports.sort_unstable();
         ports.dedup();
         ports
+    }
+
+    /// The host port Docker published a TCP port of this container on.
+    pub fn published_port(&self, port: u16) -> Option<u16> {
+        self.network_settings
+            .ports
+            .as_ref()?
+            .get(&format!("{port}/tcp"))?
+            .as_ref()?
+            .iter()
+            .find_map(|b| b.host_port.parse().ok())
     }
 
     pub fn networks(&self) -> impl Iterator<Item = (&str, &Endpoint)> {

@@ -277,6 +277,18 @@ fn printable(s: &str) -> String {
 
 /// `http://IP:PORT` on the chosen network; `Ok(None)` while Docker has given it no address.
 fn address(c: &Container, settings: &Settings, label: Option<&str>, port: u16) -> Result<Option<String>, String> {
+    if let Some(host) = &c.advertise {
+        let Some(published) = c.published_port(port) else {
+            return Err(format!(
+                "port {port} is not published on the host, so other hosts cannot reach it at {host}; publish it (docker run -p {port}, Compose ports: [\"{port}\"]) or run the host's controller with --address container"
+            ));
+        };
+        return Ok(Some(if host.contains(':') {
+            format!("http://[{host}]:{published}")
+        } else {
+            format!("http://{host}:{published}")
+        }));
+    }
     let attached: Vec<&str> = c.networks().map(|(n, _)| n).collect();
     let network = match (label, &settings.network) {
         (Some(n), _) => n.trim().to_string(),

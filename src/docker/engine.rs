@@ -188,7 +188,8 @@ fn convert(resp: ContainerInspectResponse) -> Result<Container, DockerError> {
 }
 
 fn from_summary(s: bollard::models::ContainerSummary) -> Container {
-    use crate::core::container::{ContainerConfig, ContainerState, Endpoint, Health, NetworkSettings};
+    use crate::core::container::{ContainerConfig, ContainerState, Endpoint, Health, NetworkSettings, PortBinding};
+    use std::collections::BTreeMap;
     use bollard::models::ContainerSummaryStateEnum as S;
     let state = s.state.unwrap_or(S::EMPTY);
     let status = s.status.unwrap_or_default();
@@ -197,6 +198,17 @@ fn from_summary(s: bollard::models::ContainerSummary) -> Container {
         .zip(["healthy", "unhealthy", "starting"])
         .find(|(marker, _)| status.contains(**marker))
         .map(|(_, h)| Health { status: h.into() });
+    let mut published: BTreeMap<String, Option<Vec<PortBinding>>> = BTreeMap::new();
+    for p in s.ports.iter().flatten() {
+        let proto = p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into());
+        let bindings = published.entry(format!("{}/{proto}", p.private_port)).or_insert(None);
+        if let Some(public) = p.public_port {
+            bindings.get_or_insert_with(Vec::new).push(PortBinding {
+                host_ip: p.ip.clone().unwrap_or_default(),
+                host_port: public.to_string(),
+            });
+        }
+    }
     let created = s.created.map(|secs| {
         jiff::Timestamp::from_second(secs)
             .map(|t| t.to_string())
@@ -239,6 +251,9 @@ fn from_summary(s: bollard::models::ContainerSummary) -> Container {
                     })
                     .collect()
             }),
+            ports: Some(published),
         },
+        advertise: None,
+        host: None,
     }
 }

@@ -585,6 +585,8 @@ pub fn container(name: &str) -> ContainerBuilder {
                 exposed_ports: None,
             },
             network_settings: NetworkSettings::default(),
+            advertise: None,
+            host: None,
         },
         prefix: "pointsman".into(),
     }

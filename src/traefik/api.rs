@@ -93,6 +93,19 @@ pub async fn wait_applied(
     timeout: Duration,
     dir: Option<&Path>,
 ) -> Result<Duration, ApplyError> {
+    wait_applied_via(api, "file", expected, removed, timeout, dir).await
+}
+
+/// [`wait_applied`] for configuration published through another of Traefik's providers
+/// (`redis`): Traefik names it `NAME@PROVIDER`.
+pub async fn wait_applied_via(
+    api: &str,
+    provider: &str,
+    expected: &BTreeMap<String, Dynamic>,
+    removed: &[String],
+    timeout: Duration,
+    dir: Option<&Path>,
+) -> Result<Duration, ApplyError> {
     let api = api.trim_end_matches('/');
     let checks = checks(expected, removed);
     let client = HttpClient::new(REQUEST_TIMEOUT.min(timeout.max(POLL_INTERVAL)));
@@ -103,7 +116,7 @@ pub async fn wait_applied(
     let mut broken = Vec::new();
     let mut last: Option<Vec<Seen>> = None;
     loop {
-        let Ok(seen) = tokio::time::timeout_at(deadline, observe(&client, api, &checks)).await else {
+        let Ok(seen) = tokio::time::timeout_at(deadline, observe(&client, api, provider, &checks)).await else {
             // The deadline cut a poll short: judge by the last complete one.
             let seen =
                 last.unwrap_or_else(|| vec![Seen::Unreachable(format!("no answer within {}", fmt_wait(timeout)))]);
@@ -236,17 +249,17 @@ enum Seen {
     Unreachable(String),
 }
 
-async fn observe(client: &HttpClient, api: &str, checks: &[Check<'_>]) -> Vec<Seen> {
-    futures::future::join_all(checks.iter().map(|check| observe_one(client, api, check))).await
+async fn observe(client: &HttpClient, api: &str, provider: &str, checks: &[Check<'_>]) -> Vec<Seen> {
+    futures::future::join_all(checks.iter().map(|check| observe_one(client, api, provider, check))).await
 }
 
-async fn observe_one(client: &HttpClient, api: &str, check: &Check<'_>) -> Seen {
+async fn observe_one(client: &HttpClient, api: &str, provider: &str, check: &Check<'_>) -> Seen {
     let (kind, name) = match check {
         Check::Router { name, .. } => (Kind::Router, *name),
         Check::Service { name, .. } => (Kind::Service, *name),
         Check::Gone { kind, name } => (*kind, *name),
     };
-    let url = format!("{api}/api/http/{}/{name}@file", kind.path());
+    let url = format!("{api}/api/http/{}/{name}@{provider}", kind.path());
     let body = match client.get(&url).await {
         Err(cause) => return Seen::Unreachable(cause),
         Ok(r) if r.status == 404 => {
@@ -467,9 +480,10 @@ struct ApiMirroring {
     max_body_size: Option<i64>,
 }
 
-/// `web@file` and `web` name the same service from a router or service of the file provider.
+/// `web@file` and `web` name the same service from a router or service of the file provider
+/// (`web@redis` of the Redis provider's).
 fn bare(name: &str) -> &str {
-    name.strip_suffix("@file").unwrap_or(name)
+    name.split_once('@').map_or(name, |(n, _)| n)
 }
 
 fn router_diff(expected: &Router, seen: &ApiRouter) -> Vec<String> {
