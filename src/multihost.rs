@@ -69,9 +69,10 @@ pub fn check_notifications(redis: &Redis, host_id: &str) -> Result<(), StartErro
     sub.call(&cmd(["SUBSCRIBE", &channel]))?;
     redis.call(&cmd(["SET", &probe, "1", "PX", "10000"]))?;
     redis.call(&cmd(["DEL", &probe]))?;
-    let mut seen = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(1);
-    while seen.len() < 2 && Instant::now() < deadline {
+    let both = |seen: &[String]| seen.iter().any(|e| e == "set") && seen.iter().any(|e| e == "del");
+    while !both(&seen) && Instant::now() < deadline {
         match sub.read() {
             Ok(Value::Array(parts)) => {
                 if let Some(event) = parts.into_iter().nth(2).and_then(Value::into_string) {
@@ -83,7 +84,7 @@ pub fn check_notifications(redis: &Redis, host_id: &str) -> Result<(), StartErro
             Err(e) => return Err(e.into()),
         }
     }
-    if seen.iter().any(|e| e == "set") && seen.iter().any(|e| e == "del") {
+    if both(&seen) {
         return Ok(());
     }
     let current = match redis.call(&cmd(["CONFIG", "GET", "notify-keyspace-events"])) {
