@@ -130,7 +130,10 @@ fn to_container((i, spec): (usize, &ContainerSpec)) -> Container {
                     .map(|(name, ip)| (name.to_string(), Endpoint { ip_address: ip.clone() }))
                     .collect(),
             ),
+            ports: None,
         },
+        advertise: None,
+        host: None,
     }
 }
 

@@ -20,6 +20,7 @@
 pub mod browser;
 pub mod harness;
 pub mod proxy;
+pub mod redis;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -498,6 +499,29 @@ pub struct TraefikOptions {
     /// Prometheus metrics on the `traefik` entrypoint ([`Traefik::metrics_url`]), with service
     /// labels and [`METRICS_BUCKETS`], as the demo stack configures them.
     pub metrics: bool,
+    /// Read the configuration from Redis (`providers.redis`) instead of the directory.
+    pub redis: Option<RedisProvider>,
+}
+
+/// Traefik's `providers.redis`.
+#[derive(Debug, Clone)]
+pub struct RedisProvider {
+    /// `127.0.0.1:PORT`.
+    pub endpoint: String,
+    pub root_key: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl RedisProvider {
+    pub fn new(endpoint: &str) -> RedisProvider {
+        RedisProvider {
+            endpoint: endpoint.to_string(),
+            root_key: "traefik".into(),
+            username: None,
+            password: None,
+        }
+    }
 }
 
 /// Duration histogram buckets (seconds) of a Traefik started with `metrics`.
@@ -510,6 +534,7 @@ impl Default for TraefikOptions {
             access_log: false,
             providers_throttle: None,
             metrics: false,
+            redis: None,
         }
     }
 }
@@ -578,6 +603,16 @@ impl Traefik {
                         "buckets": METRICS_BUCKETS,
                     }
                 });
+            }
+            if let Some(redis) = &opts.redis {
+                let mut provider = serde_json::json!({ "endpoints": [redis.endpoint], "rootKey": redis.root_key });
+                if let Some(u) = &redis.username {
+                    provider["username"] = u.as_str().into();
+                }
+                if let Some(p) = &redis.password {
+                    provider["password"] = p.as_str().into();
+                }
+                config["providers"] = serde_json::json!({ "redis": provider });
             }
             if let Some(throttle) = &opts.providers_throttle {
                 config["providers"]["providersThrottleDuration"] = throttle.as_str().into();
