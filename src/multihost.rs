@@ -56,6 +56,10 @@ pub enum StartError {
         "{url} does not send keyspace notifications (notify-keyspace-events is {current}), so Traefik's Redis provider would never see a change; enable them: redis-cli CONFIG SET notify-keyspace-events KEA, and put `notify-keyspace-events KEA` in redis.conf so a restart keeps it"
     )]
     NoNotifications { url: String, current: String },
+    #[error(
+        "{url} refused pointsman's subscription to {pattern} ({message}); Redis ACLs compare a subscribed pattern literally, so grant the user that pattern: ACL SETUSER <user> &__keyspace@<db>__:pointsman/* '&{pattern}'"
+    )]
+    Channels { url: String, message: String, pattern: String },
 }
 
 /// Checks that Redis sends the keyspace notifications Traefik's Redis provider needs (and the
@@ -67,6 +71,16 @@ pub fn check_notifications(redis: &Redis, host_id: &str) -> Result<(), StartErro
     let mut sub = Conn::open(&url)?;
     let channel = format!("__keyspace@{}__:{probe}", url.db);
     sub.call(&cmd(["SUBSCRIBE", &channel]))?;
+    // The leader's subscription (see `spawn_notifications`): refused now rather than later.
+    let pattern = members_pattern(url.db);
+    sub.call(&cmd(["PSUBSCRIBE", &pattern])).map_err(|e| match e {
+        RedisError::Refused { message, .. } => StartError::Channels {
+            url: url.to_string(),
+            message,
+            pattern: pattern.clone(),
+        },
+        e => e.into(),
+    })?;
     redis.call(&cmd(["SET", &probe, "1", "PX", "10000"]))?;
     redis.call(&cmd(["DEL", &probe]))?;
     let mut seen: Vec<String> = Vec::new();
@@ -75,7 +89,9 @@ pub fn check_notifications(redis: &Redis, host_id: &str) -> Result<(), StartErro
     while !both(&seen) && Instant::now() < deadline {
         match sub.read() {
             Ok(Value::Array(parts)) => {
-                if let Some(event) = parts.into_iter().nth(2).and_then(Value::into_string) {
+                if parts.first() == Some(&Value::Data(b"message".to_vec()))
+                && let Some(event) = parts.into_iter().nth(2).and_then(Value::into_string)
+            {
                     seen.push(event);
                 }
             }
@@ -103,29 +119,42 @@ pub fn check_notifications(redis: &Redis, host_id: &str) -> Result<(), StartErro
     })
 }
 
+/// The channel pattern of the hosts' members keys.
+fn members_pattern(db: u32) -> String {
+    format!("__keyspace@{db}__:{MEMBERS_PREFIX}*")
+}
+
 /// Forwards keyspace notifications of roles and members to the controller, on a thread of its
 /// own (a subscribed connection blocks). After a lost connection it dials again and reports a
 /// notification, since changes may have been missed meanwhile.
 fn spawn_notifications(redis: &Redis, tx: mpsc::Sender<()>) {
     let url = redis.url().clone();
     std::thread::spawn(move || {
-        let patterns = [
-            format!("__keyspace@{}__:{STATE_KEY}", url.db),
-            format!("__keyspace@{}__:{MEMBERS_PREFIX}*", url.db),
-        ];
+        // SUBSCRIBE to the state's channel and PSUBSCRIBE to the members' pattern: Redis ACLs
+        // compare a PSUBSCRIBE pattern literally, so a user granted
+        // `&__keyspace@DB__:pointsman/*` can use these two (see README, "Least privilege").
+        let state = format!("__keyspace@{}__:{STATE_KEY}", url.db);
+        let members = members_pattern(url.db);
         loop {
             let result = (|| -> Result<(), RedisError> {
                 let mut conn = Conn::open(&url)?;
-                conn.send(&[cmd(["PSUBSCRIBE", &patterns[0], &patterns[1]])])?;
+                conn.send(&[cmd(["SUBSCRIBE", &state]), cmd(["PSUBSCRIBE", &members])])?;
+                for _ in 0..2 {
+                    if let Value::Error(e) = conn.read()? {
+                        return Err(conn.refused(&cmd(["PSUBSCRIBE"]), e));
+                    }
+                }
                 conn.wait_forever()?;
                 if tx.blocking_send(()).is_err() {
                     return Ok(());
                 }
                 loop {
                     let Value::Array(parts) = conn.read()? else { continue };
-                    // A renewal (pexpire) changes nothing anyone renders.
-                    let event = parts.get(3).cloned().and_then(Value::into_string);
-                    if parts.first() != Some(&Value::Data(b"pmessage".to_vec())) || event.as_deref() == Some("expire") {
+                    // ["message", channel, event] or ["pmessage", pattern, channel, event]; a
+                    // renewal (pexpire) changes nothing anyone renders.
+                    let event = parts.last().cloned().and_then(Value::into_string);
+                    let kind = parts.first().cloned().and_then(Value::into_string);
+                    if !matches!(kind.as_deref(), Some("message" | "pmessage")) || event.as_deref() == Some("expire") {
                         continue;
                     }
                     if tx.blocking_send(()).is_err() {
@@ -136,8 +165,10 @@ fn spawn_notifications(redis: &Redis, tx: mpsc::Sender<()>) {
             match result {
                 Ok(()) => return,
                 Err(e) => {
-                    debug!("keyspace notifications: {e}; subscribing again");
-                    std::thread::sleep(Duration::from_millis(250));
+                    // Redis restarting: try again soon; refused (ACL): rarely, it will not change.
+                    let pause = if e.is_connection() { 250 } else { 5000 };
+                    warn!("keyspace notifications: {e}; subscribing again (meanwhile changes are seen on each tick)");
+                    std::thread::sleep(Duration::from_millis(pause));
                 }
             }
         }
