@@ -18,6 +18,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod cluster;
 pub mod harness;
 pub mod proxy;
 pub mod redis;

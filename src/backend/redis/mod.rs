@@ -151,6 +151,7 @@ impl Redis {
             redis: self.clone(),
             root: root_key.trim_end_matches('/').to_string(),
             published: None,
+            anchored: false,
         }
     }
 
@@ -470,6 +471,10 @@ pub struct RedisSink {
     root: String,
     /// Unit → its keys and values as last published (`None`: not read yet).
     published: Option<BTreeMap<String, BTreeMap<String, String>>>,
+    /// The anchor key was written by this sink since it last forgot: not written again, since
+    /// every key written is one more keyspace notification, one more re-read by every Traefik,
+    /// and one more of Traefik's throttle windows before the next change is applied.
+    anchored: bool,
 }
 
 impl RedisSink {
@@ -547,9 +552,13 @@ impl ConfigSink for RedisSink {
                     set.push(v.clone().into_bytes());
                 }
             }
-            set.push(format!("{root}/{ANCHOR}").into_bytes());
-            set.push(b"pointsman".to_vec());
-            commands.push(set);
+            if !self.anchored {
+                set.push(format!("{root}/{ANCHOR}").into_bytes());
+                set.push(b"pointsman".to_vec());
+            }
+            if set.len() > 1 {
+                commands.push(set);
+            }
             commands.extend(records);
         }
         let mut shared = self.redis.lock();
@@ -562,6 +571,7 @@ impl ConfigSink for RedisSink {
         drop(shared);
         match applied {
             Ok(true) => {
+                self.anchored |= !changes.is_empty();
                 let p = self.published.get_or_insert_with(BTreeMap::new);
                 for (unit, config) in updates {
                     match config {
@@ -589,6 +599,7 @@ impl ConfigSink for RedisSink {
 
     fn forget(&mut self) {
         self.published = None;
+        self.anchored = false;
     }
 }
 
