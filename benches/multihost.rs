@@ -50,7 +50,7 @@ fn summary(name: &str, mut d: Vec<Duration>) -> String {
 }
 
 fn flip(k: usize) -> (&'static [&'static str], &'static str) {
-    if k % 2 == 0 {
+    if k.is_multiple_of(2) {
         (&["promote", "web"], "green")
     } else {
         (&["rollback", "web"], "blue")

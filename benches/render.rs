@@ -351,7 +351,10 @@ fn fleet_of(apps: usize) -> Vec<Container> {
                             ip_address: format!("10.{}.{}.{}", n >> 16 & 255, n >> 8 & 255, n & 255),
                         },
                     )])),
+                    ports: None,
                 },
+                advertise: None,
+                host: None,
             });
         }
     }

@@ -16,6 +16,7 @@ echo "test.sh: traefik: $("$TRAEFIK_BIN" version | head -n1)" >&2
 # Python with prometheus-client: tests/observe.rs parses /metrics with it.
 scripts/install-test-python.sh >/dev/null
 command -v chromium >/dev/null 2>&1 || { echo "test.sh: chromium is missing; the status page tests need it (apt-get install chromium)" >&2; exit 2; }
+command -v redis-server >/dev/null 2>&1 || { echo "test.sh: redis-server is missing; the multi-host tests need it (apt-get install redis-server)" >&2; exit 2; }
 scripts/build-images.sh
 cargo build --bins
 cargo test --all-targets "$@"

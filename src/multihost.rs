@@ -284,6 +284,7 @@ pub async fn run<A: DockerApi>(
                     observer.watched(&e);
                     local.apply(e, &opts.scope);
                     while let Ok(e) = events.try_recv() {
+                        observer.watched(&e);
                         local.apply(e, &opts.scope);
                     }
                 }
