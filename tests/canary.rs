@@ -303,6 +303,22 @@ fn a_controller_killed_mid_rollout_resumes_at_the_same_step() {
         (h.state()["apps"][APP]["rollout"]["step"] == 1).then_some(())
     });
     h.kill_controller();
+    // `status` shows the running plan, and a command the plan refuses names next steps that work.
+    let status = h.cli_ok(&["status", APP]);
+    assert!(
+        status.contains("canary=30% rollout=step 2 of 4 (10,30,60,100%, each held 3000 ms)"),
+        "{status}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&h.cli_ok(&["status", APP, "--json"])).unwrap();
+    assert_eq!(json["apps"][APP]["rollout"]["step"], 2, "{json}");
+    assert_eq!(json["apps"][APP]["rollout"]["weight"], 30, "{json}");
+    let refused = h.cli(&["canary", APP, "50"]);
+    let hint = support::harness::output_text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{hint}");
+    assert!(
+        hint.contains(&format!("`pointsman status {APP}`")) && !hint.contains("--wait"),
+        "{hint}"
+    );
     let step = h.state()["apps"][APP]["rollout"]["step"].as_u64();
     assert_eq!(step, Some(1), "the plan is in the state");
     std::thread::sleep(Duration::from_secs(4));

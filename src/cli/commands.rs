@@ -540,19 +540,36 @@ async fn status<S, K>(
             None => (Default::default(), BTreeMap::new()),
         };
         let fleet_app = fleet.app(name);
-        apps.insert(
-            name.clone(),
-            json!({
-                "project": fleet_app.and_then(|a| a.project()),
-                "unit": fleet_app.map(|a| crate::backend::dir::file_name(&a.unit())),
-                "canary": roles.canary.as_ref().filter(|c| resolved.candidate.as_ref() == Some(&c.slot)).map(|c| c.percent),
-                "stable": resolved.stable.or(roles.stable),
-                "candidate": resolved.candidate,
-                "previous": roles.previous,
-                "pinned": roles.pinned,
-                "slots": slots,
-            }),
-        );
+        let of_candidate = |s: &Option<crate::core::state::Share>| {
+            s.as_ref()
+                .filter(|c| resolved.candidate.as_ref() == Some(&c.slot))
+                .map(|c| c.percent)
+        };
+        let mut entry = json!({
+            "project": fleet_app.and_then(|a| a.project()),
+            "unit": fleet_app.map(|a| crate::backend::dir::file_name(&a.unit())),
+            "canary": of_candidate(&roles.canary),
+            "mirror": of_candidate(&roles.mirror),
+            "stable": resolved.stable.clone().or(roles.stable.clone()),
+            "candidate": resolved.candidate,
+            "previous": roles.previous,
+            "pinned": roles.pinned,
+            "slots": slots,
+        });
+        // Only while one runs: the plan, and the step it is at (from 1).
+        if let Some(r) = &roles.rollout {
+            entry["rollout"] = json!({
+                "slot": r.slot,
+                "step": r.step + 1,
+                "steps": r.steps,
+                "weight": r.weight(),
+                "pause_ms": r.pause_ms,
+                "since": r.since,
+                "extended": r.extended,
+                "judged": r.analysis.is_some(),
+            });
+        }
+        apps.insert(name.clone(), entry);
     }
     let mut errors: Vec<String> = fleet.errors().iter().map(ToString::to_string).collect();
     if let Some(dir) = &backend.dir {
@@ -614,10 +631,28 @@ async fn status<S, K>(
     }
     for (name, app) in &apps {
         let show = |k: &str| app[k].as_str().unwrap_or("-").to_string();
-        let canary = app["canary"]
+        let mut canary = app["canary"]
             .as_u64()
             .map(|p| format!(" canary={p}%"))
             .unwrap_or_default();
+        if let Some(p) = app["mirror"].as_u64() {
+            canary.push_str(&format!(" mirror={p}%"));
+        }
+        if let Some(r) = app["rollout"].as_object() {
+            let steps: Vec<String> = r["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| s.to_string())
+                .collect();
+            canary.push_str(&format!(
+                " rollout=step {} of {} ({}%, each held {} ms)",
+                r["step"],
+                steps.len(),
+                steps.join(","),
+                r["pause_ms"]
+            ));
+        }
         println!(
             "{name}: stable={} candidate={} previous={}{canary}",
             show("stable"),

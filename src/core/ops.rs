@@ -154,7 +154,7 @@ pub enum Refusal {
     )]
     PreviousNotRoutable { app: String, slot: String },
     #[error(
-        "app {app}: a rollout of slot {slot} is running and sets the weights; wait for it (`pointsman rollout {app} --wait`) or end it with `pointsman abort {app}`"
+        "app {app}: a rollout of slot {slot} is running and sets the weights; follow it with `pointsman status {app}` or `pointsman history {app}`, or end it with `pointsman abort {app}`"
     )]
     RolloutRunning { app: String, slot: String },
     #[error("app {app} has no rollout running; start one with `pointsman rollout {app} --steps …`")]
@@ -1646,6 +1646,14 @@ mod tests {
             matches!(refused, Err(Refusal::RolloutRunning { .. })),
             "the plan owns the weight"
         );
+        // The next steps it names work while the rollout runs (`rollout web --wait` would be
+        // refused the same way, so it must not be offered).
+        let hint = refused.unwrap_err().to_string();
+        assert!(
+            hint.contains("`pointsman status web`") && hint.contains("`pointsman abort web`"),
+            "{hint}"
+        );
+        assert!(!hint.contains("rollout web"), "{hint}");
         judge_with(&mut s, &f, Judgement::Pass("ok".into()));
         assert_eq!(s.roles("web").canary.unwrap().percent, 50);
         judge_with(&mut s, &f, Judgement::Pass("ok".into()));
