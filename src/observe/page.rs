@@ -282,15 +282,19 @@ fn slot_row(h: &mut Html, app: &AppView, slot: &SlotView, view: &View) {
 /// canary, the public service that routes to it alone (`APP`, or `APP-primary` while
 /// mirroring).
 pub fn slot_traffic(app: &AppView, slot: &SlotView, rates: &std::collections::BTreeMap<String, Rate>) -> Option<Rate> {
-    let mut services = vec![format!("{}-slot-{}@file", app.name, slot.name)];
+    let mut services = vec![format!("{}-slot-{}", app.name, slot.name)];
     if slot.role == "stable" && slot.public_percent == 100 {
         services.push(if app.mirror_percent > 0 && app.candidate.is_some() {
-            format!("{}-primary@file", app.name)
+            format!("{}-primary", app.name)
         } else {
-            format!("{}@file", app.name)
+            app.name.clone()
         });
     }
-    let found: Vec<&Rate> = services.iter().filter_map(|s| rates.get(s)).collect();
+    // Traefik names them by the provider they came through: the directory's or Redis's.
+    let found: Vec<&Rate> = services
+        .iter()
+        .filter_map(|s| rates.get(&format!("{s}@file")).or_else(|| rates.get(&format!("{s}@redis"))))
+        .collect();
     if found.is_empty() {
         return None;
     }
