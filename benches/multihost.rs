@@ -79,9 +79,11 @@ fn main() {
         let (args, slot) = flip(k);
         let start = Instant::now();
         h.cli_ok(args);
-        wait_until("the file-provider Traefik serves the new slot", Duration::from_secs(10), || {
-            h.public(&[]).starts_with(slot).then_some(())
-        });
+        wait_until(
+            "the file-provider Traefik serves the new slot",
+            Duration::from_secs(10),
+            || h.public(&[]).starts_with(slot).then_some(()),
+        );
         file.push(start.elapsed());
         thread::sleep(spacing);
     }
@@ -100,7 +102,11 @@ fn main() {
         redis.push(start.elapsed());
         thread::sleep(spacing);
     }
-    let loads: Vec<Load> = c.hosts.iter().map(|h| Load::start(h.traefik.web_addr(), WEB, "/", &[], 2)).collect();
+    let loads: Vec<Load> = c
+        .hosts
+        .iter()
+        .map(|h| Load::start(h.traefik.web_addr(), WEB, "/", &[], 2))
+        .collect();
     thread::sleep(spacing);
     let mut loaded = Vec::new();
     for k in 0..FLIPS {
@@ -125,17 +131,37 @@ fn main() {
         let i = c.hosts.iter().position(|h| h.id == leader).unwrap();
         let killed = Instant::now();
         c.kill_controller(i);
-        wait_until("another controller leads", LEASE * 3, || c.leader().filter(|l| *l != leader));
+        wait_until("another controller leads", LEASE * 3, || {
+            c.leader().filter(|l| *l != leader)
+        });
         takeover.push(killed.elapsed());
         c.start_controller(i);
         c.wait_servers("web-slot-blue", 3);
         thread::sleep(Duration::from_millis(500));
     }
 
-    println!("multihost-bench (flips spaced {} ms apart, Traefik's default throttle):", spacing.as_millis());
+    println!(
+        "multihost-bench (flips spaced {} ms apart, Traefik's default throttle):",
+        spacing.as_millis()
+    );
     println!("  {}", summary("one host, file provider: command → served", file));
     println!("  {}", summary("three hosts, Redis: command → all three serve", redis));
-    println!("  {}", summary("three hosts, Redis, 3 clients looping (6 connections): command → all three serve", loaded));
+    println!(
+        "  {}",
+        summary(
+            "three hosts, Redis, 3 clients looping (6 connections): command → all three serve",
+            loaded
+        )
+    );
     println!("  failed requests on those clients over {FLIPS} flips: {failures} of {requests}");
-    println!("  {}", summary(&format!("leader SIGKILLed → another holds the lease (lease {} ms)", LEASE.as_millis()), takeover));
+    println!(
+        "  {}",
+        summary(
+            &format!(
+                "leader SIGKILLed → another holds the lease (lease {} ms)",
+                LEASE.as_millis()
+            ),
+            takeover
+        )
+    );
 }

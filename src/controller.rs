@@ -287,7 +287,10 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
                 continue;
             }
             let (app, step_since) = (app.clone(), r.since);
-            let (url, service) = (analysis.metrics.clone(), format!("{app}-slot-{}@{}", r.slot, self.provider));
+            let (url, service) = (
+                analysis.metrics.clone(),
+                format!("{app}-slot-{}@{}", r.slot, self.provider),
+            );
             tokio::spawn(async move {
                 let counters = metrics::scrape(&url)
                     .await

@@ -59,7 +59,11 @@ pub enum StartError {
     #[error(
         "{url} refused pointsman's subscription to {pattern} ({message}); Redis ACLs compare a subscribed pattern literally, so grant the user that pattern: ACL SETUSER <user> &__keyspace@<db>__:pointsman/* '&{pattern}'"
     )]
-    Channels { url: String, message: String, pattern: String },
+    Channels {
+        url: String,
+        message: String,
+        pattern: String,
+    },
 }
 
 /// Checks that Redis sends the keyspace notifications Traefik's Redis provider needs (and the
@@ -90,8 +94,8 @@ pub fn check_notifications(redis: &Redis, host_id: &str) -> Result<(), StartErro
         match sub.read() {
             Ok(Value::Array(parts)) => {
                 if parts.first() == Some(&Value::Data(b"message".to_vec()))
-                && let Some(event) = parts.into_iter().nth(2).and_then(Value::into_string)
-            {
+                    && let Some(event) = parts.into_iter().nth(2).and_then(Value::into_string)
+                {
                     seen.push(event);
                 }
             }
@@ -184,8 +188,7 @@ struct Local {
 
 impl Local {
     fn apply(&mut self, event: WatchEvent, scope: &Option<(String, String)>) {
-        let in_scope =
-            |c: &Container| scope.as_ref().is_none_or(|(k, v)| c.label(k) == Some(v.as_str()));
+        let in_scope = |c: &Container| scope.as_ref().is_none_or(|(k, v)| c.label(k) == Some(v.as_str()));
         match event {
             WatchEvent::Resync(all) => {
                 self.containers = all.into_iter().filter(in_scope).map(|c| (c.id.clone(), c)).collect();
@@ -307,14 +310,22 @@ pub async fn run<A: DockerApi>(
                 .is_some_and(|(m, at)| *m == members && now - *at < opts.lease / 3);
             if !fresh {
                 let same = published.as_ref().is_some_and(|(m, _)| *m == members);
-                let renewed = same && matches!(
-                    redis.call(&cmd(["PEXPIRE".to_string(), format!("{MEMBERS_PREFIX}{}", opts.host_id), opts.lease.as_millis().to_string()])),
-                    Ok(Value::Int(1))
-                );
+                let renewed = same
+                    && matches!(
+                        redis.call(&cmd([
+                            "PEXPIRE".to_string(),
+                            format!("{MEMBERS_PREFIX}{}", opts.host_id),
+                            opts.lease.as_millis().to_string()
+                        ])),
+                        Ok(Value::Int(1))
+                    );
                 let done = renewed || redis.publish_members(&members, opts.lease).is_ok();
                 if done {
                     if !same {
-                        debug!(containers = members.containers.len(), "published this host's containers");
+                        debug!(
+                            containers = members.containers.len(),
+                            "published this host's containers"
+                        );
                     }
                     published = Some((members, now));
                 } else {
@@ -332,7 +343,10 @@ pub async fn run<A: DockerApi>(
                         Some(t)
                     }
                     Ok(false) => {
-                        warn!(epoch = t.epoch, "lost the leader's lease; another controller renders now");
+                        warn!(
+                            epoch = t.epoch,
+                            "lost the leader's lease; another controller renders now"
+                        );
                         None
                     }
                     Err(e) if t.renewed.elapsed() < opts.lease => {
@@ -348,13 +362,21 @@ pub async fn run<A: DockerApi>(
                     let token = format!("{}/{:016x}", opts.host_id, fastrand::u64(..));
                     match redis.try_lead(&token, opts.lease) {
                         Ok(Some(epoch)) => {
-                            info!(epoch, "this controller holds the leader's lease and renders for every host");
+                            info!(
+                                epoch,
+                                "this controller holds the leader's lease and renders for every host"
+                            );
                             let store = redis.store().fenced(&token).remembering(memory.clone());
-                            let controller =
-                                Controller::new(settings.clone(), flags.clone(), store, redis.sink(&opts.root_key), None)
-                                    .with_observer(observer.clone())
-                                    .with_samples(sample_tx.clone())
-                                    .with_provider("redis");
+                            let controller = Controller::new(
+                                settings.clone(),
+                                flags.clone(),
+                                store,
+                                redis.sink(&opts.root_key),
+                                None,
+                            )
+                            .with_observer(observer.clone())
+                            .with_samples(sample_tx.clone())
+                            .with_provider("redis");
                             Some(Term {
                                 token,
                                 epoch,
@@ -404,7 +426,10 @@ pub async fn run<A: DockerApi>(
         match t.controller.reconcile_and_report() {
             Ok(()) => {}
             Err(RunError::Backend(BackendError::Fenced { holder })) => {
-                warn!(?holder, "lost the leader's lease during a render; nothing of it was committed");
+                warn!(
+                    ?holder,
+                    "lost the leader's lease during a render; nothing of it was committed"
+                );
                 term = None;
             }
             Err(RunError::Backend(e @ BackendError::CorruptKey { .. })) => break Err(e.into()),

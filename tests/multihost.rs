@@ -23,8 +23,16 @@ fn three_hosts_flip_together_from_any_hosts_cli_and_no_request_fails() {
     let c = three_hosts("mh-flip");
     // Host 0's servers are its published ports on the advertised address.
     let blue = c.servers(1, "web-slot-blue");
-    assert_eq!(blue.iter().filter(|u| u.starts_with("http://127.0.0.1:")).count(), 1, "{blue:?}");
-    let loads: Vec<Load> = c.hosts.iter().map(|h| Load::start(h.traefik.web_addr(), WEB, "/", &[], 2)).collect();
+    assert_eq!(
+        blue.iter().filter(|u| u.starts_with("http://127.0.0.1:")).count(),
+        1,
+        "{blue:?}"
+    );
+    let loads: Vec<Load> = c
+        .hosts
+        .iter()
+        .map(|h| Load::start(h.traefik.web_addr(), WEB, "/", &[], 2))
+        .collect();
     // Past Traefik's 2 s throttle of the last change, so each flip is measured alone.
     thread::sleep(Duration::from_millis(2200));
     let mut took = Vec::new();
@@ -82,7 +90,12 @@ fn four_clis_on_different_hosts_lose_no_update() {
     let state = c.state();
     let history = state["history"].as_array().cloned().unwrap_or_default();
     let relabels: Vec<&serde_json::Value> = history[before..].iter().filter(|t| t["by"] == "cli").collect();
-    assert_eq!(relabels.len(), 200, "{} transitions after the start", history.len() - before);
+    assert_eq!(
+        relabels.len(),
+        200,
+        "{} transitions after the start",
+        history.len() - before
+    );
     eprintln!("200 relabels by 4 concurrent CLIs in {elapsed:?}");
     for n in 0..4 {
         let app = format!("a{n}");
@@ -92,13 +105,22 @@ fn four_clis_on_different_hosts_lose_no_update() {
             .map(|t| t["to"].as_str().unwrap_or(""))
             .collect();
         let want: Vec<&str> = (0..50).map(|j| if j % 2 == 0 { "green" } else { "blue" }).collect();
-        assert_eq!(mine, want, "app {app}: the history must hold each CLI's relabels in its order");
-        assert_eq!(state["apps"][&app]["stable"], "blue", "app {app}: the last relabel wins");
+        assert_eq!(
+            mine, want,
+            "app {app}: the history must hold each CLI's relabels in its order"
+        );
+        assert_eq!(
+            state["apps"][&app]["stable"], "blue",
+            "app {app}: the last relabel wins"
+        );
     }
     let mut times: Vec<&str> = relabels.iter().map(|t| t["at"].as_str().unwrap_or("")).collect();
     let serial = times.clone();
     times.sort();
-    assert_eq!(times, serial, "one serial history: each transition after the one before");
+    assert_eq!(
+        times, serial,
+        "one serial history: each transition after the one before"
+    );
     // And the leader rendered the final roles.
     for n in 0..4 {
         c.wait_all(&format!("a{n}.test"), "blue", Duration::from_secs(10));
@@ -125,13 +147,21 @@ fn a_dead_leader_is_replaced_within_the_lease_and_a_dead_hosts_servers_leave_eve
     let served = killed.elapsed();
     // The dead host's containers expire with its lease and leave every Traefik.
     let left = wait_until("the dead host's servers leave every Traefik", LEASE * 4, || {
-        (0..3).all(|t| c.servers(t, "web-slot-green").len() == 2).then(|| killed.elapsed())
+        (0..3)
+            .all(|t| c.servers(t, "web-slot-green").len() == 2)
+            .then(|| killed.elapsed())
     });
     eprintln!(
         "leader {leader} killed: {new_leader} took over after {takeover:?}; the promote made meanwhile was served by all 3 after {served:?}; {leader}'s servers left all 3 Traefiks after {left:?} (lease {LEASE:?})"
     );
-    assert!(takeover <= LEASE + Duration::from_millis(1500), "takeover took {takeover:?}");
-    assert!(left <= LEASE + Duration::from_millis(1500), "the dead host's servers stayed {left:?}");
+    assert!(
+        takeover <= LEASE + Duration::from_millis(1500),
+        "takeover took {takeover:?}"
+    );
+    assert!(
+        left <= LEASE + Duration::from_millis(1500),
+        "the dead host's servers stayed {left:?}"
+    );
     assert!(c.log(i).contains("renders for every host"));
 }
 
@@ -141,7 +171,11 @@ fn traefiks_keep_serving_while_redis_restarts_and_controllers_resync_losing_noth
     c.cli_ok(&["promote", "web"]);
     c.wait_all(WEB, "green", Duration::from_secs(10));
     let history = c.state()["history"].as_array().map_or(0, Vec::len);
-    let loads: Vec<Load> = c.hosts.iter().map(|h| Load::start(h.traefik.web_addr(), WEB, "/", &[], 2)).collect();
+    let loads: Vec<Load> = c
+        .hosts
+        .iter()
+        .map(|h| Load::start(h.traefik.web_addr(), WEB, "/", &[], 2))
+        .collect();
     c.redis.stop();
     // Down for longer than the lease: every controller loses the leader's term and its members.
     thread::sleep(LEASE + Duration::from_millis(500));
@@ -154,12 +188,21 @@ fn traefiks_keep_serving_while_redis_restarts_and_controllers_resync_losing_noth
         let stats = load.stop();
         assert_eq!(stats.failures(), 0, "host {i} while Redis restarted: {stats:?}");
     }
-    assert!(during.iter().all(|b| b.starts_with("green")), "while Redis was down: {during:?}");
+    assert!(
+        during.iter().all(|b| b.starts_with("green")),
+        "while Redis was down: {during:?}"
+    );
     let after = c.state()["history"].as_array().map_or(0, Vec::len);
-    assert_eq!(after, history + 1, "the restart kept the history and the rollback added one");
-    wait_until("every host published its containers again", Duration::from_secs(10), || {
-        (c.redis.keys("pointsman/members/*").len() == 3).then_some(())
-    });
+    assert_eq!(
+        after,
+        history + 1,
+        "the restart kept the history and the rollback added one"
+    );
+    wait_until(
+        "every host published its containers again",
+        Duration::from_secs(10),
+        || (c.redis.keys("pointsman/members/*").len() == 3).then_some(()),
+    );
 }
 
 #[test]
@@ -169,7 +212,17 @@ fn redis_without_keyspace_notifications_is_refused_at_start() {
         appendonly: false,
     });
     let out = Command::new(BIN)
-        .args(["run", "--store", &redis.url(), "--host-id", "h0", "--address", "container", "--listen", "off"])
+        .args([
+            "run",
+            "--store",
+            &redis.url(),
+            "--host-id",
+            "h0",
+            "--address",
+            "container",
+            "--listen",
+            "off",
+        ])
         .args(["--label-prefix", "pmnonotify"])
         .output()
         .unwrap();
@@ -212,11 +265,23 @@ fn an_acl_user_limited_to_pointsmans_keys_works_and_its_password_never_shows() {
     c.wait_all(WEB, "green", Duration::from_secs(10));
     // The user really is limited: another key is refused.
     let denied = Command::new("redis-cli")
-        .args(["-p", &c.redis.port.to_string(), "--user", "pointsman", "--pass", SECRET, "--no-auth-warning"])
+        .args([
+            "-p",
+            &c.redis.port.to_string(),
+            "--user",
+            "pointsman",
+            "--pass",
+            SECRET,
+            "--no-auth-warning",
+        ])
         .args(["SET", "other/key", "1"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&denied.stdout).contains("NOPERM"), "{}", output_text(&denied));
+    assert!(
+        String::from_utf8_lossy(&denied.stdout).contains("NOPERM"),
+        "{}",
+        output_text(&denied)
+    );
     let status = c.cli(&["status"]);
     let status_json = c.cli(&["status", "--json"]);
     let history = c.cli(&["history"]);
@@ -230,6 +295,10 @@ fn an_acl_user_limited_to_pointsmans_keys_works_and_its_password_never_shows() {
     ] {
         assert!(!text.contains(SECRET), "{what} shows the password:\n{text}");
     }
-    assert!(output_text(&status).contains("redis://pointsman:***@127.0.0.1"), "{}", output_text(&status));
+    assert!(
+        output_text(&status).contains("redis://pointsman:***@127.0.0.1"),
+        "{}",
+        output_text(&status)
+    );
     assert!(log.contains("pointsman:***@"), "{log}");
 }

@@ -209,7 +209,10 @@ async fn change<S: StateStore, K: ConfigSink>(
         Some(redis) => {
             // Every host's containers, as their controllers published them: one read.
             let all = redis.all_containers().map_err(BackendError::from)?;
-            let mut listed: BTreeSet<String> = all.iter().filter_map(|c| c.label(&app_label).map(str::to_string)).collect();
+            let mut listed: BTreeSet<String> = all
+                .iter()
+                .filter_map(|c| c.label(&app_label).map(str::to_string))
+                .collect();
             if let Scope::App(app) = op.scope() {
                 listed.insert(app.to_string());
             }
@@ -295,9 +298,11 @@ async fn change<S: StateStore, K: ConfigSink>(
         // Several Traefiks (one per host, a comma list): the change is served when all show it.
         let provider = if backend.redis.is_some() { "redis" } else { "file" };
         let dir = backend.dir.as_ref().map(Dir::path);
-        let waits = apis.split(',').map(str::trim).filter(|a| !a.is_empty()).map(|api| {
-            crate::traefik::api::wait_applied_via(api, provider, &expected, &removed, timeout, dir)
-        });
+        let waits = apis
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|api| crate::traefik::api::wait_applied_via(api, provider, &expected, &removed, timeout, dir));
         let mut slowest = std::time::Duration::ZERO;
         for waited in futures::future::join_all(waits).await {
             slowest = slowest.max(waited.map_err(Failure::NotApplied)?);
@@ -599,7 +604,9 @@ async fn status<S, K>(
     };
     if as_json {
         let doc = match &shared {
-            Some(shared) => json!({ "store": shared["store"], "leader": shared["leader"], "hosts": shared["hosts"], "apps": apps, "errors": errors }),
+            Some(shared) => {
+                json!({ "store": shared["store"], "leader": shared["leader"], "hosts": shared["hosts"], "apps": apps, "errors": errors })
+            }
             None => json!({ "dir": config.dir, "apps": apps, "errors": errors }),
         };
         println!("{}", serde_json::to_string_pretty(&doc).expect("serialises"));
@@ -615,7 +622,9 @@ async fn status<S, K>(
         println!(
             "store {}: leader {}; hosts: {}",
             shared["store"].as_str().unwrap_or(""),
-            shared["leader"].as_str().unwrap_or("none (no controller holds the lease)"),
+            shared["leader"]
+                .as_str()
+                .unwrap_or("none (no controller holds the lease)"),
             list_or_none(&hosts)
         );
     }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::core::labels::{Role, is_dns_label, is_project_name};
 use crate::backend::redis::resp::RedisUrl;
+use crate::core::labels::{Role, is_dns_label, is_project_name};
 use crate::core::settings::Choices;
 use crate::multihost::HostOptions;
 
@@ -523,7 +523,8 @@ impl Args {
                     None => {
                         if host_id.is_some() || scope.is_some() || advertise_address.is_some() {
                             return Err(UsageError(
-                                "--host-id, --scope and --advertise-address need a shared store: --store redis://…".into(),
+                                "--host-id, --scope and --advertise-address need a shared store: --store redis://…"
+                                    .into(),
                             ));
                         }
                         None
@@ -771,7 +772,8 @@ fn host_options(
         ("container", None) => None,
         ("container", Some(_)) => {
             return Err(UsageError(
-                "--advertise-address has no use with --address container (servers are the containers' own addresses)".into(),
+                "--advertise-address has no use with --address container (servers are the containers' own addresses)"
+                    .into(),
             ));
         }
         ("published", Some(a)) => Some(a),

@@ -189,8 +189,8 @@ fn convert(resp: ContainerInspectResponse) -> Result<Container, DockerError> {
 
 fn from_summary(s: bollard::models::ContainerSummary) -> Container {
     use crate::core::container::{ContainerConfig, ContainerState, Endpoint, Health, NetworkSettings, PortBinding};
-    use std::collections::BTreeMap;
     use bollard::models::ContainerSummaryStateEnum as S;
+    use std::collections::BTreeMap;
     let state = s.state.unwrap_or(S::EMPTY);
     let status = s.status.unwrap_or_default();
     let health = ["(healthy)", "(unhealthy)", "(health: starting)"]

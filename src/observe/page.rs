@@ -293,7 +293,11 @@ pub fn slot_traffic(app: &AppView, slot: &SlotView, rates: &std::collections::BT
     // Traefik names them by the provider they came through: the directory's or Redis's.
     let found: Vec<&Rate> = services
         .iter()
-        .filter_map(|s| rates.get(&format!("{s}@file")).or_else(|| rates.get(&format!("{s}@redis"))))
+        .filter_map(|s| {
+            rates
+                .get(&format!("{s}@file"))
+                .or_else(|| rates.get(&format!("{s}@redis")))
+        })
         .collect();
     if found.is_empty() {
         return None;

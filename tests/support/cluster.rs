@@ -47,7 +47,13 @@ impl Cluster {
         Docker::require_image(DEMO_IMAGE);
         let cleanup = Cleanup::for_test(test);
         // Label keys are lowercase DNS-ish names: derive a prefix unique to this test.
-        let prefix = format!("pm{}", cleanup.id().replace(|c: char| !c.is_ascii_alphanumeric(), "").to_lowercase());
+        let prefix = format!(
+            "pm{}",
+            cleanup
+                .id()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "")
+                .to_lowercase()
+        );
         let dir = temp_dir(test);
         let hosts = (0..hosts)
             .map(|i| {
@@ -95,16 +101,30 @@ impl Cluster {
 
     pub fn start_controller(&mut self, i: usize) {
         let h = &self.hosts[i];
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&h.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&h.log)
+            .unwrap();
         let mut cmd = Command::new(BIN);
-        cmd.args(["run", "--store", &self.url, "--host-id", &h.id, "--lease", "2s", "--listen", "off"])
-            .args(["--label-prefix", &self.prefix])
-            .args(["--scope", &format!("{}={}", self.scope_key, self.scope_value(i))])
-            .args(&h.address)
-            .env("RUST_LOG", "pointsman=debug")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
+        cmd.args([
+            "run",
+            "--store",
+            &self.url,
+            "--host-id",
+            &h.id,
+            "--lease",
+            "2s",
+            "--listen",
+            "off",
+        ])
+        .args(["--label-prefix", &self.prefix])
+        .args(["--scope", &format!("{}={}", self.scope_key, self.scope_value(i))])
+        .args(&h.address)
+        .env("RUST_LOG", "pointsman=debug")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
         self.hosts[i].controller = Some(cmd.spawn().expect("spawn pointsman run"));
     }
 
@@ -140,7 +160,12 @@ impl Cluster {
 
     pub fn cli_ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
-        assert!(out.status.success(), "pointsman {args:?} failed:\n{}\n{}", output_text(&out), self.logs());
+        assert!(
+            out.status.success(),
+            "pointsman {args:?} failed:\n{}\n{}",
+            output_text(&out),
+            self.logs()
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -165,7 +190,12 @@ impl Cluster {
         if i == 0 {
             args.extend(["-p".into(), "127.0.0.1::80".into()]);
         }
-        args.extend(["-e".into(), format!("SLOT={slot}"), "-e".into(), format!("VERSION={}", self.hosts[i].id)]);
+        args.extend([
+            "-e".into(),
+            format!("SLOT={slot}"),
+            "-e".into(),
+            format!("VERSION={}", self.hosts[i].id),
+        ]);
         args.push(DEMO_IMAGE.into());
         Docker::run(&args.iter().map(String::as_str).collect::<Vec<_>>());
         name
@@ -184,7 +214,10 @@ impl Cluster {
                 return start.elapsed();
             }
             if start.elapsed() > timeout {
-                panic!("after {timeout:?} the Traefiks answer {seen:?}, not {slot}\n{}", self.logs());
+                panic!(
+                    "after {timeout:?} the Traefiks answer {seen:?}, not {slot}\n{}",
+                    self.logs()
+                );
             }
             thread::sleep(Duration::from_millis(5));
         }
@@ -208,9 +241,15 @@ impl Cluster {
 
     /// Waits until every Traefik has `n` servers in `service` (healthy containers only).
     pub fn wait_servers(&self, service: &str, n: usize) {
-        wait_until(&format!("every Traefik has {n} servers in {service}"), Duration::from_secs(20), || {
-            (0..self.hosts.len()).all(|i| self.servers(i, service).len() == n).then_some(())
-        });
+        wait_until(
+            &format!("every Traefik has {n} servers in {service}"),
+            Duration::from_secs(20),
+            || {
+                (0..self.hosts.len())
+                    .all(|i| self.servers(i, service).len() == n)
+                    .then_some(())
+            },
+        );
     }
 
     pub fn state(&self) -> serde_json::Value {
@@ -250,4 +289,3 @@ pub fn three_hosts(test: &str) -> Cluster {
     c.wait_servers("web-slot-green", 3);
     c
 }
-

@@ -62,7 +62,13 @@ pub fn flatten(config: &Dynamic) -> BTreeMap<String, String> {
 
 fn walk(v: &serde_json::Value, path: String, out: &mut BTreeMap<String, String>) {
     use serde_json::Value as J;
-    let join = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}/{k}") };
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}/{k}")
+        }
+    };
     match v {
         J::Object(map) => {
             for (k, v) in map {
@@ -191,7 +197,13 @@ impl Redis {
         let json = serde_json::to_vec(members).expect("containers always serialise");
         let key = format!("{MEMBERS_PREFIX}{}", members.host);
         let ms = lease.as_millis().to_string();
-        self.call(&vec![b"SET".to_vec(), key.into_bytes(), json, b"PX".to_vec(), ms.into_bytes()])?;
+        self.call(&vec![
+            b"SET".to_vec(),
+            key.into_bytes(),
+            json,
+            b"PX".to_vec(),
+            ms.into_bytes(),
+        ])?;
         Ok(())
     }
 
@@ -203,7 +215,14 @@ impl Redis {
             let reply = self.call(&cmd(["SCAN", &cursor, "MATCH", pattern, "COUNT", "1000"]))?;
             let mut parts = reply.into_array().into_iter();
             cursor = parts.next().and_then(Value::into_string).unwrap_or_else(|| "0".into());
-            keys.extend(parts.next().map(Value::into_array).unwrap_or_default().into_iter().filter_map(Value::into_string));
+            keys.extend(
+                parts
+                    .next()
+                    .map(Value::into_array)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(Value::into_string),
+            );
             if cursor == "0" {
                 break;
             }
@@ -396,7 +415,9 @@ impl StateStore for RedisStore {
                 let mut shared = self.redis.lock();
                 if state != before || !existed {
                     let json = serde_json::to_vec(&state).expect("state always serialises");
-                    shared.queued.push(vec![b"SET".to_vec(), STATE_KEY.as_bytes().to_vec(), json]);
+                    shared
+                        .queued
+                        .push(vec![b"SET".to_vec(), STATE_KEY.as_bytes().to_vec(), json]);
                 }
             }
             // A Redis sink flushes the queue in its MULTI; any other sink leaves it to us.
@@ -419,8 +440,13 @@ impl StateStore for RedisStore {
             };
             match (published, flushed) {
                 (Err(BackendError::Conflict), _) | (Ok(_), Ok(false)) => {
-                    tracing::debug!(attempt, "another writer changed the state first; running the change again");
-                    std::thread::sleep(std::time::Duration::from_millis(fastrand::u64(1..=(5 + attempt as u64 * 2))));
+                    tracing::debug!(
+                        attempt,
+                        "another writer changed the state first; running the change again"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(fastrand::u64(
+                        1..=(5 + attempt as u64 * 2),
+                    )));
                     continue;
                 }
                 (Err(e), _) => return Err(e.into()),
@@ -643,7 +669,8 @@ mod tests {
                 }],
             }),
         );
-        http.services.insert("none".into(), Service::LoadBalancer(LoadBalancer { servers: vec![] }));
+        http.services
+            .insert("none".into(), Service::LoadBalancer(LoadBalancer { servers: vec![] }));
         let kv = flatten(&Dynamic { http });
         let want: BTreeMap<String, String> = [
             ("http/routers/web/entryPoints/0", "web"),

@@ -72,7 +72,10 @@ impl FromStr for RedisUrl {
         };
         let (hostport, db) = match rest.split_once('/') {
             Some((h, "")) => (h, 0),
-            Some((h, d)) => (h, d.parse().map_err(|_| bad(&format!("database {d:?} is not a number")))?),
+            Some((h, d)) => (
+                h,
+                d.parse().map_err(|_| bad(&format!("database {d:?} is not a number")))?,
+            ),
             None => (rest, 0),
         };
         let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
@@ -90,7 +93,8 @@ impl FromStr for RedisUrl {
         let port = if port.is_empty() {
             6379
         } else {
-            port.parse().map_err(|_| bad(&format!("port {port:?} is not a port number")))?
+            port.parse()
+                .map_err(|_| bad(&format!("port {port:?} is not a port number")))?
         };
         Ok(RedisUrl {
             host,
@@ -236,10 +240,13 @@ impl Conn {
 
     /// Blocks without a read timeout (a subscription waits for messages).
     pub fn wait_forever(&mut self) -> Result<(), RedisError> {
-        self.reader.get_ref().set_read_timeout(None).map_err(|source| RedisError::Io {
-            url: self.url.to_string(),
-            source,
-        })
+        self.reader
+            .get_ref()
+            .set_read_timeout(None)
+            .map_err(|source| RedisError::Io {
+                url: self.url.to_string(),
+                source,
+            })
     }
 
     /// Sends one command and reads its reply; an error reply is an `Err`.
@@ -401,7 +408,12 @@ mod tests {
         let u: RedisUrl = "redis://[::1]:7000/".parse().unwrap();
         assert_eq!((u.host.as_str(), u.port), ("::1", 7000));
         assert!("http://x".parse::<RedisUrl>().unwrap_err().contains("redis://"));
-        assert!("redis://x/abc".parse::<RedisUrl>().unwrap_err().contains("not a number"));
+        assert!(
+            "redis://x/abc"
+                .parse::<RedisUrl>()
+                .unwrap_err()
+                .contains("not a number")
+        );
     }
 
     #[test]
@@ -409,7 +421,11 @@ mod tests {
         let mut input: &[u8] = b"*3\r\n$3\r\nfoo\r\n$-1\r\n:7\r\n+OK\r\n-ERR no\r\n*-1\r\n";
         assert_eq!(
             read_value(&mut input).ok(),
-            Some(Value::Array(vec![Value::Data(b"foo".to_vec()), Value::Nil, Value::Int(7)]))
+            Some(Value::Array(vec![
+                Value::Data(b"foo".to_vec()),
+                Value::Nil,
+                Value::Int(7)
+            ]))
         );
         assert_eq!(read_value(&mut input).ok(), Some(Value::Status("OK".into())));
         assert_eq!(read_value(&mut input).ok(), Some(Value::Error("ERR no".into())));
