@@ -552,7 +552,11 @@ async fn status<S, K>(
         };
         let mut entry = json!({
             "project": fleet_app.and_then(|a| a.project()),
-            "unit": fleet_app.map(|a| crate::backend::dir::file_name(&a.unit())),
+            "unit": fleet_app.map(|a| match backend.redis {
+                    // On a shared store a unit is a set of Traefik keys, named by the unit.
+                    Some(_) => a.unit(),
+                    None => crate::backend::dir::file_name(&a.unit()),
+                }),
             "canary": of_candidate(&roles.canary),
             "mirror": of_candidate(&roles.mirror),
             "stable": resolved.stable.clone().or(roles.stable.clone()),

@@ -68,7 +68,7 @@ pub enum ApplyError {
     )]
     Frozen { file: PathBuf, reason: String },
     #[error(
-        "Traefik still serves other routing after {}: {what}; check Traefik's log, and that its file provider watches this directory",
+        "Traefik still serves other routing after {}: {what}; check Traefik's log, and that its provider reads what pointsman writes (the file provider this directory; the Redis provider the store's root key)",
         fmt_wait(*.waited)
     )]
     Stale { what: String, waited: Duration },
@@ -809,7 +809,7 @@ mod tests {
         ];
         assert_eq!(
             timed_out("http://t", &seen, Duration::from_millis(2500)).to_string(),
-            "Traefik still serves other routing after 2.5s: web: router web: service is web-slot-blue, expected web; web: router web-candidate is not loaded; check Traefik's log, and that its file provider watches this directory"
+            "Traefik still serves other routing after 2.5s: web: router web: service is web-slot-blue, expected web; web: router web-candidate is not loaded; check Traefik's log, and that its provider reads what pointsman writes (the file provider this directory; the Redis provider the store's root key)"
         );
         let mut down = seen.clone();
         down.push(Seen::Unreachable(
