@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
-use crate::backend::BackendError;
+use crate::backend::{BackendError, StateStore};
 use crate::backend::redis::resp::{Conn, RedisError, Value, cmd};
 use crate::backend::redis::{MEMBERS_PREFIX, Members, Redis, RedisSink, RedisStore, STATE_KEY};
 use crate::controller::{Controller, Input, RunError};
@@ -274,6 +274,7 @@ pub async fn run<A: DockerApi>(
     let mut published: Option<(Members, Instant)> = None;
     let mut term: Option<Term> = None;
     let mut rollout_tick = Instant::now();
+    let mut last_read = Instant::now();
     tokio::pin!(shutdown);
     info!(host = %opts.host_id, store = %redis.url(), "pointsman controller starting on a shared store");
     let result = loop {
@@ -395,7 +396,19 @@ pub async fn run<A: DockerApi>(
             };
         }
 
-        let Some(t) = term.as_mut() else { continue };
+        let Some(t) = term.as_mut() else {
+            // A follower keeps the roles in mind too: should Redis come back empty (restarted
+            // without persistence), whichever controller leads next restores them.
+            if noticed || last_read.elapsed() >= opts.lease {
+                last_read = Instant::now();
+                if let Ok(state) = redis.store().read()
+                    && state != State::default()
+                {
+                    *memory.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
+                }
+            }
+            continue;
+        };
         if let Some(sample) = input {
             t.controller.apply(sample);
         }

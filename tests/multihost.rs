@@ -302,3 +302,41 @@ fn an_acl_user_limited_to_pointsmans_keys_works_and_its_password_never_shows() {
     );
     assert!(log.contains("pointsman:***@"), "{log}");
 }
+
+#[test]
+fn redis_back_empty_gets_the_roles_and_history_back_from_the_controllers() {
+    // No persistence: a restart empties Redis, as a lost volume or a fresh replacement would.
+    let redis = RedisServer::start_with(RedisOptions {
+        appendonly: false,
+        ..RedisOptions::default()
+    });
+    let mut c = Cluster::start_with("mh-empty", 2, redis, None);
+    for i in 0..2 {
+        c.deploy(i, "web", "blue", true);
+        c.deploy(i, "web", "green", false);
+    }
+    for i in 0..2 {
+        c.start_controller(i);
+    }
+    c.wait_servers("web-slot-green", 2);
+    c.cli_ok(&["promote", "web"]);
+    c.wait_all(WEB, "green", Duration::from_secs(10));
+    let history = c.state()["history"].as_array().map_or(0, Vec::len);
+    // Give the follower a notification's worth of time to read the promote.
+    thread::sleep(Duration::from_millis(500));
+    c.redis.restart();
+    assert!(c.redis.keys("*").len() <= 1, "Redis came back with keys: {:?}", c.redis.keys("*"));
+    wait_until("the roles are back in Redis", Duration::from_secs(10), || {
+        (c.state()["apps"]["web"]["stable"] == "green").then_some(())
+    });
+    assert_eq!(c.state()["history"].as_array().map_or(0, Vec::len), history, "history restored");
+    // Labels say blue is stable: had the roles been seeded again, blue would be served.
+    wait_until("every host published its containers again", Duration::from_secs(10), || {
+        (c.redis.keys("pointsman/members/*").len() == 2).then_some(())
+    });
+    c.wait_all(WEB, "green", Duration::from_secs(5));
+    c.cli_ok(&["rollback", "web"]);
+    c.wait_all(WEB, "blue", Duration::from_secs(10));
+    let logs = c.logs();
+    assert!(logs.contains("restoring the roles and history"), "{logs}");
+}
