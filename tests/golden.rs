@@ -5,61 +5,23 @@
 //! `POINTSMAN_UPDATE_FIXTURES=1 cargo test --test golden` rewrites the expected files; review
 //! the diff before committing it.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
 
 use pointsman::backend::dir;
-use pointsman::core::container::Container;
-use pointsman::core::model::Fleet;
-use pointsman::core::ops;
+use support::fixtures;
 use pointsman::core::render;
-use pointsman::core::settings::Settings;
-use pointsman::core::state::{Actor, State};
-
-#[derive(serde::Deserialize)]
-struct Input {
-    #[serde(default)]
-    settings: InputSettings,
-    #[serde(default)]
-    state: Option<State>,
-    containers: Vec<Container>,
-}
-
-#[derive(serde::Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct InputSettings {
-    label_prefix: Option<String>,
-    entrypoints: Option<Vec<String>>,
-    preview_entrypoint: Option<String>,
-    network: Option<String>,
-    #[serde(default)]
-    allow_catch_all: bool,
-    #[serde(default)]
-    allowed_hosts: Vec<String>,
-    mirror_max_body: Option<u64>,
-}
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/render")
-}
 
 /// Everything the core produces for one case, by output file name.
-fn outputs(input: &Input) -> BTreeMap<String, String> {
-    let d = Settings::default();
-    let settings = Settings {
-        label_prefix: input.settings.label_prefix.clone().unwrap_or(d.label_prefix),
-        entrypoints: input.settings.entrypoints.clone().unwrap_or(d.entrypoints),
-        preview_entrypoint: input.settings.preview_entrypoint.clone(),
-        network: input.settings.network.clone(),
-        allow_catch_all: input.settings.allow_catch_all,
-        allowed_hosts: input.settings.allowed_hosts.clone(),
-        mirror_max_body: input.settings.mirror_max_body.unwrap_or(d.mirror_max_body),
-    };
-    let fleet = Fleet::build(&input.containers, &settings);
-    let mut state = input.state.clone().unwrap_or_default();
-    let seeding = ops::seed(&mut state, &fleet, jiff::Timestamp::UNIX_EPOCH, Actor::Controller);
-    state.claims = fleet.claims();
+fn outputs(input: &fixtures::Input) -> BTreeMap<String, String> {
+    let fixtures::Prepared {
+        settings,
+        fleet,
+        state,
+        seeding,
+    } = fixtures::prepare(input);
     let mut out: BTreeMap<String, String> = render::render_all(&fleet, &state, &settings)
         .into_iter()
         .map(|(app, config)| {
@@ -88,13 +50,10 @@ fn outputs(input: &Input) -> BTreeMap<String, String> {
 #[test]
 fn golden_render_cases() {
     let update = std::env::var_os("POINTSMAN_UPDATE_FIXTURES").is_some();
-    let mut cases: Vec<PathBuf> = fs::read_dir(fixtures()).unwrap().map(|e| e.unwrap().path()).collect();
-    cases.sort();
-    assert!(cases.len() >= 10, "fixtures are missing");
+    let cases = fixtures::cases();
     let mut failures = Vec::new();
     for case in &cases {
-        let input: Input = serde_json::from_slice(&fs::read(case.join("input.json")).unwrap())
-            .unwrap_or_else(|e| panic!("{}: {e}", case.display()));
+        let input = fixtures::load(case);
         let actual = outputs(&input);
         let expected_dir = case.join("expected");
         if update {

@@ -14,9 +14,8 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -26,14 +25,11 @@ use std::time::{Duration, Instant};
 use pointsman::backend::redis::resp::{RedisUrl, cmd};
 use pointsman::backend::redis::{ANCHOR, DEFAULT_ROOT_KEY, Redis, flatten};
 use pointsman::backend::{Changes, ConfigSink, Updates, dir};
-use pointsman::core::container::Container;
-use pointsman::core::model::Fleet;
-use pointsman::core::settings::Settings;
-use pointsman::core::state::{Actor, State};
 use pointsman::core::traefik::{Dynamic, Router, Service};
-use pointsman::core::{ops, render};
+use pointsman::core::render;
 use serde_json::Value as J;
 
+use support::fixtures;
 use support::redis::RedisServer;
 use support::{DemoProcess, RedisProvider, Traefik, TraefikOptions, temp_dir};
 
@@ -44,56 +40,10 @@ const CONVERGE: Duration = Duration::from_secs(10);
 
 // ---- fixtures, rendered exactly as tests/golden.rs renders them --------------------------------
 
-#[derive(serde::Deserialize)]
-struct Input {
-    #[serde(default)]
-    settings: InputSettings,
-    #[serde(default)]
-    state: Option<State>,
-    containers: Vec<Container>,
-}
-
-#[derive(serde::Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct InputSettings {
-    label_prefix: Option<String>,
-    entrypoints: Option<Vec<String>>,
-    preview_entrypoint: Option<String>,
-    network: Option<String>,
-    #[serde(default)]
-    allow_catch_all: bool,
-    #[serde(default)]
-    allowed_hosts: Vec<String>,
-    mirror_max_body: Option<u64>,
-}
-
 /// The units a fixture renders (`render::render_all` after seeding, as in tests/golden.rs).
 fn render_fixture(case: &Path) -> BTreeMap<String, Dynamic> {
-    let input: Input = serde_json::from_slice(&fs::read(case.join("input.json")).unwrap())
-        .unwrap_or_else(|e| panic!("{}: {e}", case.display()));
-    let d = Settings::default();
-    let settings = Settings {
-        label_prefix: input.settings.label_prefix.clone().unwrap_or(d.label_prefix),
-        entrypoints: input.settings.entrypoints.clone().unwrap_or(d.entrypoints),
-        preview_entrypoint: input.settings.preview_entrypoint.clone(),
-        network: input.settings.network.clone(),
-        allow_catch_all: input.settings.allow_catch_all,
-        allowed_hosts: input.settings.allowed_hosts.clone(),
-        mirror_max_body: input.settings.mirror_max_body.unwrap_or(d.mirror_max_body),
-    };
-    let fleet = Fleet::build(&input.containers, &settings);
-    let mut state = input.state.clone().unwrap_or_default();
-    ops::seed(&mut state, &fleet, jiff::Timestamp::UNIX_EPOCH, Actor::Controller);
-    state.claims = fleet.claims();
-    render::render_all(&fleet, &state, &settings)
-}
-
-fn fixture_cases() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/render");
-    let mut cases: Vec<PathBuf> = fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
-    cases.sort();
-    assert!(cases.len() >= 10, "fixtures are missing under {}", root.display());
-    cases
+    let p = fixtures::prepare(&fixtures::load(case));
+    render::render_all(&p.fleet, &p.state, &p.settings)
 }
 
 // ---- what a Traefik shows ----------------------------------------------------------------------
@@ -441,7 +391,7 @@ fn every_golden_fixture_routes_the_same_from_redis_as_from_files() {
 
     let mut previous: BTreeSet<String> = BTreeSet::new();
     let (mut compared, mut skipped, mut transactions) = (Vec::new(), Vec::new(), 0);
-    for case in fixture_cases() {
+    for case in fixtures::cases() {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
         let units = render_fixture(&case);
         if units.is_empty() {

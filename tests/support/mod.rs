@@ -19,6 +19,7 @@
 
 pub mod browser;
 pub mod cluster;
+pub mod fixtures;
 pub mod harness;
 pub mod proxy;
 pub mod redis;
