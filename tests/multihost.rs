@@ -42,10 +42,22 @@ fn three_hosts_flip_together_from_any_hosts_cli_and_no_request_fails() {
         } else {
             (&["rollback", "web"], "blue")
         };
-        // Each flip from another host's CLI: the CLI needs only the store.
+        // Each flip from another host's CLI (the CLI needs only the store), the last ones
+        // with --wait on every host's Traefik API: it returns once all three show the change.
         let start = Instant::now();
-        c.cli_ok(args);
-        c.wait_all(WEB, slot, Duration::from_secs(10));
+        if k >= 2 {
+            let apis: Vec<String> = c.hosts.iter().map(|h| h.traefik.api_url()).collect();
+            let apis = apis.join(",");
+            let mut full = vec!["--traefik-api", &apis];
+            full.extend(args);
+            full.push("--wait");
+            let out = c.cli_ok(&full);
+            assert!(out.contains("Traefik serves it"), "{out}");
+            c.wait_all(WEB, slot, Duration::from_secs(1));
+        } else {
+            c.cli_ok(args);
+            c.wait_all(WEB, slot, Duration::from_secs(10));
+        }
         took.push(start.elapsed());
         thread::sleep(Duration::from_millis(2200));
     }
