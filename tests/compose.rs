@@ -14,26 +14,20 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Docker, HttpResponse, Load, LoadStats, http_get, unique_id, wait_for};
+use support::compose::{
+    CANDIDATE_COOKIE, HOST, SETTLE, Spec, Stack, assert_clean, clear_compose_env, compose_command, run, text,
+};
+use support::{Docker, Load, wait_for};
 
 const TRAEFIK_IMAGE: &str = "pointsman-traefik:dev";
 const POINTSMAN_IMAGE: &str = "pointsman:dev";
-const HOST: &str = "demo.localhost";
-const CANDIDATE_COOKIE: (&str, &str) = ("Cookie", "pointsman-demo=candidate");
 const CANDIDATE_HEADER: (&str, &str) = ("X-Pointsman-Version", "candidate");
-/// A route change needs Docker's healthcheck (2 s interval in compose.yml) and, right after the
-/// previous change, Traefik's 2 s throttle: generous, since only correctness is asserted here.
-const SETTLE: Duration = Duration::from_secs(30);
-/// How long an answer must hold before a redeploy counts as settled: longer than Traefik's 2 s
-/// `providersThrottleDuration`, so no older configuration can still be waiting to be applied.
-const STEADY: Duration = Duration::from_secs(3);
 
 #[test]
 fn compose_stack_blue_green_end_to_end() {
@@ -41,7 +35,7 @@ fn compose_stack_blue_green_end_to_end() {
     let t0 = Instant::now();
 
     // ---- up: blue (v1) is stable, green (v2) the candidate ----
-    let mut stack = Stack::new();
+    let mut stack = new_stack();
     let start = Instant::now();
     stack.up();
     timings.push(("docker-compose up -d", start.elapsed()));
@@ -75,7 +69,7 @@ fn compose_stack_blue_green_end_to_end() {
 
     // ---- pointsman's page, /metrics and /healthz: published on loopback only; its Docker
     //      healthcheck asks /healthz ----
-    let page = stack.published("pointsman", 9191);
+    let page = stack.published_raw("pointsman", 9191);
     assert!(page.starts_with("127.0.0.1:"), "published beyond loopback: {page}");
     let health = support::http_get(&page, "localhost", "/healthz", &[]).expect("GET /healthz");
     assert_eq!(health.status, 200, "{}", health.body);
@@ -272,122 +266,33 @@ fn socket_proxy_variant_gives_pointsman_no_socket() {
 
 // ---- the stack -------------------------------------------------------------------------------
 
-/// One Compose project running `traefik/compose.yml`; `down -v` on drop.
-struct Stack {
-    compose: Vec<String>,
-    project: String,
-    file: PathBuf,
-    web: String,
-    preview: String,
-}
-
-impl Stack {
-    fn new() -> Stack {
-        Docker::require_docker();
-        for image in [TRAEFIK_IMAGE, POINTSMAN_IMAGE, support::DEMO_IMAGE] {
-            Docker::require_image(image);
-        }
-        let compose = compose_command();
-        let project = unique_id("pmcompose").replace('-', "");
-        let file = traefik_dir().join("compose.yml");
-        Stack {
-            compose,
-            project,
-            file,
-            web: String::new(),
-            preview: String::new(),
-        }
-    }
-
-    fn up(&mut self) {
-        self.compose_ok(&[], &["up", "-d", "--no-build"]);
-        self.web = self.published_port(80);
-        self.preview = self.published_port(81);
-    }
-
-    fn web(&self) -> &str {
-        &self.web
-    }
-
-    fn preview(&self) -> &str {
-        &self.preview
-    }
-
-    /// `docker-compose -p PROJECT -f traefik/compose.yml ARGS`, with the local images and the
-    /// test's port choices; `env` overrides (e.g. `GREEN_VERSION`).
-    fn compose(&self, env: &[(&str, &str)], args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.compose[0]);
-        cmd.args(&self.compose[1..])
-            .arg("-p")
-            .arg(&self.project)
-            .arg("-f")
-            .arg(&self.file)
-            .args(args);
-        clear_compose_env(&mut cmd);
-        let defaults = [
-            ("TRAEFIK_IMAGE", TRAEFIK_IMAGE),
-            ("POINTSMAN_IMAGE", POINTSMAN_IMAGE),
-            ("DEMO_IMAGE", support::DEMO_IMAGE),
+/// `traefik/compose.yml` with the locally built images; `down -v` on drop.
+fn new_stack() -> Stack {
+    Stack::new(Spec {
+        project_prefix: "pmcompose",
+        dir: traefik_dir(),
+        file: "compose.yml",
+        run_in_dir: false,
+        project_env: false,
+        images: vec![
+            ("TRAEFIK_IMAGE", TRAEFIK_IMAGE.into()),
+            ("POINTSMAN_IMAGE", POINTSMAN_IMAGE.into()),
+            ("DEMO_IMAGE", support::DEMO_IMAGE.into()),
+        ],
+        defaults: &[
             ("PUBLISH_ADDRESS", "127.0.0.1"),
             ("WEB_PORT", "0"),
             ("PREVIEW_PORT", "0"),
             ("POINTSMAN_PORT", "0"),
             ("BLUE_VERSION", "v1"),
             ("GREEN_VERSION", "v2"),
-        ];
-        for (k, v) in defaults.iter().chain(env) {
-            cmd.env(k, v);
-        }
-        cmd.stdin(Stdio::null());
-        cmd
-    }
+        ],
+        pointsman_in: "the sidecar",
+    })
+}
 
-    /// Runs compose; panics with its output unless it succeeds; returns stdout.
-    fn compose_ok(&self, env: &[(&str, &str)], args: &[&str]) -> String {
-        let out = run(&mut self.compose(env, args));
-        assert!(
-            out.status.success(),
-            "{} {args:?} failed ({}):\n{}{}",
-            self.compose.join(" "),
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    /// `docker-compose exec -T pointsman pointsman ARGS`: the CLI inside the sidecar, with the
-    /// sidecar's environment (POINTSMAN_DIR, POINTSMAN_PREVIEW_ENTRYPOINT).
-    fn pointsman(&self, args: &[&str]) -> Output {
-        let mut full = vec!["exec", "-T", "pointsman", "pointsman"];
-        full.extend(args);
-        run(&mut self.compose(&[], &full))
-    }
-
-    fn pointsman_ok(&self, args: &[&str]) -> String {
-        let out = self.pointsman(args);
-        assert!(
-            out.status.success(),
-            "pointsman {args:?} in the sidecar failed ({}):\n{}{}",
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    fn try_status(&self) -> Result<Value, String> {
-        let out = self.pointsman(&["status", "--json"]);
-        if !out.status.success() {
-            return Err(format!("status failed ({}): {}", out.status, text(&out.stderr)));
-        }
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("status --json: {e}: {}", text(&out.stdout)))
-    }
-
-    fn status(&self) -> Value {
-        self.try_status().unwrap_or_else(|e| panic!("{e}"))
-    }
-
+/// What only this test asks of the stack.
+impl Stack {
     fn history_len(&self) -> usize {
         let out = self.pointsman_ok(&["history", "--json", "--limit", "100000"]);
         let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("history --json: {e}: {out}"));
@@ -411,176 +316,16 @@ impl Stack {
         assert_eq!(errors, 0, "label errors {when}: {status:#}");
     }
 
-    /// `127.0.0.1:PORT` that Docker published for Traefik's container port.
-    fn published_port(&self, container_port: u16) -> String {
-        let out = self.compose_ok(&[], &["port", "traefik", &container_port.to_string()]);
-        let port = out.trim().rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
-        match port {
-            Some(p) if p != 0 => format!("127.0.0.1:{p}"),
-            _ => panic!("no published port for traefik:{container_port}: {out:?}"),
-        }
-    }
-
-    /// `ADDRESS:PORT` exactly as Docker published `service`'s container port.
-    fn published(&self, service: &str, container_port: u16) -> String {
-        let out = self.compose_ok(&[], &["port", service, &container_port.to_string()]);
-        out.trim().to_string()
-    }
-
     fn pointsman_started_at(&self) -> String {
         let id = self.compose_ok(&[], &["ps", "-q", "pointsman"]);
         Docker::run(&["inspect", "--format", "{{.State.StartedAt}}", id.trim()])
-    }
-
-    fn wait_body(&self, what: &str, addr: &str, headers: &[(&str, &str)], body: &str) {
-        wait_for(what, SETTLE, || expect_body(addr, headers, body));
-    }
-
-    /// Waits until `body` has been the only answer for [`STEADY`].
-    ///
-    /// A redeployed container often gets the IP its predecessor had, so while Traefik still holds
-    /// a throttled, older configuration, that stale route already reaches the new container: one
-    /// right answer does not mean Traefik has caught up. It may still apply the configuration
-    /// pointsman wrote while the old container was stopping (candidate without servers, so the
-    /// cookie falls through to stable) before the final one.
-    fn wait_steady(&self, what: &str, addr: &str, headers: &[(&str, &str)], body: &str) {
-        let mut since: Option<Instant> = None;
-        wait_for(what, SETTLE, || {
-            expect_body(addr, headers, body).inspect_err(|_| since = None)?;
-            let held = since.get_or_insert_with(Instant::now).elapsed();
-            if held >= STEADY {
-                Ok(())
-            } else {
-                Err(format!("right answer held for {held:.1?} so far"))
-            }
-        });
-    }
-
-    fn assert_body(&self, what: &str, addr: &str, headers: &[(&str, &str)], body: &str) {
-        if let Err(seen) = expect_body(addr, headers, body) {
-            panic!("{what}: {seen}");
-        }
-    }
-
-    /// Two keep-alive clients looping on the public route.
-    fn load_public(&self) -> Load {
-        let load = Load::start(self.web(), HOST, "/", &[], 2);
-        wait_for("the load to flow", Duration::from_secs(5), || {
-            if load.sent() > 10 { Ok(()) } else { Err(load.sent()) }
-        });
-        load
-    }
-
-    fn print_logs(&self) {
-        if let Ok(out) = self.compose(&[], &["ps"]).output() {
-            eprintln!("---- {} ps ----\n{}", self.project, text(&out.stdout));
-        }
-        if let Ok(out) = self.compose(&[], &["logs", "--no-color", "--tail", "200"]).output() {
-            eprintln!(
-                "---- {} logs ----\n{}{}",
-                self.project,
-                text(&out.stdout),
-                text(&out.stderr)
-            );
-        }
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        if thread::panicking() {
-            self.print_logs();
-        }
-        if std::env::var_os("POINTSMAN_TEST_KEEP").is_some_and(|v| v == "1") {
-            eprintln!("POINTSMAN_TEST_KEEP=1: keeping compose project {}", self.project);
-            return;
-        }
-        match self
-            .compose(&[], &["down", "-v", "--remove-orphans", "-t", "2"])
-            .output()
-        {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => eprintln!("compose down for {} failed: {}", self.project, text(&o.stderr)),
-            Err(e) => eprintln!("compose down for {}: {e}", self.project),
-        }
     }
 }
 
 // ---- helpers ---------------------------------------------------------------------------------
 
-/// `["docker-compose"]` if installed, else `["docker", "compose"]`; panics if neither works.
-fn compose_command() -> Vec<String> {
-    let works = |cmd: &[&str]| {
-        Command::new(cmd[0])
-            .args(&cmd[1..])
-            .arg("version")
-            .stdin(Stdio::null())
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if works(&["docker-compose"]) {
-        vec!["docker-compose".into()]
-    } else if works(&["docker", "compose"]) {
-        vec!["docker".into(), "compose".into()]
-    } else {
-        panic!(
-            "this test needs Docker Compose: neither `docker-compose` nor `docker compose` works (apt-get install docker-compose)"
-        )
-    }
-}
-
 fn traefik_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("traefik")
-}
-
-/// Variables from the caller's environment that would change what compose runs.
-fn clear_compose_env(cmd: &mut Command) {
-    for var in [
-        "COMPOSE_FILE",
-        "COMPOSE_PROJECT_NAME",
-        "COMPOSE_PROFILES",
-        "COMPOSE_PATH_SEPARATOR",
-    ] {
-        cmd.env_remove(var);
-    }
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Ok if one GET through Traefik answers 200 with `"BODY\n"`, else what it saw.
-fn expect_body(addr: &str, headers: &[(&str, &str)], body: &str) -> Result<(), String> {
-    match http_get(addr, HOST, "/", headers) {
-        Ok(HttpResponse {
-            status: 200, body: b, ..
-        }) if b.trim_end() == body => Ok(()),
-        Ok(r) => Err(format!("{} {:?}", r.status, r.body)),
-        Err(e) => Err(format!("error: {e}")),
-    }
-}
-
-/// No failed request, and every answer came from one of `allowed` (`"SLOT VERSION"`).
-fn assert_clean(what: &str, stats: &LoadStats, allowed: &[&str]) {
-    assert!(stats.requests > 0, "{what}: the load sent no request");
-    assert_eq!(stats.failures(), 0, "{what}: failed requests: {stats:?}");
-    let unexpected: BTreeMap<&String, &u64> = stats
-        .bodies
-        .iter()
-        .filter(|(b, _)| !allowed.contains(&b.trim_end()))
-        .collect();
-    assert!(
-        unexpected.is_empty(),
-        "{what}: answers from outside {allowed:?}: {unexpected:?}"
-    );
-    eprintln!(
-        "load during {what}: {} requests, 0 failed, bodies {:?}",
-        stats.requests, stats.bodies
-    );
 }
 
 /// The lines of the block that starts with the line `header` in `docker-compose config` output:

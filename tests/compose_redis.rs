@@ -23,23 +23,14 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Docker, HttpResponse, Load, LoadStats, http_get, unique_id, wait_for};
-
-const HOST: &str = "demo.localhost";
-const CANDIDATE_COOKIE: (&str, &str) = ("Cookie", "pointsman-demo=candidate");
-/// A route change needs Docker's healthcheck (2 s interval) and Traefik's provider throttle
-/// (2 s): generous, since only correctness is asserted here.
-const SETTLE: Duration = Duration::from_secs(30);
-/// How long an answer must hold before a redeploy counts as settled (longer than Traefik's 2 s
-/// throttle, so no older configuration can still be waiting to be applied).
-const STEADY: Duration = Duration::from_secs(3);
+use support::compose::{CANDIDATE_COOKIE, SETTLE, Spec, Stack, assert_clean, run, text};
+use support::{Docker, wait_for};
 
 #[test]
 fn redis_stack_deploy_and_promote_end_to_end() {
@@ -47,7 +38,7 @@ fn redis_stack_deploy_and_promote_end_to_end() {
     let t0 = Instant::now();
 
     // ---- up: blue (v1) stable, green (v2) the candidate, all through Redis ----
-    let mut stack = Stack::new();
+    let mut stack = new_stack();
     let start = Instant::now();
     stack.up();
     timings.push(("docker-compose up -d", start.elapsed()));
@@ -81,7 +72,7 @@ fn redis_stack_deploy_and_promote_end_to_end() {
     let text_status = stack.pointsman_ok(&["status", "demo"]);
     assert!(text_status.contains("leader host-1"), "{text_status}");
     assert_eq!(
-        text_status.matches(stack.project.as_str()).count(),
+        text_status.matches(stack.project()).count(),
         2,
         "containers of other projects were picked up:\n{text_status}"
     );
@@ -168,7 +159,7 @@ fn redis_stack_deploy_and_promote_end_to_end() {
     timings.push(("restart redis, rollback until blue v1 is public", start.elapsed()));
 
     // ---- down -v leaves nothing of the project behind ----
-    let project = stack.project.clone();
+    let project = stack.project().to_string();
     let start = Instant::now();
     stack.down();
     timings.push(("docker-compose down -v", start.elapsed()));
@@ -198,74 +189,23 @@ fn image(var: &str, default: &str) -> String {
         .unwrap_or_else(|| default.into())
 }
 
-/// One Compose project running `traefik/redis/compose.yml`; `down -v` on drop.
-struct Stack {
-    compose: Vec<String>,
-    project: String,
-    dir: PathBuf,
-    images: Vec<(&'static str, String)>,
-    web: String,
-    preview: String,
-    down: bool,
-}
-
-impl Stack {
-    fn new() -> Stack {
-        Docker::require_docker();
-        let images = vec![
+/// `traefik/redis/compose.yml`, run in `traefik/redis/`, with the images and free ports; the
+/// file scopes pointsman to ${COMPOSE_PROJECT_NAME}, given the same name as `-p`. `down -v` on
+/// drop.
+fn new_stack() -> Stack {
+    Stack::new(Spec {
+        project_prefix: "pmredis",
+        dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("traefik").join("redis"),
+        file: "compose.yml",
+        run_in_dir: true,
+        project_env: true,
+        images: vec![
             ("TRAEFIK_IMAGE", image("TRAEFIK_IMAGE", "pointsman-traefik:dev")),
             ("POINTSMAN_IMAGE", image("POINTSMAN_IMAGE", "pointsman:dev")),
             ("DEMO_IMAGE", image("DEMO_IMAGE", support::DEMO_IMAGE)),
             ("REDIS_IMAGE", image("REDIS_IMAGE", "pointsman-redis:dev")),
-        ];
-        for (_, image) in &images {
-            Docker::require_image(image);
-        }
-        Stack {
-            compose: compose_command(),
-            project: unique_id("pmredis").replace('-', ""),
-            dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("traefik").join("redis"),
-            images,
-            web: String::new(),
-            preview: String::new(),
-            down: false,
-        }
-    }
-
-    fn up(&mut self) {
-        self.compose_ok(&[], &["up", "-d", "--no-build"]);
-        self.web = self.published("traefik", 80);
-        self.preview = self.published("traefik", 81);
-    }
-
-    fn web(&self) -> &str {
-        &self.web
-    }
-
-    fn preview(&self) -> &str {
-        &self.preview
-    }
-
-    /// `docker-compose -p PROJECT -f traefik/redis/compose.yml ARGS` in `traefik/redis/`, with
-    /// the images and free ports; `env` overrides (e.g. `GREEN_VERSION`).
-    fn compose(&self, env: &[(&str, &str)], args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.compose[0]);
-        cmd.args(&self.compose[1..])
-            .arg("-p")
-            .arg(&self.project)
-            .arg("-f")
-            .arg(self.dir.join("compose.yml"))
-            .args(args)
-            .current_dir(&self.dir);
-        for var in ["COMPOSE_FILE", "COMPOSE_PROFILES", "COMPOSE_PATH_SEPARATOR"] {
-            cmd.env_remove(var);
-        }
-        // The file scopes pointsman to ${COMPOSE_PROJECT_NAME}: the same name as `-p`.
-        cmd.env("COMPOSE_PROJECT_NAME", &self.project);
-        for (k, v) in &self.images {
-            cmd.env(k, v);
-        }
-        let defaults = [
+        ],
+        defaults: &[
             ("PUBLISH_ADDRESS", "127.0.0.1"),
             ("REDIS_PUBLISH_ADDRESS", "127.0.0.1"),
             ("WEB_PORT", "0"),
@@ -275,211 +215,17 @@ impl Stack {
             ("POINTSMAN_HOST_ID", "host-1"),
             ("BLUE_VERSION", "v1"),
             ("GREEN_VERSION", "v2"),
-        ];
-        for (k, v) in defaults.iter().chain(env) {
-            cmd.env(k, v);
-        }
-        cmd.stdin(Stdio::null());
-        cmd
-    }
+        ],
+        pointsman_in: "the container",
+    })
+}
 
-    fn compose_ok(&self, env: &[(&str, &str)], args: &[&str]) -> String {
-        let out = run(&mut self.compose(env, args));
-        assert!(
-            out.status.success(),
-            "{} {args:?} failed ({}):\n{}{}",
-            self.compose.join(" "),
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    /// `docker-compose exec -T pointsman pointsman ARGS`: the CLI inside the controller's
-    /// container, with its environment (POINTSMAN_STORE=redis://redis:6379/0, …).
-    fn pointsman(&self, args: &[&str]) -> Output {
-        let mut full = vec!["exec", "-T", "pointsman", "pointsman"];
-        full.extend(args);
-        run(&mut self.compose(&[], &full))
-    }
-
-    fn pointsman_ok(&self, args: &[&str]) -> String {
-        let out = self.pointsman(args);
-        assert!(
-            out.status.success(),
-            "pointsman {args:?} in the container failed ({}):\n{}{}",
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
+/// What only this test asks of the stack.
+impl Stack {
     /// `redis-cli ARGS` inside the redis container; its stdout.
     fn redis_cli(&self, args: &[&str]) -> String {
         let mut full = vec!["exec", "-T", "redis", "redis-cli"];
         full.extend(args);
         self.compose_ok(&[], &full)
     }
-
-    fn try_status(&self) -> Result<Value, String> {
-        let out = self.pointsman(&["status", "--json"]);
-        if !out.status.success() {
-            return Err(format!("status failed ({}): {}", out.status, text(&out.stderr)));
-        }
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("status --json: {e}: {}", text(&out.stdout)))
-    }
-
-    fn status(&self) -> Value {
-        self.try_status().unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// `127.0.0.1:PORT` that Docker published for `service`'s container port.
-    fn published(&self, service: &str, container_port: u16) -> String {
-        let out = self.compose_ok(&[], &["port", service, &container_port.to_string()]);
-        let port = out.trim().rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
-        match port {
-            Some(p) if p != 0 => format!("127.0.0.1:{p}"),
-            _ => panic!("no published port for {service}:{container_port}: {out:?}"),
-        }
-    }
-
-    fn wait_body(&self, what: &str, addr: &str, headers: &[(&str, &str)], body: &str) {
-        wait_for(what, SETTLE, || expect_body(addr, headers, body));
-    }
-
-    /// Waits until `body` has been the only answer for [`STEADY`] (a redeployed container may
-    /// get its predecessor's address, so one right answer does not mean Traefik caught up).
-    fn wait_steady(&self, what: &str, addr: &str, headers: &[(&str, &str)], body: &str) {
-        let mut since: Option<Instant> = None;
-        wait_for(what, SETTLE, || {
-            expect_body(addr, headers, body).inspect_err(|_| since = None)?;
-            let held = since.get_or_insert_with(Instant::now).elapsed();
-            if held >= STEADY {
-                Ok(())
-            } else {
-                Err(format!("right answer held for {held:.1?} so far"))
-            }
-        });
-    }
-
-    fn assert_body(&self, what: &str, addr: &str, headers: &[(&str, &str)], body: &str) {
-        if let Err(seen) = expect_body(addr, headers, body) {
-            panic!("{what}: {seen}");
-        }
-    }
-
-    /// Two keep-alive clients looping on the public route.
-    fn load_public(&self) -> Load {
-        let load = Load::start(self.web(), HOST, "/", &[], 2);
-        wait_for("the load to flow", Duration::from_secs(5), || {
-            if load.sent() > 10 { Ok(()) } else { Err(load.sent()) }
-        });
-        load
-    }
-
-    /// `down -v --remove-orphans`; panics if it fails.
-    fn down(&mut self) {
-        self.down = true;
-        self.compose_ok(&[], &["down", "-v", "--remove-orphans", "-t", "2"]);
-    }
-
-    fn print_logs(&self) {
-        if let Ok(out) = self.compose(&[], &["ps"]).output() {
-            eprintln!("---- {} ps ----\n{}", self.project, text(&out.stdout));
-        }
-        if let Ok(out) = self.compose(&[], &["logs", "--no-color", "--tail", "200"]).output() {
-            eprintln!(
-                "---- {} logs ----\n{}{}",
-                self.project,
-                text(&out.stdout),
-                text(&out.stderr)
-            );
-        }
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        if thread::panicking() {
-            self.print_logs();
-        }
-        if self.down {
-            return;
-        }
-        if std::env::var_os("POINTSMAN_TEST_KEEP").is_some_and(|v| v == "1") {
-            eprintln!("POINTSMAN_TEST_KEEP=1: keeping compose project {}", self.project);
-            return;
-        }
-        match self
-            .compose(&[], &["down", "-v", "--remove-orphans", "-t", "2"])
-            .output()
-        {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => eprintln!("compose down for {} failed: {}", self.project, text(&o.stderr)),
-            Err(e) => eprintln!("compose down for {}: {e}", self.project),
-        }
-    }
-}
-
-// ---- helpers ---------------------------------------------------------------------------------
-
-/// `["docker-compose"]` if installed, else `["docker", "compose"]`; panics if neither works.
-fn compose_command() -> Vec<String> {
-    let works = |cmd: &[&str]| {
-        Command::new(cmd[0])
-            .args(&cmd[1..])
-            .arg("version")
-            .stdin(Stdio::null())
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if works(&["docker-compose"]) {
-        vec!["docker-compose".into()]
-    } else if works(&["docker", "compose"]) {
-        vec!["docker".into(), "compose".into()]
-    } else {
-        panic!(
-            "this test needs Docker Compose: neither `docker-compose` nor `docker compose` works (apt-get install docker-compose)"
-        )
-    }
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Ok if one GET through Traefik answers 200 with `"BODY\n"`, else what it saw.
-fn expect_body(addr: &str, headers: &[(&str, &str)], body: &str) -> Result<(), String> {
-    match http_get(addr, HOST, "/", headers) {
-        Ok(HttpResponse {
-            status: 200, body: b, ..
-        }) if b.trim_end() == body => Ok(()),
-        Ok(r) => Err(format!("{} {:?}", r.status, r.body)),
-        Err(e) => Err(format!("error: {e}")),
-    }
-}
-
-/// No failed request, and every answer came from one of `allowed` (`"SLOT VERSION"`).
-fn assert_clean(what: &str, stats: &LoadStats, allowed: &[&str]) {
-    assert!(stats.requests > 0, "{what}: the load sent no request");
-    assert_eq!(stats.failures(), 0, "{what}: failed requests: {stats:?}");
-    let unexpected: BTreeMap<&String, &u64> = stats
-        .bodies
-        .iter()
-        .filter(|(b, _)| !allowed.contains(&b.trim_end()))
-        .collect();
-    assert!(
-        unexpected.is_empty(),
-        "{what}: answers from outside {allowed:?}: {unexpected:?}"
-    );
-    eprintln!(
-        "load during {what}: {} requests, 0 failed, bodies {:?}",
-        stats.requests, stats.bodies
-    );
 }

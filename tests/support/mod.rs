@@ -10,6 +10,8 @@
 //! - [`Docker`], [`Cleanup`]: the `docker` CLI, and a guard removing a test's containers.
 //! - [`harness::Harness`]: one test's pointsman dir, Traefik, controller, CLI and demo containers
 //!   (integration and reliability tests); [`proxy::DockerProxy`]: a Docker API proxy to break.
+//! - [`compose::Stack`]: a Compose file of the project run as one test's own Compose project, the
+//!   CLI inside it, and `down -v` at the end (compose and compose_redis tests).
 //! - [`unique_id`], [`temp_dir`]: isolation of tests running in parallel.
 //!
 //! Tests that need Docker or Traefik fail (never skip) when those are missing; the panic says how
@@ -19,6 +21,7 @@
 
 pub mod browser;
 pub mod cluster;
+pub mod compose;
 pub mod fixtures;
 pub mod harness;
 pub mod proxy;
