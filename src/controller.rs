@@ -292,9 +292,8 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
                 format!("{app}-slot-{}@{}", r.slot, self.provider),
             );
             tokio::spawn(async move {
-                let counters = metrics::scrape(&url)
+                let counters = metrics::service_counters(&url, &service)
                     .await
-                    .map(|scrape| scrape.service(&service))
                     .map_err(|e| e.to_string());
                 let _ = tx
                     .send(Input::Sample {

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
-use crate::backend::{BackendError, StateStore};
 use crate::backend::redis::resp::{Conn, RedisError, Value, cmd};
 use crate::backend::redis::{MEMBERS_PREFIX, Members, Redis, RedisSink, RedisStore, STATE_KEY};
+use crate::backend::{BackendError, StateStore};
 use crate::controller::{Controller, Input, RunError};
 use crate::core::container::Container;
 use crate::core::settings::{Choices, Settings};

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::fs;
 
 use pointsman::backend::dir;
-use support::fixtures;
 use pointsman::core::render;
+use support::fixtures;
 
 /// Everything the core produces for one case, by output file name.
 fn outputs(input: &fixtures::Input) -> BTreeMap<String, String> {

@@ -337,15 +337,25 @@ fn redis_back_empty_gets_the_roles_and_history_back_from_the_controllers() {
     // Give the follower a notification's worth of time to read the promote.
     thread::sleep(Duration::from_millis(500));
     c.redis.restart();
-    assert!(c.redis.keys("*").len() <= 1, "Redis came back with keys: {:?}", c.redis.keys("*"));
+    assert!(
+        c.redis.keys("*").len() <= 1,
+        "Redis came back with keys: {:?}",
+        c.redis.keys("*")
+    );
     wait_until("the roles are back in Redis", Duration::from_secs(10), || {
         (c.state()["apps"]["web"]["stable"] == "green").then_some(())
     });
-    assert_eq!(c.state()["history"].as_array().map_or(0, Vec::len), history, "history restored");
+    assert_eq!(
+        c.state()["history"].as_array().map_or(0, Vec::len),
+        history,
+        "history restored"
+    );
     // Labels say blue is stable: had the roles been seeded again, blue would be served.
-    wait_until("every host published its containers again", Duration::from_secs(10), || {
-        (c.redis.keys("pointsman/members/*").len() == 2).then_some(())
-    });
+    wait_until(
+        "every host published its containers again",
+        Duration::from_secs(10),
+        || (c.redis.keys("pointsman/members/*").len() == 2).then_some(()),
+    );
     c.wait_all(WEB, "green", Duration::from_secs(5));
     c.cli_ok(&["rollback", "web"]);
     c.wait_all(WEB, "blue", Duration::from_secs(10));

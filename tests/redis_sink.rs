@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use pointsman::backend::redis::resp::{RedisUrl, cmd};
 use pointsman::backend::redis::{ANCHOR, DEFAULT_ROOT_KEY, Redis, flatten};
 use pointsman::backend::{Changes, ConfigSink, Updates, dir};
-use pointsman::core::traefik::{Dynamic, Router, Service};
 use pointsman::core::render;
+use pointsman::core::traefik::{Dynamic, Router, Service};
 use serde_json::Value as J;
 
 use support::fixtures;

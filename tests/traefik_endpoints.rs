@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use pointsman::core::traefik::{Cookie, Dynamic, Router, Service, Sticky, Weighted, WeightedChild};
 use pointsman::traefik::api::{ApplyError, FROZEN_AFTER, wait_applied};
-use pointsman::traefik::metrics::{Limits, Metric, MetricsError, ServiceCounters, Verdict, judge, scrape};
+use pointsman::traefik::metrics::{
+    Limits, Metric, MetricsError, ServiceCounters, Verdict, judge, scrape, service_counters,
+};
 use support::*;
 
 const HOST: &str = "web.test";
@@ -194,6 +196,43 @@ async fn metrics_count_every_request_and_judge_a_bad_candidate() {
         ..Limits::default()
     };
     assert!(judge(&after, &slow, &lenient).passed());
+}
+
+/// Several hosts, one release: a rollout step is judged on the candidate's traffic through every
+/// host's Traefik (`--traefik-metrics A,B`), and one Traefik it cannot read fails the sample.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_of_several_traefiks_add_up() {
+    let blue = DemoProcess::start("blue", &[]);
+    let green = DemoProcess::start("green", &[("ERROR_PERCENT", "10")]);
+    let dir = temp_dir("metrics-two");
+    let mut d = web(&blue, Some(&green), 0);
+    d.http.routers.get_mut("web").unwrap().service = "web-slot-green".into();
+    publish(&dir, "web", &d);
+    let opts = TraefikOptions {
+        metrics: true,
+        ..Default::default()
+    };
+    let (a, b) = (Traefik::start_with(&dir, opts.clone()), Traefik::start_with(&dir, opts));
+    a.wait_router("web", Duration::from_secs(10));
+    b.wait_router("web", Duration::from_secs(10));
+    let service = "web-slot-green@file";
+    for (traefik, n) in [(&a, 30), (&b, 70)] {
+        let mut conn = HttpConn::new(traefik.web_addr());
+        for _ in 0..n {
+            get_status(&mut conn);
+        }
+    }
+    scrape_until(&a.metrics_url(), service, 30).await;
+    scrape_until(&b.metrics_url(), service, 70).await;
+    let urls = format!("{}, {}", a.metrics_url(), b.metrics_url());
+    let sum = service_counters(&urls, service).await.unwrap();
+    assert_eq!((sum.requests, sum.errors), (100, 10), "{sum:?}");
+    assert_eq!(sum.buckets.last().map(|b| b.count), Some(100), "{sum:?}");
+    let down = format!("{},http://127.0.0.1:9/metrics", a.metrics_url());
+    assert!(
+        service_counters(&down, service).await.is_err(),
+        "a Traefik that cannot be read fails the sample"
+    );
 }
 
 #[tokio::test]

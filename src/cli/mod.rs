@@ -58,7 +58,8 @@ pub struct Args {
     #[arg(long, env = "POINTSMAN_MIRROR_MAX_BODY", global = true)]
     pub mirror_max_body: Option<String>,
     /// Traefik's Prometheus endpoint (e.g. http://traefik:8080/metrics): rollouts are judged by
-    /// its `traefik_service_*` metrics of the candidate's service.
+    /// its `traefik_service_*` metrics of the candidate's service. Several hosts: a comma list
+    /// of every host's Traefik, whose counters are added up.
     #[arg(long, env = "POINTSMAN_TRAEFIK_METRICS", global = true)]
     pub traefik_metrics: Option<String>,
     /// Traefik's API (e.g. http://traefik:8080): `--wait` checks there that the change is served.

@@ -68,8 +68,9 @@ pub fn spawn(
         .name("pointsman-http".into())
         .spawn(move || {
             runtime.block_on(async move {
-                if let Some(url) = traffic_url {
-                    tokio::spawn(super::sample_traffic(observer.clone(), url));
+                // Several Traefiks (a comma list, one per host): the page shows the first's.
+                if let Some(url) = traffic_url.as_deref().and_then(|u| u.split(',').next()) {
+                    tokio::spawn(super::sample_traffic(observer.clone(), url.trim().to_string()));
                 }
                 let served = match tokio::net::TcpListener::from_std(listener) {
                     Ok(listener) => serve(listener, observer, std::future::pending()).await,

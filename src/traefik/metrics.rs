@@ -56,6 +56,20 @@ pub struct ServiceCounters {
 }
 
 impl ServiceCounters {
+    /// Adds another Traefik's counters of the same service (several hosts, one release: the
+    /// candidate's traffic is what every host's Traefik sent it). Buckets are matched by `le`.
+    pub fn add(&mut self, other: &ServiceCounters) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        for b in &other.buckets {
+            match self.buckets.iter_mut().find(|mine| mine.le == b.le) {
+                Some(mine) => mine.count += b.count,
+                None => self.buckets.push(*b),
+            }
+        }
+        self.buckets.sort_by(|a, b| a.le.total_cmp(&b.le));
+    }
+
     /// What happened between `before` and `self`. A counter that went down means Traefik
     /// restarted in between (its counters start again from 0), so the window is `self` alone:
     /// what was counted since the restart.
@@ -192,6 +206,18 @@ impl Scrape {
 }
 
 /// GETs Traefik's Prometheus endpoint (e.g. `http://traefik:8080/metrics`), 2 s timeout.
+/// One service's counters summed over every Traefik of `urls` (a comma list, one per host); any
+/// Traefik that cannot be read fails the whole sample, so a step is never judged on part of
+/// its traffic.
+pub async fn service_counters(urls: &str, service: &str) -> Result<ServiceCounters, MetricsError> {
+    let scrapes = futures::future::join_all(urls.split(',').map(str::trim).filter(|u| !u.is_empty()).map(scrape)).await;
+    let mut sum = ServiceCounters::default();
+    for scrape in scrapes {
+        sum.add(&scrape?.service(service));
+    }
+    Ok(sum)
+}
+
 pub async fn scrape(url: &str) -> Result<Scrape, MetricsError> {
     let response = HttpClient::new(REQUEST_TIMEOUT)
         .get(url)
@@ -453,6 +479,29 @@ mod tests {
 
     const FIXTURE: &str = include_str!("../../fixtures/metrics/traefik-3.7.txt");
     const BOUNDS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, f64::INFINITY];
+
+    #[test]
+    fn several_traefiks_counters_add_up_bucket_by_bucket() {
+        let mut a = counters(100, 2, [10, 20, 30, 40, 0, 0, 0, 0, 0, 0, 0]);
+        let b = counters(50, 5, [0, 0, 0, 0, 40, 0, 0, 0, 0, 0, 10]);
+        a.add(&b);
+        assert_eq!(a, counters(150, 7, [10, 20, 30, 40, 40, 0, 0, 0, 0, 0, 10]));
+        // A Traefik that has not served the service yet adds nothing; one with buckets the
+        // first lacks contributes them in order.
+        let mut empty = ServiceCounters::default();
+        empty.add(&b);
+        assert_eq!(empty, b);
+        let limits = Limits {
+            max_error_ratio: 0.01,
+            max_p99: None,
+            min_requests: 20,
+        };
+        let before = counters(0, 0, [0; 11]);
+        assert!(
+            matches!(judge(&before, &a, &limits), Verdict::Breach { .. }),
+            "7 of 150 is 4.7 % 5xx"
+        );
+    }
 
     /// Counters built from per-bucket (not cumulative) counts over [`BOUNDS`].
     fn counters(requests: u64, errors: u64, per_bucket: [u64; 11]) -> ServiceCounters {
