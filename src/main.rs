@@ -93,15 +93,8 @@ async fn run(config: &Config) -> ExitCode {
     };
     tracing::info!(dir = %config.dir.display(), docker = %pointsman::docker::host(), "pointsman controller starting");
     let observer = Arc::new(Observer::new());
-    if let Some(addr) = listen {
-        // Bound before the controller starts, so a taken port is a clear error at once.
-        match pointsman::observe::http::spawn(addr, observer.clone(), config.traefik_metrics.clone()) {
-            Ok(bound) => tracing::info!("serving /metrics, /healthz and the status page on http://{bound}/"),
-            Err(e) => {
-                tracing::error!("cannot listen on {addr}: {e}; pass --listen with another address, or --listen off");
-                return ExitCode::from(2);
-            }
-        }
+    if let Err(code) = serve_status(listen, &observer, config) {
+        return code;
     }
     let sink = DirSink::new(&dir);
     let docker = std::sync::Arc::new(pointsman::docker::Engine::new());
@@ -165,14 +158,8 @@ async fn run_on_redis(
         }
     };
     let observer = Arc::new(Observer::new());
-    if let Some(addr) = listen {
-        match pointsman::observe::http::spawn(addr, observer.clone(), config.traefik_metrics.clone()) {
-            Ok(bound) => tracing::info!("serving /metrics, /healthz and the status page on http://{bound}/"),
-            Err(e) => {
-                tracing::error!("cannot listen on {addr}: {e}; pass --listen with another address, or --listen off");
-                return ExitCode::from(2);
-            }
-        }
+    if let Err(code) = serve_status(listen, &observer, config) {
+        return code;
     }
     let opts = WatchOptions {
         resync_every,
@@ -196,6 +183,26 @@ async fn run_on_redis(
         Err(e) => {
             tracing::error!("{e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `run --listen`: serves /metrics, /healthz and the status page. Bound before the controller
+/// starts, so a taken port is a clear error (exit 2) at once.
+fn serve_status(
+    listen: Option<std::net::SocketAddr>,
+    observer: &Arc<Observer>,
+    config: &Config,
+) -> Result<(), ExitCode> {
+    let Some(addr) = listen else { return Ok(()) };
+    match pointsman::observe::http::spawn(addr, observer.clone(), config.traefik_metrics.clone()) {
+        Ok(bound) => {
+            tracing::info!("serving /metrics, /healthz and the status page on http://{bound}/");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!("cannot listen on {addr}: {e}; pass --listen with another address, or --listen off");
+            Err(ExitCode::from(2))
         }
     }
 }
