@@ -7,6 +7,7 @@
 pub mod container;
 pub mod labels;
 pub mod model;
+pub mod names;
 pub mod ops;
 pub mod render;
 pub mod rule;

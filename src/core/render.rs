@@ -4,17 +4,20 @@
 //! change nothing and Traefik reloads only on real changes. How a value is stored (a file, keys)
 //! is the sink's business.
 //!
-//! Per app, with RULE its rule:
+//! Per app, with RULE its rule (names from [`crate::core::names`], disjoint across apps by
+//! construction):
 //! - router `APP` → service `APP`: the stable slot's servers. With none routable the list is
 //!   empty, which Traefik answers with 503; a missing service would be a 404.
-//! - router `APP-candidate`: `(RULE) && (cookie pointsman-APP=candidate || header
+//! - router `APP.candidate`: `(RULE) && (cookie pointsman-APP=candidate || header
 //!   X-Pointsman-Version: candidate)` → the candidate's service, while it has a server.
-//! - router `APP-preview` on the preview entrypoint, RULE → the candidate's service.
-//! - router `APP-slot-SLOT`: the same with the slot's name as the value, for every slot with a
+//! - router `APP.preview` on the preview entrypoint, RULE → the candidate's service.
+//! - router `APP.slot.SLOT`: the same with the slot's name as the value, for every slot with a
 //!   server, so the previous version stays reachable for comparison while it runs.
+//! - during a canary, service `APP.canary.SLOT`: the candidate's servers as the split's child,
+//!   so Traefik counts public traffic to the candidate apart from preview requests.
 //!
-//! Traefik's default router priority is the rule's length, so the longer cookie/header rules
-//! win over the public one without explicit priorities.
+//! Every router carries an explicit priority by class ([`Priority`]), never Traefik's default
+//! (the rule's length): a longer label must not buy precedence over another app.
 //!
 //! Configuration is published per *unit* ([`render_units`]): an app outside any Compose project
 //! is its own unit; the apps of a project share one, so a project-wide change is one atomic
@@ -28,6 +31,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use crate::core::model::{App, Fleet, Resolved, unit_project};
+use crate::core::names;
 use crate::core::settings::Settings;
 use crate::core::state::Share;
 use crate::core::state::State;
@@ -187,9 +191,8 @@ pub fn sticky_value(child: &str) -> String {
 /// one holding another app's stable value to this app's stable slot. Whichever app a new
 /// visitor reaches first decides; every other app of the project follows.
 ///
-/// Their priority is one above the app's public rule's length (Traefik's default priority):
-/// they win over the app's public router, but not over another app whose longer rule claims the
-/// request (an API under `PathPrefix`), nor over the explicit preview cookie and header routers.
+/// Their priority is [`Priority::Project`]: above the app's public router, below the explicit
+/// preview cookie and header routers.
 fn project_canary_routers(out: &mut Dynamic, project: &str, canaries: &[(&App, Resolved, (String, String))]) {
     let cookie = format!("{COOKIE_PREFIX}{project}-lb");
     for (app, resolved, (stable, candidate)) in canaries {
@@ -199,14 +202,14 @@ fn project_canary_routers(out: &mut Dynamic, project: &str, canaries: &[(&App, R
         if stables.is_empty() {
             continue;
         }
-        let (rule, entrypoints) = app.route(resolved);
-        let rule = rule.as_str();
+        let (parsed, entrypoints) = app.route(resolved);
+        let rule = parsed.as_str();
         for (suffix, values, service) in [("candidate", candidates, candidate), ("stable", stables, stable)] {
             out.http.routers.insert(
-                format!("{}-project-{suffix}", app.name),
+                names::project_router(&app.name, suffix == "candidate"),
                 Router {
                     entry_points: entrypoints.to_vec(),
-                    priority: Some(rule.len() as u32 + 1),
+                    priority: Some(Priority::Project.of(parsed)),
                     rule: format!(
                         "({rule}) && HeaderRegexp(`Cookie`, `(^|;\\s*){cookie}=({})(;|$)`)",
                         values.join("|")
@@ -223,18 +226,20 @@ pub fn render_app(app: &App, roles: &Resolved, settings: &Settings) -> Dynamic {
     let (rule, entrypoints) = app.route(roles);
     let rule = rule.as_str();
     let mut out = Dynamic::default();
-    let router = |rule: String, entry_points: &[String], service: &str| Router {
+    let route_rule = app.route(roles).0;
+    let router = |class: Priority, rule: String, entry_points: &[String], service: &str| Router {
         entry_points: entry_points.to_vec(),
-        priority: None,
+        priority: Some(class.of(route_rule)),
         rule,
         service: service.to_string(),
     };
 
     let stable = roles.stable.as_ref().and_then(|s| app.slots.get(s));
     let stable_servers = stable.map(|s| s.servers()).unwrap_or_default();
-    out.http
-        .routers
-        .insert(name.clone(), router(rule.to_string(), entrypoints, name));
+    out.http.routers.insert(
+        names::public(name),
+        router(Priority::Public, rule.to_string(), entrypoints, name),
+    );
     // The public service: the stable slot's servers, or with a canary a weighted split between
     // the stable and the candidate slot's services. A weighted service whose child is missing
     // fails as a whole in Traefik (404, even at weight 0), so it is rendered only while both
@@ -258,7 +263,7 @@ pub fn render_app(app: &App, roles: &Resolved, settings: &Settings) -> Dynamic {
                     weight: u32::from(100 - weight),
                 },
                 WeightedChild {
-                    name: slot_service(name, &candidate.name),
+                    name: names::canary(name, &candidate.name),
                     weight: u32::from(weight),
                 },
             ],
@@ -273,11 +278,19 @@ pub fn render_app(app: &App, roles: &Resolved, settings: &Settings) -> Dynamic {
         }),
         _ => Service::load_balancer(stable_servers),
     };
+    if let Service::Weighted(w) = &primary {
+        // The candidate's own child: the same servers as its slot service, under a name only
+        // the split uses, so the judge sees public traffic alone (`names::Kind::Canary`).
+        out.http.services.insert(
+            w.services[1].name.clone(),
+            Service::load_balancer(candidate.map(|c| c.servers()).unwrap_or_default()),
+        );
+    }
     // With a mirror, the public service copies a share of requests to the candidate and
     // serves every answer from the primary one.
     match (share_of(&roles.mirror), candidate) {
         (Some(percent), Some(candidate)) => {
-            let primary_name = format!("{name}-primary");
+            let primary_name = names::primary(name);
             out.http.services.insert(primary_name.clone(), primary);
             out.http.services.insert(
                 name.clone(),
@@ -300,7 +313,12 @@ pub fn render_app(app: &App, roles: &Resolved, settings: &Settings) -> Dynamic {
         let service = slot_service(name, &slot.name);
         out.http.routers.insert(
             service.clone(),
-            router(selected_rule(rule, name, &slot.name), entrypoints, &service),
+            router(
+                Priority::Selected,
+                selected_rule(rule, name, &slot.name),
+                entrypoints,
+                &service,
+            ),
         );
         out.http
             .services
@@ -315,13 +333,23 @@ pub fn render_app(app: &App, roles: &Resolved, settings: &Settings) -> Dynamic {
     {
         let service = slot_service(name, &candidate.name);
         out.http.routers.insert(
-            format!("{name}-candidate"),
-            router(selected_rule(rule, name, "candidate"), entrypoints, &service),
+            names::candidate_router(name),
+            router(
+                Priority::Selected,
+                selected_rule(rule, name, "candidate"),
+                entrypoints,
+                &service,
+            ),
         );
         if let Some(preview) = &settings.preview_entrypoint {
             out.http.routers.insert(
-                format!("{name}-preview"),
-                router(rule.to_string(), std::slice::from_ref(preview), &service),
+                names::preview_router(name),
+                router(
+                    Priority::Selected,
+                    rule.to_string(),
+                    std::slice::from_ref(preview),
+                    &service,
+                ),
             );
         }
     }
@@ -332,8 +360,48 @@ pub fn render_app(app: &App, roles: &Resolved, settings: &Settings) -> Dynamic {
 /// Router and service name of a slot. Slot names allow `.` and `_`, which are kept: Traefik
 /// accepts them in names, and rewriting them could make two slots collide.
 fn slot_service(app: &str, slot: &str) -> String {
-    format!("{app}-slot-{slot}")
+    names::slot(app, slot)
 }
+
+/// The class of a router, which fixes its priority. Traefik's default priority is the rule's
+/// length, which would let any app outrank another by padding its rule; explicit priorities
+/// make precedence a matter of class alone.
+///
+/// Host-bound rules never overlap across apps (the host-claim index refuses the younger app),
+/// so within the host-bound tier one priority per class is enough: `Public` < `Project` (a
+/// project canary's cookie routers) < `Selected` (candidate, slot and preview routers: an
+/// explicit cookie or header wins). Catch-alls (only with `--allow-catch-all`) sit in a tier
+/// below every host-bound router, so a catch-all can never take a host another app serves;
+/// among themselves they keep Traefik's rule-length order (`PathPrefix(`/api`)` before
+/// `PathPrefix(`/`)`), which the operator chose by allowing them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    Public,
+    Project,
+    Selected,
+}
+
+impl Priority {
+    /// The priority of a router of this class for an app whose public rule is `rule`.
+    pub fn of(self, rule: &crate::core::rule::Rule) -> u32 {
+        let class = match self {
+            Priority::Public => 0,
+            Priority::Project => 1,
+            Priority::Selected => 2,
+        };
+        if rule.is_catch_all() {
+            // Rule lengths are at most MAX_RULE_LEN (4,096), so the tiers never meet.
+            class * CATCH_ALL_CLASS_STEP + rule.as_str().len() as u32
+        } else {
+            HOST_BOUND_BASE + class * HOST_BOUND_CLASS_STEP
+        }
+    }
+}
+
+const CATCH_ALL_CLASS_STEP: u32 = 5_000;
+/// Above every catch-all priority (at most 2 × 5,000 + 4,096).
+pub const HOST_BOUND_BASE: u32 = 100_000;
+const HOST_BOUND_CLASS_STEP: u32 = 10_000;
 
 /// `(RULE) && (cookie pointsman-APP=VALUE || header X-Pointsman-Version: VALUE)`.
 ///

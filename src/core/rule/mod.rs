@@ -92,6 +92,7 @@
 //! argument list (``Host(`a.com`,)``), spaces between a matcher and its `(`,
 //! and ``Host(`*`)`` (a catch-all since Traefik v3.7).
 
+pub mod hosts;
 mod regexp;
 
 use std::fmt;
@@ -201,6 +202,17 @@ impl Rule {
             found |= restricts_host && !negated;
         });
         found
+    }
+
+    /// Which hosts the rule can match, as Traefik matches them ([`hosts`]).
+    pub fn footprint(&self) -> hosts::Footprint {
+        self.expr.footprint()
+    }
+
+    /// A rule is a catch-all unless every host it can match is bounded by a `Host` (not `*`)
+    /// or a `HostRegexp` anchored under a domain, through every `||` and never under a `!`.
+    pub fn is_catch_all(&self) -> bool {
+        !self.footprint().is_bounded()
     }
 
     /// The original text (trimmed).
@@ -362,6 +374,43 @@ enum Expr {
 }
 
 impl Expr {
+    fn footprint(&self) -> hosts::Footprint {
+        use hosts::Footprint;
+        match self {
+            Expr::Matcher(m) => {
+                let arg = m.args.first().map(String::as_str).unwrap_or_default();
+                let pattern = match m.kind {
+                    MatcherKind::Host => hosts::host_pattern(arg),
+                    MatcherKind::HostRegexp => hosts::regexp_pattern(arg),
+                    _ => None,
+                };
+                pattern.map_or(Footprint::Unbounded, |p| Footprint::Hosts(vec![p]))
+            }
+            // `!Host(`a`)` matches every other host.
+            Expr::Not(_) => Footprint::Unbounded,
+            // Matches only what every operand matches: any bounded operand bounds it. The one
+            // with the fewest patterns is the tightest bound.
+            Expr::And(operands) => operands
+                .iter()
+                .map(Expr::footprint)
+                .filter(Footprint::is_bounded)
+                .min_by_key(|f| f.patterns().len())
+                .unwrap_or(Footprint::Unbounded),
+            Expr::Or(operands) => {
+                let mut all = Vec::new();
+                for operand in operands {
+                    match operand.footprint() {
+                        Footprint::Hosts(p) => all.extend(p),
+                        Footprint::Unbounded => return Footprint::Unbounded,
+                    }
+                }
+                all.sort();
+                all.dedup();
+                Footprint::Hosts(all)
+            }
+        }
+    }
+
     /// Calls `f` on every matcher, with whether any `!` is above it.
     fn visit(&self, negated: bool, f: &mut impl FnMut(&Matcher, bool)) {
         match self {
