@@ -1061,7 +1061,7 @@ mod tests {
         docker.run(web("green", "10.0.0.3").build());
         settle().await;
         assert!(
-            file().unwrap().contains("\"web-candidate\""),
+            file().unwrap().contains("\"web.candidate\""),
             "green joins as the candidate"
         );
 
