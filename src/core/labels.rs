@@ -117,9 +117,7 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
     if app.bytes().all(|b| b.is_ascii_digit()) {
         return Err(fail(
             "app",
-            format!(
-                "{app:?} is only digits, which Traefik's Redis provider reads as a list index; add a letter"
-            ),
+            format!("{app:?} is only digits, which Traefik's Redis provider reads as a list index; add a letter"),
         ));
     }
 

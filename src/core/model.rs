@@ -411,14 +411,11 @@ fn overlapping<'a, V>(
 ) -> Box<dyn Iterator<Item = (&'a HostPattern, &'a V)> + 'a> {
     match p {
         HostPattern::Exact(_) => Box::new(
-            index
-                .get_key_value(p)
-                .into_iter()
-                .chain(
-                    index
-                        .range(HostPattern::Wildcard(String::new())..)
-                        .filter(move |(q, _)| hosts::overlap(p, q)),
-                ),
+            index.get_key_value(p).into_iter().chain(
+                index
+                    .range(HostPattern::Wildcard(String::new())..)
+                    .filter(move |(q, _)| hosts::overlap(p, q)),
+            ),
         ),
         _ => Box::new(index.iter().filter(move |(q, _)| hosts::overlap(p, q))),
     }
@@ -472,7 +469,9 @@ impl App {
 
     /// What the app's rules can match, as Traefik matches hosts: its claim.
     pub fn patterns(&self) -> BTreeSet<HostPattern> {
-        self.members().flat_map(|m| m.rule.footprint().patterns().to_vec()).collect()
+        self.members()
+            .flat_map(|m| m.rule.footprint().patterns().to_vec())
+            .collect()
     }
 
     /// The exact hosts it claims (lower case, without a trailing dot).
@@ -491,8 +490,10 @@ impl App {
     }
 
     pub fn claim(&self) -> Claim {
-        let (exact, patterns): (Vec<HostPattern>, Vec<HostPattern>) =
-            self.patterns().into_iter().partition(|p| matches!(p, HostPattern::Exact(_)));
+        let (exact, patterns): (Vec<HostPattern>, Vec<HostPattern>) = self
+            .patterns()
+            .into_iter()
+            .partition(|p| matches!(p, HostPattern::Exact(_)));
         Claim {
             hosts: exact
                 .into_iter()

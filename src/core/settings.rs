@@ -60,7 +60,6 @@ impl Settings {
     pub fn label(&self, key: &str) -> String {
         format!("{}.{key}", self.label_prefix)
     }
-
 }
 
 /// Settings an operator chose explicitly: the flags of one command line (or environment), and
