@@ -169,8 +169,8 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
         return Err(fail(
             rule_key,
             format!(
-                "rule `{}` can match hosts no Host bounds, so it would catch requests for other apps' hosts on its entrypoints; bound every `||` branch with Host(`...`) (or a HostRegexp anchored under a domain, like `^[a-z]+\\.example\\.com$`), or start pointsman with --allow-catch-all",
-                rule.as_str()
+                "rule `{}` is a catch-all: it can match hosts no Host bounds, so other apps' requests; bound every `||` branch with Host(`...`) or a HostRegexp anchored under a domain (`^[a-z]+\\.example\\.com$`), or start pointsman with --allow-catch-all",
+                elide(rule.as_str(), 60)
             ),
         ));
     }
@@ -264,12 +264,21 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
     }))
 }
 
+/// The first `max` characters of `s`, and `…` when there were more: a long value quoted inside
+/// a message must leave room for the advice after it.
+fn elide(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_string(),
+    }
+}
+
 /// Label values end up in error messages and logs: control characters are shown escaped so
-/// a hostile value cannot forge log lines, and anything beyond 200 characters is elided.
+/// a hostile value cannot forge log lines, and anything beyond 400 characters is elided.
 fn printable(s: &str) -> String {
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i == 200 {
+        if i == 400 {
             out.push('…');
             break;
         }
