@@ -716,3 +716,46 @@ fn no_neighbours_labels_take_an_apps_traffic_in_canary_or_mirror() {
     assert_eq!(h.public(&[(k, &v)]), "green v2");
     assert_eq!(h.public(&[("X-Pointsman-Version", "candidate")]), "green v2");
 }
+
+/// Issue 16.2: with `--allow-catch-all`, a catch-all padded to the longest rule pointsman
+/// accepts still sits below every host-bound router: Traefik's default priority (the rule's
+/// length) would have let it take web's requests; explicit priorities by class do not.
+#[test]
+fn an_allowed_catch_all_never_outranks_a_host_bound_app() {
+    let h = Harness::builder("catchall")
+        .controller_args(&["--allow-catch-all"])
+        .start();
+    let blue = h.deploy("blue", "blue", Some("stable"), "v1");
+    let pad = "p".repeat(3900);
+    let any = h.deploy_labels(
+        "any",
+        &[
+            ("app", "any"),
+            ("rule", &format!("PathPrefix(`/`) && !Path(`/{pad}`)")),
+            ("version", "stable"),
+        ],
+        "any",
+        "catch-all",
+    );
+    h.start_controller();
+    h.wait_healthy(&blue);
+    h.wait_healthy(&any);
+    wait_until("the catch-all serves other hosts", SETTLE, || {
+        h.traefik
+            .get("elsewhere.test", "/", &[])
+            .ok()
+            .filter(|r| r.body.contains("catch-all"))
+            .map(|_| ())
+    });
+    h.wait_public(&[], "blue v1");
+    for host in [HOST.to_string(), format!("{HOST}."), HOST.to_uppercase()] {
+        for _ in 0..20 {
+            assert_eq!(describe(h.traefik.get(&host, "/", &[])), "blue v1", "{host}");
+        }
+    }
+    // Its candidate cookie does not reach it on web's host either.
+    assert_eq!(
+        h.public(&[("Cookie", "pointsman-any=candidate"), ("X-Pointsman-Version", "any")]),
+        "blue v1"
+    );
+}
