@@ -698,4 +698,61 @@ mod tests {
         assert!(f.app("shop").is_none(), "an outside claim is not an app");
         assert!(f.claims().contains_key("docs") && !f.claims().contains_key("shop"));
     }
+
+    fn with_rule(name: &str, app: &str, rule: &str, created: &str) -> Container {
+        let mut c = container(name, app, "unused.test", created);
+        let labels = c.config.labels.as_mut().unwrap();
+        labels.remove("pointsman.host");
+        labels.insert("pointsman.rule".into(), rule.into());
+        c
+    }
+
+    #[test]
+    fn claims_overlap_as_traefik_matches_hosts_whatever_the_spelling() {
+        let s = Settings::default();
+        let web = container("web-1", "web", "web.test", "2026-01-01T00:00:00Z");
+        for (i, rule) in [
+            "Host(`web.test.`)",
+            "Host(`WEB.test`)",
+            "Host(`web.test:443`)",
+            "Host(`*.test`)",
+            "HostRegexp(`^w[a-z]b\\.test$`)",
+            "HostRegexp(`^.+\\.test$`) && Path(`/x`)",
+            "Host(`other.test`) || Host(`web.test`)",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let young = with_rule(&format!("n{i}"), "neighbour", rule, "2026-02-01T00:00:00Z");
+            let f = Fleet::build([&web, &young], &s);
+            assert_eq!(accepted(&f), ["web"], "{rule}");
+            let reason = &f.errors()[0].reason;
+            assert!(
+                reason.contains("web.test") && reason.contains("already served by app web"),
+                "{rule}: {reason}"
+            );
+            // The same with the neighbour known only by its recorded claim (the CLI's view).
+            let mut f = Fleet::build([&web], &s);
+            let claim = Fleet::build([&young], &s).claim("neighbour").unwrap();
+            assert!(
+                claim.patterns().iter().any(|p| p.matches("web.test")),
+                "{rule}: {claim:?}"
+            );
+            let mut older = claim.clone();
+            older.since = "2025-01-01T00:00:00Z".parse().unwrap();
+            f.set_outside_claims(BTreeMap::from([("neighbour".to_string(), older)]));
+            assert!(f.app("web").is_none(), "{rule}: an older recorded claim keeps the host");
+        }
+        // Near misses are not conflicts.
+        for rule in [
+            "Host(`web.test2`)",
+            "Host(`*.web.test`)",
+            "HostRegexp(`^web\\.test\\.evil$`)",
+            "Host(`a.web.test`)",
+        ] {
+            let young = with_rule("n", "neighbour", rule, "2026-02-01T00:00:00Z");
+            let f = Fleet::build([&web, &young], &s);
+            assert_eq!(accepted(&f), ["neighbour", "web"], "{rule}: {:?}", f.errors());
+        }
+    }
 }
