@@ -919,6 +919,32 @@ mod tests {
     }
 
     #[test]
+    fn the_status_server_takes_listen_host_names_and_serves_64_connections_with_10_s_per_head() {
+        let status = |args: &[&str]| match config(args).map(|c| c.action) {
+            Ok(Action::Run { status, .. }) => Ok(status),
+            other => Err(format!("{other:?}")),
+        };
+        let names = |o: crate::observe::http::Options| o.hosts.iter().map(ToString::to_string).collect::<Vec<_>>();
+        if std::env::var_os("POINTSMAN_LISTEN_HOST").is_none() {
+            let d = status(&["run"]).unwrap();
+            assert_eq!(
+                (d.hosts.len(), d.max_connections, d.header_timeout),
+                (0, 64, Duration::from_secs(10))
+            );
+        }
+        let s = status(&["run", "--listen-host", "a.test,B.Test", "--listen-host", "::1"]).unwrap();
+        assert_eq!(names(s), ["a.test", "b.test", "[::1]"]);
+        for bad in [
+            &["run", "--listen-host", "a.test:80"][..],
+            &["run", "--listen", "off", "--listen-host", "a.test"],
+            &["run", "--listen-max-connections", "0"],
+            &["run", "--listen-header-timeout", "0s"],
+        ] {
+            assert!(status(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn healthcheck_asks_the_listen_address_on_loopback_and_needs_no_directory() {
         let url = |args: &[&str]| {
             let mut all = vec!["pointsman"];
