@@ -17,6 +17,10 @@ echo "test.sh: traefik: $("$TRAEFIK_BIN" version | head -n1)" >&2
 scripts/install-test-python.sh >/dev/null
 command -v chromium >/dev/null 2>&1 || { echo "test.sh: chromium is missing; the status page tests need it (apt-get install chromium)" >&2; exit 2; }
 command -v redis-server >/dev/null 2>&1 || { echo "test.sh: redis-server is missing; the multi-host tests need it (apt-get install redis-server)" >&2; exit 2; }
+# Lints are part of the build: formatting and clippy's warnings fail the run before any test.
+cargo clippy --version >/dev/null 2>&1 && cargo fmt --version >/dev/null 2>&1 || { echo "test.sh: clippy and rustfmt are needed (rustup component add clippy rustfmt)" >&2; exit 2; }
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
 scripts/build-images.sh
 cargo build --bins
 cargo test --all-targets "$@"

@@ -552,7 +552,10 @@ const MODES: &[&str] = &[
 /// The names each app renders and the Redis keys of each unit, for two apps `a` and `b`, each
 /// with a stable and a candidate slot, in `mode`; the two apps share a Compose project when
 /// `shared` (one unit, one file), otherwise each is its own unit.
-fn names_of(apps: &[&str], slots: [&str; 2], mode: &str, shared: bool) -> Vec<(String, BTreeMap<String, String>)> {
+/// Each unit's flattened keys (Traefik's Redis keys under the root, without it) → values.
+type Units = Vec<(String, BTreeMap<String, String>)>;
+
+fn names_of(apps: &[&str], slots: [&str; 2], mode: &str, shared: bool) -> Units {
     let project = |_: &str| -> Option<&str> { (shared || mode == "project-canary").then_some("shop") };
     let containers: Vec<Container> = apps
         .iter()
@@ -662,10 +665,10 @@ fn assert_disjoint(a: &str, b: &str, slots: [&str; 2], mode: &str, shared: bool)
 }
 
 /// [`names_of`] one app alone, memoised (the pair test renders each app alone many times).
-fn alone(app: &str, slots: [&str; 2], mode: &str, shared: bool) -> Vec<(String, BTreeMap<String, String>)> {
+fn alone(app: &str, slots: [&str; 2], mode: &str, shared: bool) -> Units {
     type Key = (String, [String; 2], String, bool);
     thread_local! {
-        static CACHE: std::cell::RefCell<BTreeMap<Key, Vec<(String, BTreeMap<String, String>)>>> = Default::default();
+        static CACHE: std::cell::RefCell<BTreeMap<Key, Units>> = Default::default();
     }
     let key = (app.to_string(), slots.map(String::from), mode.to_string(), shared);
     CACHE.with(|c| {
