@@ -27,6 +27,7 @@ use crate::backend::foreign::Scanner;
 use crate::backend::{BackendError, ConfigSink, StateStore, Updates};
 use crate::core::container::Container;
 use crate::core::model::{Fleet, Touched};
+use crate::core::names;
 use crate::core::ops::{self, Judgement, Operation};
 use crate::core::render;
 use crate::core::settings::{self, Choices, Settings};
@@ -34,7 +35,7 @@ use crate::core::state::{Actor, AppRoles, Rollout};
 use crate::docker::DockerApi;
 use crate::docker::watcher::{self, WatchEvent, WatchOptions};
 use crate::observe::Observer;
-use crate::traefik::metrics::{self, Limits, ServiceCounters, Verdict};
+use crate::traefik::metrics::{self, Limits, Sample, Verdict, Window};
 
 /// How often the controller looks at the clock: retries a failed write, picks up role and
 /// settings changes made by the CLI, rescans foreign files.
@@ -50,7 +51,7 @@ pub enum Input {
     Sample {
         app: String,
         step_since: jiff::Timestamp,
-        counters: Result<ServiceCounters, String>,
+        counters: Result<Sample, String>,
     },
 }
 
@@ -119,9 +120,9 @@ pub struct Controller<S, K> {
     pending: Vec<Operation>,
     /// Rollouts running, as of the last reconcile.
     rollouts: BTreeMap<String, Rollout>,
-    /// Per app: the step (by start) a baseline sample belongs to, when the window started, and
-    /// the candidate's counters then.
-    baselines: HashMap<String, (jiff::Timestamp, jiff::Timestamp, ServiceCounters)>,
+    /// Per app: the step (by start) a window belongs to, when the window started, and what it
+    /// counted so far, Traefik by Traefik ([`Window`]).
+    baselines: HashMap<String, (jiff::Timestamp, jiff::Timestamp, Window)>,
     /// Apps with a scrape in flight.
     scraping: BTreeSet<String>,
     /// Where scrapes report back (the controller's own input stream).
@@ -287,14 +288,14 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
                 continue;
             }
             let (app, step_since) = (app.clone(), r.since);
+            // Public (weighted) traffic to the candidate only: preview requests, which anyone
+            // can send with the candidate's cookie or header, go to its slot service instead.
             let (url, service) = (
                 analysis.metrics.clone(),
-                format!("{app}-slot-{}@{}", r.slot, self.provider),
+                format!("{}@{}", names::canary(&app, &r.slot), self.provider),
             );
             tokio::spawn(async move {
-                let counters = metrics::service_counters(&url, &service)
-                    .await
-                    .map_err(|e| e.to_string());
+                let counters = metrics::service_sample(&url, &service).await.map_err(|e| e.to_string());
                 let _ = tx
                     .send(Input::Sample {
                         app,
@@ -308,13 +309,15 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
 
     /// Judges a rollout step from a sample of its candidate's counters: the first sample of a
     /// step is its baseline (the window starts then, so a controller restarted mid-step judges
-    /// a whole pause of its own); a breach aborts at once; when the pause is over the step passes
-    /// or, with too little traffic, is extended.
+    /// a whole pause of its own), each later one adds what every Traefik counted since its
+    /// previous reading ([`Window`]: a Traefik restarting mid-step counts from its restart); a
+    /// breach aborts at once; when the pause is over the step passes or, with too little
+    /// traffic, is extended. A sample missing a Traefik is not judged.
     fn judge_sample(
         &mut self,
         app: &str,
         step_since: jiff::Timestamp,
-        counters: Result<ServiceCounters, String>,
+        counters: Result<Sample, String>,
         now: jiff::Timestamp,
     ) {
         let Some(r) = self.rollouts.get(app) else { return };
@@ -336,19 +339,21 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
                 return;
             }
         };
-        let baseline = match self.baselines.get(app) {
+        let baseline = match self.baselines.get_mut(app) {
             Some(b) if b.0 == step_since => b,
             _ => {
-                self.baselines.insert(app.to_string(), (step_since, now, counters));
+                self.baselines
+                    .insert(app.to_string(), (step_since, now, Window::new(counters)));
                 return;
             }
         };
+        baseline.2.advance(counters);
         let limits = Limits {
             max_error_ratio: analysis.max_error_ratio,
             max_p99: analysis.max_p99_ms.map(Duration::from_millis),
             min_requests: analysis.min_requests,
         };
-        let verdict = metrics::judge(&baseline.2, &counters, &limits);
+        let verdict = metrics::judge_window(baseline.2.counted(), &limits);
         let over = step_over(r, baseline.1, now);
         let judgement = match verdict {
             Verdict::Breach { .. } => Judgement::Breach(verdict.to_string()),

@@ -3,13 +3,25 @@
 //! Traefik counts every request per service on its Prometheus endpoint (with
 //! `metrics.prometheus.addServicesLabels: true`): `traefik_service_requests_total` by status
 //! code, method and protocol, and the histogram `traefik_service_request_duration_seconds`.
-//! Leaf services only: a `weighted` or `mirroring` service has no series of its own, so the
-//! candidate's numbers are those of its leaf service `APP-slot-SLOT@file`. Copies sent by
-//! `mirroring` count there too (they are requests the candidate really served).
+//! Leaf services only: a `weighted` or `mirroring` service has no series of its own.
 //!
-//! The counters are cumulative since Traefik started, so a step is judged on the difference
-//! between a scrape at its start and one at its end ([`judge`]); that function is pure, so
-//! every rule (resets, thresholds, the quantile) is tested without Traefik.
+//! # What a step is judged on
+//!
+//! The candidate's *public* traffic: during a canary the weighted public service splits between
+//! the stable slot's service and `APP.canary.SLOT` ([`crate::core::names::canary`]), a leaf
+//! with the candidate's servers that nothing else references. Preview requests (the cookie or
+//! header `candidate`, the preview entrypoint) go to the slot's own service `APP.slot.SLOT`
+//! instead, so anyone able to send those (every visitor can set a cookie) cannot make a healthy
+//! candidate fail, nor hide a failing one behind healthy preview requests.
+//!
+//! # Windows, several Traefiks, restarts
+//!
+//! The counters are cumulative since each Traefik started, so a step is judged on what they
+//! gained over its window. With several Traefiks (`--traefik-metrics A,B`, one per host) the
+//! gain is computed per Traefik and then summed ([`Window`]); summing the counters first would
+//! hide one Traefik's restart behind the others' growth, or make the sum go down and judge the
+//! others' whole history. Rules are pure, so each (resets, thresholds, the quantile) is tested
+//! without Traefik.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -22,6 +34,8 @@ use crate::traefik::http::{HttpClient, REQUEST_TIMEOUT};
 const REQUESTS: &str = "traefik_service_requests_total";
 const DURATION_BUCKET: &str = "traefik_service_request_duration_seconds_bucket";
 const ENTRYPOINT_REQUESTS: &str = "traefik_entrypoint_requests_total";
+/// The process collector's gauge, which Traefik exports: a restart changes it.
+const START_TIME: &str = "process_start_time_seconds";
 
 /// Why a scrape failed. All are worth retrying at the next step except `Parse`, which means
 /// the URL is not a Prometheus endpoint (wrong port or path).
@@ -108,6 +122,98 @@ impl ServiceCounters {
 pub struct Scrape {
     services: BTreeMap<String, ServiceCounters>,
     entrypoint_requests: u64,
+    started: Option<f64>,
+}
+
+/// One Traefik's counters of one service at one instant, and when that Traefik started.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reading {
+    /// `process_start_time_seconds` (None if not exported): a different value is a restart
+    /// even when the new counters already passed the old ones.
+    pub started: Option<f64>,
+    pub counters: ServiceCounters,
+}
+
+impl Reading {
+    /// What this Traefik counted since `before` (Prometheus's `increase()` between two
+    /// samples): the difference, or, if it restarted in between (another start time, or a
+    /// counter that went down), everything it counted since the restart.
+    pub fn since(&self, before: &Reading) -> ServiceCounters {
+        match (self.started, before.started) {
+            (Some(now), Some(then)) if now != then => self.counters.clone(),
+            _ => self.counters.since(&before.counters),
+        }
+    }
+}
+
+/// One sample of a service: each Traefik's reading, by its metrics URL.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sample {
+    pub readings: BTreeMap<String, Reading>,
+}
+
+impl Sample {
+    /// Every Traefik's counters added up (what they say at this instant, not over a window).
+    pub fn total(&self) -> ServiceCounters {
+        let mut sum = ServiceCounters::default();
+        for r in self.readings.values() {
+            sum.add(&r.counters);
+        }
+        sum
+    }
+}
+
+/// What a rollout step's window counted so far, Traefik by Traefik.
+///
+/// Each new sample adds, for every Traefik, what that Traefik counted since its previous
+/// sample ([`Reading::since`]), and the sum is judged ([`judge_window`]). This is what makes a
+/// restart of one Traefik mid-step harmless both ways:
+///
+/// - A failing candidate still aborts: the errors that Traefik counted before it restarted
+///   were added by the samples before the restart (one a second), and its restarted counters
+///   add what it counts afterwards. Comparing the window's first sample with its last instead
+///   would lose them (the counter starts again from 0), and with several Traefiks their sum
+///   might not even go down, so the restart would go unseen and the gains of the others be
+///   offset by the loss.
+/// - A healthy candidate is not aborted: every Traefik's gain is its own difference, so no
+///   Traefik's history before the window (an earlier failed rollout of the same slot) is ever
+///   counted, which is what "the sum went down, judge the sum since the restart" would do.
+///
+/// A restart loses only what the restarted Traefik counted between its last sample and the
+/// restart. Not judging a sample with a restart in it was the other choice; it loses the whole
+/// window's errors on that Traefik, so a failing candidate could pass. A sample in which a
+/// Traefik could not be read is not judged at all (the caller's rule): the next one covers
+/// the gap, since it is compared with the last reading that Traefik gave.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Window {
+    last: BTreeMap<String, Reading>,
+    counted: ServiceCounters,
+}
+
+impl Window {
+    /// A window starting at `baseline`: nothing counted yet.
+    pub fn new(baseline: Sample) -> Window {
+        Window {
+            last: baseline.readings,
+            counted: ServiceCounters::default(),
+        }
+    }
+
+    /// Adds what each Traefik counted since its previous reading. A Traefik the window had no
+    /// reading of (the list of URLs changed) starts its part of the window at this sample.
+    pub fn advance(&mut self, sample: Sample) {
+        for (url, reading) in sample.readings {
+            if let Some(before) = self.last.get(&url) {
+                self.counted.add(&reading.since(before));
+            }
+            self.last.insert(url, reading);
+        }
+    }
+
+    /// What the window counted, every Traefik's gains added up.
+    pub fn counted(&self) -> &ServiceCounters {
+        &self.counted
+    }
 }
 
 /// A bucket bound as a map key (f64 is not `Ord`; bounds are never NaN).
@@ -131,6 +237,7 @@ impl Scrape {
         let mut requests: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         let mut buckets: BTreeMap<String, BTreeMap<Le, u64>> = BTreeMap::new();
         let mut entrypoint_requests = 0;
+        let mut started = None;
         // Counters are integers that Prometheus carries as floats.
         let count = |v: f64| if v.is_finite() && v > 0.0 { v.round() as u64 } else { 0 };
         for sample in exposition::parse(text)? {
@@ -160,6 +267,7 @@ impl Scrape {
                         .or_default() += count(sample.value);
                 }
                 ENTRYPOINT_REQUESTS => entrypoint_requests += count(sample.value),
+                START_TIME if sample.value.is_finite() => started = Some(sample.value),
                 _ => {}
             }
         }
@@ -183,13 +291,27 @@ impl Scrape {
         Ok(Scrape {
             services,
             entrypoint_requests,
+            started,
         })
     }
 
-    /// The counters of service `name` as the `service` label spells it (`web-slot-green@file`);
+    /// The counters of service `name` as the `service` label spells it (`web.canary.green@file`);
     /// all zero if Traefik has not counted a request for it yet.
     pub fn service(&self, name: &str) -> ServiceCounters {
         self.services.get(name).cloned().unwrap_or_default()
+    }
+
+    /// Service `name`'s counters with this Traefik's start time.
+    pub fn reading(&self, name: &str) -> Reading {
+        Reading {
+            started: self.started,
+            counters: self.service(name),
+        }
+    }
+
+    /// When this Traefik started (`process_start_time_seconds`), if it says.
+    pub fn started(&self) -> Option<f64> {
+        self.started
     }
 
     /// Every service Traefik has counted requests for.
@@ -205,19 +327,26 @@ impl Scrape {
     }
 }
 
-/// GETs Traefik's Prometheus endpoint (e.g. `http://traefik:8080/metrics`), 2 s timeout.
-/// One service's counters summed over every Traefik of `urls` (a comma list, one per host); any
+/// One service's reading from every Traefik of `urls` (a comma list, one per host); any
 /// Traefik that cannot be read fails the whole sample, so a step is never judged on part of
 /// its traffic.
-pub async fn service_counters(urls: &str, service: &str) -> Result<ServiceCounters, MetricsError> {
-    let scrapes = futures::future::join_all(urls.split(',').map(str::trim).filter(|u| !u.is_empty()).map(scrape)).await;
-    let mut sum = ServiceCounters::default();
-    for scrape in scrapes {
-        sum.add(&scrape?.service(service));
+pub async fn service_sample(urls: &str, service: &str) -> Result<Sample, MetricsError> {
+    let urls: Vec<&str> = urls.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+    let scrapes = futures::future::join_all(urls.iter().map(|u| scrape(u))).await;
+    let mut readings = BTreeMap::new();
+    for (url, scrape) in urls.into_iter().zip(scrapes) {
+        readings.insert(url.to_string(), scrape?.reading(service));
     }
-    Ok(sum)
+    Ok(Sample { readings })
 }
 
+/// One service's counters summed over every Traefik of `urls` (at this instant; a window is
+/// judged per Traefik, see [`Window`]).
+pub async fn service_counters(urls: &str, service: &str) -> Result<ServiceCounters, MetricsError> {
+    Ok(service_sample(urls, service).await?.total())
+}
+
+/// GETs Traefik's Prometheus endpoint (e.g. `http://traefik:8080/metrics`), 2 s timeout.
 pub async fn scrape(url: &str) -> Result<Scrape, MetricsError> {
     let response = HttpClient::new(REQUEST_TIMEOUT)
         .get(url)
@@ -350,12 +479,17 @@ pub enum Verdict {
     },
 }
 
-/// Judges the window between two scrapes of the candidate's service. Pure.
+/// Judges the window between two scrapes of one Traefik's counters of the candidate's
+/// service ([`judge_window`] of [`ServiceCounters::since`]). Pure.
+pub fn judge(before: &ServiceCounters, after: &ServiceCounters, limits: &Limits) -> Verdict {
+    judge_window(&after.since(before), limits)
+}
+
+/// Judges what a window counted (see [`Window`]). Pure.
 ///
 /// Checked in this order: enough requests (else [`Verdict::NotEnoughTraffic`]), the error
 /// ratio, then p99 if a limit is set. A ratio or p99 equal to its limit passes.
-pub fn judge(before: &ServiceCounters, after: &ServiceCounters, limits: &Limits) -> Verdict {
-    let window = after.since(before);
+pub fn judge_window(window: &ServiceCounters, limits: &Limits) -> Verdict {
     let requests = window.requests;
     if requests < limits.min_requests.max(1) {
         return Verdict::NotEnoughTraffic {
