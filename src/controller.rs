@@ -290,10 +290,7 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
             let (app, step_since) = (app.clone(), r.since);
             // Public (weighted) traffic to the candidate only: preview requests, which anyone
             // can send with the candidate's cookie or header, go to its slot service instead.
-            let (url, service) = (
-                analysis.metrics.clone(),
-                format!("{}@{}", names::canary(&app, &r.slot), self.provider),
-            );
+            let (url, service) = (analysis.metrics.clone(), judged_service(&app, &r.slot, self.provider));
             tokio::spawn(async move {
                 let counters = metrics::service_sample(&url, &service).await.map_err(|e| e.to_string());
                 let _ = tx
@@ -776,6 +773,12 @@ pub async fn run<A: DockerApi, S: StateStore, K: ConfigSink>(
     result
 }
 
+/// The Traefik service (as its metrics label it) a rollout step of `slot` is judged on: the
+/// canary split's candidate child, which only public (weighted) traffic reaches.
+fn judged_service(app: &str, slot: &str, provider: &str) -> String {
+    format!("{}@{provider}", names::canary(app, slot))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -849,6 +852,20 @@ mod tests {
                 (n, m)
             })
             .collect()
+    }
+
+    #[test]
+    fn a_step_is_judged_on_the_canary_child_under_the_provider_it_came_through() {
+        for provider in ["file", "redis"] {
+            let service = judged_service("web", "green.v2", provider);
+            assert_eq!(service, format!("web.canary.green.v2@{provider}"));
+            let name = names::parse(&service).unwrap();
+            assert_eq!(
+                (name.app, name.kind, name.slot),
+                ("web", Some(names::Kind::Canary), Some("green.v2"))
+            );
+            assert_ne!(service, format!("{}@{provider}", names::slot("web", "green.v2")));
+        }
     }
 
     #[test]
@@ -1066,7 +1083,9 @@ mod tests {
         docker.run(web("green", "10.0.0.3").build());
         settle().await;
         assert!(
-            file().unwrap().contains("\"web-candidate\""),
+            file()
+                .unwrap()
+                .contains(&format!("\"{}\"", names::candidate_router("web"))),
             "green joins as the candidate"
         );
 

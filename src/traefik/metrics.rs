@@ -610,6 +610,7 @@ fn seconds(s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::names;
 
     const FIXTURE: &str = include_str!("../../fixtures/metrics/traefik-3.7.txt");
     const BOUNDS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, f64::INFINITY];
@@ -637,6 +638,239 @@ mod tests {
         );
     }
 
+    /// Traefik `a`'s and `b`'s readings, as [`service_sample`] gives them.
+    fn two(a: Reading, b: Reading) -> Sample {
+        Sample {
+            readings: BTreeMap::from([("http://a:8082/metrics".into(), a), ("http://b:8082/metrics".into(), b)]),
+        }
+    }
+
+    /// A reading of a Traefik started at `started` (seconds since the epoch).
+    fn at(started: f64, counters: ServiceCounters) -> Reading {
+        Reading {
+            started: Some(started),
+            counters,
+        }
+    }
+
+    /// The window from the first sample through the others.
+    fn window(samples: impl IntoIterator<Item = Sample>) -> Window {
+        let mut samples = samples.into_iter();
+        let mut w = Window::new(samples.next().unwrap());
+        for s in samples {
+            w.advance(s);
+        }
+        w
+    }
+
+    /// What judging the sums of the first and last samples gave (the rule before windows were
+    /// per Traefik): each test shows it getting the case wrong.
+    fn judged_on_sums(first: &Sample, last: &Sample, limits: &Limits) -> Verdict {
+        judge(&first.total(), &last.total(), limits)
+    }
+
+    #[test]
+    fn a_failing_candidate_whose_errors_were_on_a_traefik_that_then_restarted_still_aborts() {
+        // Traefik a sees the candidate fail 15 of 15 requests, too few to judge yet; then it
+        // restarts (a new start time, counters from 0) and keeps seeing it fail: 3 of 6.
+        let samples = [
+            two(
+                at(100.0, counters(10_000, 0, fast(10_000))),
+                at(100.0, counters(5_000, 0, fast(5_000))),
+            ),
+            two(
+                at(100.0, counters(10_015, 15, fast(10_015))),
+                at(100.0, counters(5_004, 0, fast(5_004))),
+            ),
+            two(
+                at(200.0, counters(6, 3, fast(6))),
+                at(100.0, counters(5_008, 0, fast(5_008))),
+            ),
+        ];
+        let limits = Limits::default();
+        let w = window(samples[..2].iter().cloned());
+        assert_eq!(
+            judge_window(w.counted(), &limits),
+            Verdict::NotEnoughTraffic {
+                requests: 19,
+                needed: 20
+            }
+        );
+        let w = window(samples.iter().cloned());
+        // 15 + 6 on a, 8 on b; 15 + 3 errors, all on a.
+        assert_eq!((w.counted().requests, w.counted().errors), (29, 18));
+        assert_eq!(
+            judge_window(w.counted(), &limits),
+            Verdict::Breach {
+                metric: Metric::ErrorRatio,
+                value: 18.0 / 29.0,
+                threshold: 0.01,
+                requests: 29
+            }
+        );
+        // On sums, the restart makes the total go down (15,000 → 5,014), so the window became
+        // the total since "the restart": b's whole history, where 3 errors of 5,014 pass.
+        assert!(judged_on_sums(&samples[0], &samples[2], &limits).passed());
+    }
+
+    #[test]
+    fn a_healthy_candidate_across_one_traefiks_restart_is_not_aborted() {
+        // Both Traefiks counted an earlier, failed rollout of the same slot before this step
+        // (300 and 100 errors). In the step the candidate answers everything; a restarts.
+        let samples = [
+            two(
+                at(100.0, counters(1_000, 300, fast(1_000))),
+                at(100.0, counters(200, 100, fast(200))),
+            ),
+            two(
+                at(100.0, counters(1_100, 300, fast(1_100))),
+                at(100.0, counters(250, 100, fast(250))),
+            ),
+            two(
+                at(200.0, counters(40, 0, fast(40))),
+                at(100.0, counters(300, 100, fast(300))),
+            ),
+        ];
+        let limits = Limits::default();
+        let w = window(samples.iter().cloned());
+        assert_eq!((w.counted().requests, w.counted().errors), (100 + 40 + 100, 0));
+        assert!(judge_window(w.counted(), &limits).passed());
+        // On sums: 1,200 → 340 went down, so the window was all 340 with b's 100 old errors.
+        assert_eq!(
+            judged_on_sums(&samples[0], &samples[2], &limits),
+            Verdict::Breach {
+                metric: Metric::ErrorRatio,
+                value: 100.0 / 340.0,
+                threshold: 0.01,
+                requests: 340
+            }
+        );
+        // Without start times a restart is still seen when a counter goes down.
+        let blind = |s: &Sample| Sample {
+            readings: s
+                .readings
+                .iter()
+                .map(|(u, r)| {
+                    let r = Reading {
+                        started: None,
+                        ..r.clone()
+                    };
+                    (u.clone(), r)
+                })
+                .collect(),
+        };
+        let w = window(samples.iter().map(blind));
+        assert_eq!((w.counted().requests, w.counted().errors), (240, 0));
+    }
+
+    #[test]
+    fn a_new_start_time_is_a_restart_even_when_the_counters_grew_past_the_old_ones() {
+        let before = at(100.0, counters(12, 7, fast(12)));
+        let after = at(200.0, counters(20, 10, fast(20)));
+        assert_eq!(after.since(&before), after.counters, "all 20 since the restart");
+        let same = at(100.0, counters(20, 10, fast(20)));
+        assert_eq!(same.since(&before), counters(8, 3, fast(8)));
+    }
+
+    #[test]
+    fn p99_is_computed_on_every_traefiks_own_buckets_across_a_restart() {
+        // a restarts and its next 10 requests are slow, in (0.25, 0.5]; b stays fast.
+        let slow_10 = [0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 0];
+        let samples = [
+            two(
+                at(1.0, counters(1_000, 0, fast(1_000))),
+                at(1.0, counters(1_000, 0, fast(1_000))),
+            ),
+            two(
+                at(1.0, counters(1_100, 0, fast(1_100))),
+                at(1.0, counters(1_050, 0, fast(1_050))),
+            ),
+            two(
+                at(2.0, counters(10, 0, slow_10)),
+                at(1.0, counters(1_100, 0, fast(1_100))),
+            ),
+        ];
+        let limits = Limits {
+            max_p99: Some(Duration::from_millis(250)),
+            ..Limits::default()
+        };
+        let w = window(samples.iter().cloned());
+        // 200 fast + 10 slow: the 207.9th is the 7.9th slow one, 0.25 + 0.25 × 7.9/10.
+        assert_eq!(w.counted(), &counters(210, 0, [200, 0, 0, 0, 0, 0, 10, 0, 0, 0, 0]));
+        let Verdict::Breach {
+            metric: Metric::P99,
+            value,
+            requests: 210,
+            ..
+        } = judge_window(w.counted(), &limits)
+        else {
+            panic!("{:?}", judge_window(w.counted(), &limits));
+        };
+        assert!((value - 0.4475).abs() < 1e-9, "{value}");
+        // On sums the first bucket went down (2,000 → 1,110), and the window became all of
+        // b's history, where the 10 slow requests are below the 1st percentile.
+        assert!(judged_on_sums(&samples[0], &samples[2], &limits).passed());
+    }
+
+    #[test]
+    fn preview_requests_failing_do_not_fail_a_healthy_public_candidate() {
+        // What Traefik counts during a canary of green: the public split's child
+        // web.canary.green is healthy; the slot service web.slot.green, reached by the preview
+        // cookie, header and entrypoint, answered 5xx to every one of its 200 requests.
+        let line = |service: String, code: u16, n: u64| {
+            format!(
+                "traefik_service_requests_total{{code=\"{code}\",method=\"GET\",protocol=\"http\",service=\"{service}@file\"}} {n}\n"
+            )
+        };
+        let text = |public: u64, preview: u64| {
+            line(names::canary("web", "green"), 200, public)
+                + &line(names::slot("web", "green"), 500, preview)
+                + &line(names::slot("web", "blue"), 200, 9 * public)
+        };
+        let judged = format!("{}@file", names::canary("web", "green"));
+        let sample = |text: String| Sample {
+            readings: BTreeMap::from([("t".into(), Scrape::parse(&text).unwrap().reading(&judged))]),
+        };
+        let mut w = Window::new(sample(text(1_000, 0)));
+        w.advance(sample(text(1_100, 200)));
+        assert_eq!(
+            judge_window(w.counted(), &Limits::default()),
+            Verdict::Pass {
+                requests: 100,
+                error_ratio: 0.0,
+                p99: None
+            }
+        );
+        // The slot service is what a step was judged on before: 200 of 200 failed.
+        let slot = format!("{}@file", names::slot("web", "green"));
+        let (before, after) = (
+            Scrape::parse(&text(1_000, 0)).unwrap(),
+            Scrape::parse(&text(1_100, 200)).unwrap(),
+        );
+        assert!(!judge(&before.service(&slot), &after.service(&slot), &Limits::default()).passed());
+    }
+
+    #[test]
+    fn the_start_time_is_read_and_a_traefik_new_in_a_window_starts_there() {
+        let s = Scrape::parse("process_start_time_seconds 1.79631795797e+09\n").unwrap();
+        assert_eq!(s.started(), Some(1_796_317_957.97));
+        assert_eq!(Scrape::parse(FIXTURE).unwrap().started(), None);
+        let one = |c| Sample {
+            readings: BTreeMap::from([("http://a:8082/metrics".into(), at(1.0, c))]),
+        };
+        let mut w = Window::new(one(counters(100, 0, fast(100))));
+        w.advance(two(
+            at(1.0, counters(150, 0, fast(150))),
+            at(1.0, counters(900, 900, fast(900))),
+        ));
+        assert_eq!(w.counted(), &counters(50, 0, fast(50)), "b's 900 are before its window");
+        w.advance(two(
+            at(1.0, counters(160, 0, fast(160))),
+            at(1.0, counters(910, 910, fast(910))),
+        ));
+        assert_eq!(w.counted(), &counters(70, 10, fast(70)));
+    }
+
     /// Counters built from per-bucket (not cumulative) counts over [`BOUNDS`].
     fn counters(requests: u64, errors: u64, per_bucket: [u64; 11]) -> ServiceCounters {
         let mut running = 0;
@@ -662,14 +896,15 @@ mod tests {
     #[test]
     fn real_traefik_text_sums_codes_methods_and_protocols() {
         let scrape = Scrape::parse(FIXTURE).unwrap();
-        assert_eq!(
-            scrape.services().collect::<Vec<_>>(),
-            ["web-slot-blue@file", "web-slot-green@file"]
+        let (blue, green) = (
+            format!("{}@file", names::slot("web", "blue")),
+            format!("{}@file", names::slot("web", "green")),
         );
-        let green = scrape.service("web-slot-green@file");
+        assert_eq!(scrape.services().collect::<Vec<_>>(), [&blue, &green]);
+        let green = scrape.service(&green);
         // 200 GET 55 + 200 POST 43 + 400 POST 10 + 500 GET 8.
         assert_eq!((green.requests, green.errors), (116, 8));
-        let blue = scrape.service("web-slot-blue@file");
+        let blue = scrape.service(&blue);
         // 128 + 477 + 97 + 3, of which the three 502s are 5xx.
         assert_eq!((blue.requests, blue.errors), (705, 3));
         // Buckets summed over the four label sets, cumulative per le, +Inf last.
@@ -679,7 +914,7 @@ mod tests {
         assert_eq!(green.buckets[3].count, 55 + 41 + 10 + 8);
         assert_eq!(green.buckets.last().unwrap().count, green.requests);
         assert_eq!(
-            scrape.service("web-slot-green"),
+            scrape.service(&names::slot("web", "green")),
             ServiceCounters::default(),
             "no @file: no series"
         );
