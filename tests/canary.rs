@@ -38,7 +38,9 @@ fn blue_green(h: &Harness, green_env: &[(&str, &str)]) -> (String, String) {
 /// (or, with 0, as the stable slot's load balancer).
 fn wait_weight(h: &Harness, percent: u32) {
     wait_until(&format!("Traefik serves weight {percent}"), SETTLE, || {
-        let service = h.traefik.api_json(&format!("/api/http/services/{APP}@file"))?;
+        let service = h
+            .traefik
+            .api_json(&format!("/api/http/services/{}@file", names::public(APP)))?;
         let weights: Vec<u64> = service["weighted"]["services"]
             .as_array()
             .map(|children| children.iter().filter_map(|c| c["weight"].as_u64()).collect())
@@ -457,7 +459,9 @@ fn a_mirror_copies_its_share_to_the_candidate_and_never_a_body_above_the_limit()
     std::thread::sleep(THROTTLE);
     h.cli_ok(&["mirror", APP, "20"]);
     wait_until("Traefik mirrors", SETTLE, || {
-        let s = h.traefik.api_json(&format!("/api/http/services/{APP}@file"))?;
+        let s = h
+            .traefik
+            .api_json(&format!("/api/http/services/{}@file", names::public(APP)))?;
         (s["mirroring"]["mirrors"][0]["percent"] == 20).then_some(())
     });
     let before = stats_of(&green)["requests"].as_u64().unwrap();
