@@ -136,7 +136,7 @@ fn main() {
         });
         takeover.push(killed.elapsed());
         c.start_controller(i);
-        c.wait_servers("web-slot-blue", 3);
+        c.wait_servers("web.slot.blue", 3);
         thread::sleep(Duration::from_millis(500));
     }
 

@@ -11,13 +11,14 @@ use pointsman::controller;
 use pointsman::core::settings;
 use pointsman::docker::watcher::WatchOptions;
 use pointsman::observe::Observer;
+use pointsman::observe::redact::redact;
 use std::sync::Arc;
 
 fn main() -> ExitCode {
     let config = match Args::parse().validate() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("pointsman: {e}");
+            eprintln!("pointsman: {}", redact(&e.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -40,7 +41,7 @@ fn main() -> ExitCode {
                 Err(e) => {
                     let code = e.exit_code();
                     let kind = if code == 1 { "refused" } else { "error" };
-                    eprintln!("pointsman: {kind}: {}", with_causes(&e));
+                    eprintln!("pointsman: {kind}: {}", redact(&with_causes(&e)));
                     ExitCode::from(code)
                 }
             },
@@ -53,13 +54,14 @@ async fn run(config: &Config) -> ExitCode {
         resync_every,
         backoff_cap,
         listen,
+        ref status,
         ref host,
     } = config.action
     else {
         unreachable!()
     };
     if let (Some(redis), Some(host)) = (&config.redis, host) {
-        return run_on_redis(config, redis, host.clone(), resync_every, backoff_cap, listen).await;
+        return run_on_redis(config, redis, host.clone(), resync_every, backoff_cap, (listen, status)).await;
     }
     // Refuse to start on a corrupt state file rather than discover it at the first event, and
     // on flags that contradict the recorded settings.
@@ -93,7 +95,7 @@ async fn run(config: &Config) -> ExitCode {
     };
     tracing::info!(dir = %config.dir.display(), docker = %pointsman::docker::host(), "pointsman controller starting");
     let observer = Arc::new(Observer::new());
-    if let Err(code) = serve_status(listen, &observer, config) {
+    if let Err(code) = serve_status((listen, status), &observer, config) {
         return code;
     }
     let sink = DirSink::new(&dir);
@@ -126,7 +128,7 @@ async fn run_on_redis(
     host: pointsman::multihost::HostOptions,
     resync_every: std::time::Duration,
     backoff_cap: std::time::Duration,
-    listen: Option<std::net::SocketAddr>,
+    listen: (Option<std::net::SocketAddr>, &pointsman::observe::http::Options),
 ) -> ExitCode {
     let shared = pointsman::backend::redis::Redis::new(redis.url.clone());
     // Refuse to start where Traefik would never see a change, on a corrupt state, and on flags
@@ -190,12 +192,12 @@ async fn run_on_redis(
 /// `run --listen`: serves /metrics, /healthz and the status page. Bound before the controller
 /// starts, so a taken port is a clear error (exit 2) at once.
 fn serve_status(
-    listen: Option<std::net::SocketAddr>,
+    (listen, options): (Option<std::net::SocketAddr>, &pointsman::observe::http::Options),
     observer: &Arc<Observer>,
     config: &Config,
 ) -> Result<(), ExitCode> {
     let Some(addr) = listen else { return Ok(()) };
-    match pointsman::observe::http::spawn(addr, observer.clone(), config.traefik_metrics.clone()) {
+    match pointsman::observe::http::spawn(addr, observer.clone(), config.traefik_metrics.clone(), options.clone()) {
         Ok(bound) => {
             tracing::info!("serving /metrics, /healthz and the status page on http://{bound}/");
             Ok(())
@@ -252,9 +254,10 @@ fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("POINTSMAN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
+    // Every line masked: an error may quote a URL with its password (see observe::redact).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| pointsman::observe::redact::Redacting(std::io::stderr()))
         .with_ansi(std::io::stderr().is_terminal());
     match config.log_format {
         LogFormat::Json => builder.json().flatten_event(true).init(),

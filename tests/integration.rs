@@ -257,11 +257,11 @@ fn a_cli_relabel_made_while_the_controller_runs_is_never_overwritten() {
         let c = h.deploy(&format!("red-{i}"), "red", Some("stable"), "v3");
         h.wait_healthy(&c);
         wait_until("controller saw red", SETTLE, || {
-            h.file().contains("web-slot-red").then_some(())
+            h.file().contains("web.slot.red").then_some(())
         });
         Docker::run(&["rm", "-f", &c]);
         wait_until("controller saw red leave", SETTLE, || {
-            (!h.file().contains("web-slot-red")).then_some(())
+            (!h.file().contains("web.slot.red")).then_some(())
         });
         assert_eq!(h.stable().as_deref(), Some("green"));
         assert_eq!(h.public(&[]), "green v2");
@@ -492,7 +492,7 @@ fn a_full_or_read_only_directory_is_a_clear_error_and_the_old_file_keeps_serving
     // Space comes back: the controller converges on its own (it retries every second).
     fs::remove_file(h.dir.join(".pointsman/filler")).unwrap();
     wait_until("controller rewrote the file", SETTLE, || {
-        (!h.file().contains("web-slot-green")).then_some(())
+        (!h.file().contains("web.slot.green")).then_some(())
     });
     h.signal_controller("TERM");
 
@@ -554,7 +554,7 @@ fn a_cli_call_without_the_controllers_flags_renders_what_the_controller_renders(
     });
     // Only the CLI writes from here on.
     h.signal_controller("TERM");
-    let preview_router = format!("\"{APP}-preview\"");
+    let preview_router = format!("\"{APP}.preview\"");
 
     let out = h.cli_ok(&["promote", APP]);
     assert!(out.contains("slot green is now stable"), "{out}");
@@ -604,4 +604,158 @@ fn a_cli_call_without_the_controllers_flags_renders_what_the_controller_renders(
     h.start_controller();
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(h.file(), file);
+}
+
+/// Issue 16: neighbours whose names and hosts are as close to web's as they can be. Under the
+/// old names an app called `web-slot-blue` or `web-primary` produced one of web's router or
+/// service names and Traefik kept whichever came first; a trailing dot, an upper-case host, a
+/// wildcard or a regexp claimed web's host without being seen as a claim; a padded catch-all
+/// outranked web by rule length. Now each neighbour is either refused (naming web) or routed
+/// on its own host only, and web keeps every request through a canary and a mirror.
+#[test]
+fn no_neighbours_labels_take_an_apps_traffic_in_canary_or_mirror() {
+    let h = harness("integrity");
+    blue_green(&h);
+    let pad = format!(" && !Path(`/{}`)", "p".repeat(200));
+    // (app, rule, why it is refused; None: accepted on its own host), each a separate app
+    // started after web, so web is older.
+    const HOST_TAKEN: Option<&str> = Some("already served by app web");
+    const CATCH_ALL: Option<&str> = Some("--allow-catch-all");
+    let neighbours: Vec<(&str, String, Option<&str>)> = vec![
+        ("web-slot-blue", "Host(`n1.test`)".into(), None),
+        ("web-slot-green", "Host(`n2.test`)".into(), None),
+        ("web-primary", "Host(`n3.test`)".into(), None),
+        ("web-candidate", "Host(`n4.test`)".into(), None),
+        ("web-canary", "Host(`n5.test`)".into(), None),
+        ("web-preview", "Host(`n6.test`)".into(), None),
+        ("dot", format!("Host(`{HOST}.`){pad}"), HOST_TAKEN),
+        ("upper", format!("Host(`WEB.Test`){pad}"), HOST_TAKEN),
+        ("port", format!("Host(`{HOST}:80`){pad}"), HOST_TAKEN),
+        ("wild", format!("Host(`*.test`){pad}"), HOST_TAKEN),
+        ("rx", format!("HostRegexp(`^w.b\\.test$`){pad}"), HOST_TAKEN),
+        ("rxall", format!("HostRegexp(`.+`){pad}"), CATCH_ALL),
+        ("orall", format!("Host(`n13.test`) || PathPrefix(`/`){pad}"), CATCH_ALL),
+        ("negall", format!("!Host(`n14.test`){pad}"), CATCH_ALL),
+    ];
+    let mut containers = Vec::new();
+    for (i, (app, rule, _)) in neighbours.iter().enumerate() {
+        // Every neighbour also names web's slots, so its slot routers read the same cookies.
+        let slot = if i % 2 == 0 { "blue" } else { "green" };
+        containers.push(h.deploy_labels(
+            &format!("n{}", i + 1),
+            &[("app", app), ("rule", rule), ("slot", slot), ("version", "stable")],
+            slot,
+            &format!("evil-{app}"),
+        ));
+    }
+    let status = wait_until("every neighbour is routed or refused", SETTLE, || {
+        let status = h.cli_ok(&["status"]);
+        let done = neighbours
+            .iter()
+            .zip(&containers)
+            .all(|((app, _, refused), c)| match refused {
+                Some(why) => status.lines().any(|l| l.contains(c.as_str()) && l.contains(why)),
+                None => h.file_of(app).is_some(),
+            });
+        done.then_some(status)
+    });
+    for (app, _, refused) in &neighbours {
+        assert_eq!(h.file_of(app).is_some(), refused.is_none(), "{app}:\n{status}");
+    }
+    // The accepted neighbours serve their own hosts, under names of their own.
+    for (i, (app, _, refused)) in neighbours.iter().enumerate() {
+        if refused.is_none() {
+            let host = format!("n{}.test", i + 1);
+            wait_until(&format!("{app} on {host}"), SETTLE, || {
+                h.traefik
+                    .get(&host, "/", &[])
+                    .ok()
+                    .filter(|r| r.body.contains("evil"))
+                    .map(|_| ())
+            });
+        }
+    }
+
+    let victim = |what: &str| {
+        let mut seen = std::collections::BTreeMap::<String, usize>::new();
+        for i in 0..60 {
+            let host = if i % 3 == 0 {
+                format!("{HOST}.")
+            } else if i % 3 == 1 {
+                HOST.to_uppercase()
+            } else {
+                HOST.to_string()
+            };
+            let body = describe(h.traefik.get(&host, "/", &[]));
+            *seen.entry(body).or_default() += 1;
+        }
+        let foreign: usize = seen
+            .iter()
+            .filter(|(b, _)| !(b.starts_with("blue v1") || b.starts_with("green v2")))
+            .map(|(_, n)| n)
+            .sum();
+        eprintln!("{what}: {seen:?}");
+        assert_eq!(foreign, 0, "{what}: a neighbour answered web's requests: {seen:?}");
+        seen
+    };
+    let api = h.traefik.api_url();
+    h.cli_ok(&["--traefik-api", &api, "canary", APP, "10", "--wait"]);
+    let seen = victim("canary 10");
+    assert!(
+        seen.keys().any(|b| b.starts_with("green")),
+        "the canary reaches green: {seen:?}"
+    );
+    h.cli_ok(&["--traefik-api", &api, "mirror", APP, "20", "--wait"]);
+    victim("canary 10 + mirror 20");
+    h.cli_ok(&["--traefik-api", &api, "abort", APP, "--wait"]);
+    h.cli_ok(&["--traefik-api", &api, "mirror", APP, "20", "--wait"]);
+    let seen = victim("mirror 20");
+    assert_eq!(seen.keys().collect::<Vec<_>>(), ["blue v1"], "{seen:?}");
+    // Preview cookies and headers still reach web's own slots, not a neighbour's.
+    let (k, v) = cookie("green");
+    assert_eq!(h.public(&[(k, &v)]), "green v2");
+    assert_eq!(h.public(&[("X-Pointsman-Version", "candidate")]), "green v2");
+}
+
+/// Issue 16.2: with `--allow-catch-all`, a catch-all padded to the longest rule pointsman
+/// accepts still sits below every host-bound router: Traefik's default priority (the rule's
+/// length) would have let it take web's requests; explicit priorities by class do not.
+#[test]
+fn an_allowed_catch_all_never_outranks_a_host_bound_app() {
+    let h = Harness::builder("catchall")
+        .controller_args(&["--allow-catch-all"])
+        .start();
+    let blue = h.deploy("blue", "blue", Some("stable"), "v1");
+    let pad = "p".repeat(3900);
+    let any = h.deploy_labels(
+        "any",
+        &[
+            ("app", "any"),
+            ("rule", &format!("PathPrefix(`/`) && !Path(`/{pad}`)")),
+            ("version", "stable"),
+        ],
+        "any",
+        "catch-all",
+    );
+    h.start_controller();
+    h.wait_healthy(&blue);
+    h.wait_healthy(&any);
+    wait_until("the catch-all serves other hosts", SETTLE, || {
+        h.traefik
+            .get("elsewhere.test", "/", &[])
+            .ok()
+            .filter(|r| r.body.contains("catch-all"))
+            .map(|_| ())
+    });
+    h.wait_public(&[], "blue v1");
+    for host in [HOST.to_string(), format!("{HOST}."), HOST.to_uppercase()] {
+        for _ in 0..20 {
+            assert_eq!(describe(h.traefik.get(&host, "/", &[])), "blue v1", "{host}");
+        }
+    }
+    // Its candidate cookie does not reach it on web's host either.
+    assert_eq!(
+        h.public(&[("Cookie", "pointsman-any=candidate"), ("X-Pointsman-Version", "any")]),
+        "blue v1"
+    );
 }

@@ -22,7 +22,7 @@ use support::{Load, wait_until};
 fn three_hosts_flip_together_from_any_hosts_cli_and_no_request_fails() {
     let c = three_hosts("mh-flip");
     // Host 0's servers are its published ports on the advertised address.
-    let blue = c.servers(1, "web-slot-blue");
+    let blue = c.servers(1, "web.slot.blue");
     assert_eq!(
         blue.iter().filter(|u| u.starts_with("http://127.0.0.1:")).count(),
         1,
@@ -144,7 +144,7 @@ fn a_dead_leader_is_replaced_within_the_lease_and_a_dead_hosts_servers_leave_eve
     let mut c = three_hosts("mh-fault");
     let leader = c.leader().expect("a leader");
     let i = c.hosts.iter().position(|h| h.id == leader).unwrap();
-    let dead_servers: Vec<String> = c.servers(i, "web-slot-green").into_iter().collect();
+    let dead_servers: Vec<String> = c.servers(i, "web.slot.green").into_iter().collect();
     assert_eq!(dead_servers.len(), 3);
     thread::sleep(Duration::from_millis(2200));
     let killed = Instant::now();
@@ -160,7 +160,7 @@ fn a_dead_leader_is_replaced_within_the_lease_and_a_dead_hosts_servers_leave_eve
     // The dead host's containers expire with its lease and leave every Traefik.
     let left = wait_until("the dead host's servers leave every Traefik", LEASE * 4, || {
         (0..3)
-            .all(|t| c.servers(t, "web-slot-green").len() == 2)
+            .all(|t| c.servers(t, "web.slot.green").len() == 2)
             .then(|| killed.elapsed())
     });
     eprintln!(
@@ -271,7 +271,7 @@ fn an_acl_user_limited_to_pointsmans_keys_works_and_its_password_never_shows() {
     c.deploy(0, "web", "green", false);
     c.start_controller(0);
     c.wait_all(WEB, "blue", Duration::from_secs(20));
-    c.wait_servers("web-slot-green", 1);
+    c.wait_servers("web.slot.green", 1);
     let promote = c.cli(&["promote", "web"]);
     assert!(promote.status.success(), "{}", output_text(&promote));
     c.wait_all(WEB, "green", Duration::from_secs(10));
@@ -330,7 +330,7 @@ fn redis_back_empty_gets_the_roles_and_history_back_from_the_controllers() {
     for i in 0..2 {
         c.start_controller(i);
     }
-    c.wait_servers("web-slot-green", 2);
+    c.wait_servers("web.slot.green", 2);
     c.cli_ok(&["promote", "web"]);
     c.wait_all(WEB, "green", Duration::from_secs(10));
     let history = c.state()["history"].as_array().map_or(0, Vec::len);

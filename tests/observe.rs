@@ -491,3 +491,476 @@ fn hostile_label_values_are_shown_escaped_and_no_script_runs_in_the_browser() {
     );
     eprintln!("hostile page: {} characters of text, no script ran", text.len());
 }
+
+// ---- a good neighbour: Host names, connection limit, timeouts, no credential ----------------
+
+/// `pointsman run` alone: Docker at an address nothing answers, no Traefik. The status server
+/// serves whatever the controller is doing, so this is all these tests need.
+struct Lone {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    addr: String,
+}
+
+/// An address where nothing listens (Docker, Traefik's metrics, a store that is down).
+const NOTHING: &str = "127.0.0.1:1";
+
+impl Lone {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Lone {
+        let dir = support::temp_dir("observe-lone");
+        std::fs::create_dir_all(dir.join("dynamic")).unwrap();
+        let log = dir.join("controller.log");
+        let child = Command::new(support::harness::BIN)
+            .arg("run")
+            .args(args)
+            .env("POINTSMAN_DIR", dir.join("dynamic"))
+            .env("POINTSMAN_LABEL_PREFIX", support::unique_id("lone"))
+            .env("POINTSMAN_LISTEN", "127.0.0.1:0")
+            .env("DOCKER_HOST", format!("tcp://{NOTHING}"))
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start pointsman run");
+        let mut lone = Lone {
+            child,
+            log,
+            addr: String::new(),
+        };
+        lone.addr = wait_until("the controller to say where it serves", SETTLE, || {
+            if let Ok(Some(status)) = lone.child.try_wait() {
+                panic!("pointsman run exited ({status}):\n{}", lone.log());
+            }
+            let log = lone.log();
+            let line = log.lines().find(|l| l.contains("the status page on http://"))?;
+            Some(line.rsplit("http://").next()?.trim().trim_end_matches('/').to_string())
+        });
+        lone
+    }
+
+    fn log(&self) -> String {
+        support::harness::strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+
+    fn port(&self) -> u16 {
+        self.addr.rsplit(':').next().unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for Lone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends `request` as it is and reads until the server closes: (status, body).
+fn raw(addr: &str, request: &str) -> (u16, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text)
+        .unwrap_or_else(|e| panic!("{request:?}: {e} after {text:?}"));
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    (status, body)
+}
+
+fn get_as(addr: &str, host: &str, path: &str) -> HttpResponse {
+    http_get(addr, host, path, &[]).unwrap_or_else(|e| panic!("GET {path} as {host}: {e}"))
+}
+
+/// This machine's address on its default route (no packet is sent), if it has one.
+fn own_address() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    Some(s.local_addr().ok()?.ip()).filter(|ip| !ip.is_loopback())
+}
+
+#[test]
+fn only_the_configured_host_names_are_answered_and_a_wrong_or_missing_host_is_refused() {
+    let lone = Lone::start(&[], &[]);
+    let (addr, port) = (lone.addr.as_str(), lone.port());
+
+    // Loopback names and the --listen address, with and without the port: answered as before
+    // (`/healthz` keeps its meaning: 503, Docker is unreachable).
+    for host in [
+        "localhost".to_string(),
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        "127.0.0.1".to_string(),
+        format!("[::1]:{port}"),
+        format!("LocalHost:{}", port + 1),
+    ] {
+        assert_eq!(get_as(addr, &host, "/status.json").status, 200, "{host}");
+        assert_eq!(get_as(addr, &host, "/metrics").status, 200, "{host}");
+        let health = get_as(addr, &host, "/healthz");
+        assert_eq!(health.status, 503, "{host}: {}", health.body);
+        assert!(health.body.contains("Docker"), "{}", health.body);
+    }
+
+    // Any other name, on every route (and on no route): 421, saying which flag adds it.
+    for host in [
+        "evil.example",
+        &format!("evil.example:{port}"),
+        "localhost.evil.example",
+        "127.0.0.1.nip.example",
+        &format!("10.1.2.3:{port}"),
+    ] {
+        for path in [
+            "/",
+            "/status.json",
+            "/metrics",
+            "/healthz",
+            "/fragment?since=1",
+            "/nothing",
+        ] {
+            let r = get_as(addr, host, path);
+            assert_eq!(r.status, 421, "{host}{path}: {}", r.body);
+            assert!(!r.body.contains("docker"), "{host}{path} shows nothing: {}", r.body);
+            assert_eq!(r.header("x-frame-options"), Some("DENY"));
+        }
+        let name = host.rsplit_once(':').map_or(host, |(n, _)| n);
+        assert!(
+            get_as(addr, host, "/").body.contains(&format!("--listen-host {name}")),
+            "{host}"
+        );
+    }
+
+    // No Host (HTTP/1.0), two of them, one that is no host, or another host in the target.
+    for request in [
+        "GET /status.json HTTP/1.0\r\n\r\n".to_string(),
+        "GET /status.json HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\nConnection: close\r\n\r\n".into(),
+        "GET /status.json HTTP/1.1\r\nHost: user@localhost\r\nConnection: close\r\n\r\n".into(),
+    ] {
+        let (status, body) = raw(addr, &request);
+        assert_eq!(status, 400, "{request:?}: {body}");
+        assert!(body.contains("Host"), "{body}");
+    }
+    let (status, _) = raw(
+        addr,
+        "GET http://evil.example/status.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 421, "absolute-form target on another host");
+    let (status, body) = raw(addr, "GET /status.json HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    assert_eq!(status, 200, "HTTP/1.0 with a Host: {body}");
+
+    // Logged once per refused host, naming the flag.
+    let log = lone.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("host evil.example ")).collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains("--listen-host evil.example"), "{}", lines[0]);
+
+    // The flag (and its variable) add names; anything else stays refused.
+    let named = Lone::start(
+        &[
+            "--listen-host",
+            "pointsman.internal,Metrics.Internal",
+            "--listen-host",
+            "10.1.2.3",
+        ],
+        &[],
+    );
+    for host in [
+        "pointsman.internal",
+        "metrics.internal:9191",
+        "10.1.2.3:80",
+        "localhost",
+    ] {
+        assert_eq!(get_as(&named.addr, host, "/status.json").status, 200, "{host}");
+    }
+    assert_eq!(get_as(&named.addr, "evil.example", "/status.json").status, 421);
+    let by_env = Lone::start(&[], &[("POINTSMAN_LISTEN_HOST", "scraper.internal")]);
+    assert_eq!(get_as(&by_env.addr, "scraper.internal", "/metrics").status, 200);
+    assert_eq!(get_as(&by_env.addr, "pointsman.internal", "/metrics").status, 421);
+
+    // On every address: the address a client dials is answered, names must be given (and
+    // the log says so at the start).
+    let everywhere = Lone::start(&["--listen", "0.0.0.0:0"], &[]);
+    assert!(
+        everywhere.log().contains("with --listen-host NAME"),
+        "{}",
+        everywhere.log()
+    );
+    let port = everywhere.port();
+    let local = format!("127.0.0.1:{port}");
+    assert_eq!(get_as(&local, "localhost", "/status.json").status, 200);
+    assert_eq!(get_as(&local, "pointsman", "/status.json").status, 421);
+    match own_address() {
+        Some(ip) => {
+            let dialled = std::net::SocketAddr::new(ip, port).to_string();
+            assert_eq!(get_as(&dialled, &dialled, "/status.json").status, 200, "{dialled}");
+            assert_eq!(get_as(&dialled, "pointsman", "/status.json").status, 421);
+            assert_eq!(
+                get_as(&local, &dialled, "/status.json").status,
+                421,
+                "dialled elsewhere"
+            );
+        }
+        None => eprintln!("no address besides loopback: the dialled-address case is not run"),
+    }
+
+    // Usage errors: a port in the name, or names for a server that is off.
+    for args in [
+        &["--listen-host", "web.test:80"][..],
+        &["--listen", "off", "--listen-host", "x.test"],
+    ] {
+        let out = Command::new(support::harness::BIN)
+            .arg("run")
+            .args(args)
+            .env("POINTSMAN_DIR", support::temp_dir("observe-usage"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", output_text(&out));
+        assert!(output_text(&out).contains("--listen-host"), "{}", output_text(&out));
+    }
+}
+
+#[test]
+fn a_page_on_a_rebound_name_reads_nothing_in_a_real_browser_until_listen_host_names_it() {
+    // Chromium resolves `rebound.test` to 127.0.0.1, as a rebinding attacker's DNS would.
+    let lone = Lone::start(&[], &[]);
+    let named = Lone::start(&["--listen-host", "rebound.test"], &[]);
+    let mut b = Browser::start_with(&["--host-resolver-rules=MAP rebound.test 127.0.0.1"]);
+    // What the attacker's script does once its origin points at pointsman.
+    let read = "(() => { const x = new XMLHttpRequest(); x.open('GET', '/status.json', false); \
+                x.send(); return [x.status, x.responseText]; })()";
+
+    b.open(&format!("http://rebound.test:{}/", lone.port()));
+    let text = b.text();
+    assert!(text.contains("--listen-host rebound.test"), "{text}");
+    let answer = b.eval(read);
+    assert_eq!(answer[0], 421, "{answer}");
+    assert!(!answer[1].as_str().unwrap().contains("docker"), "{answer}");
+
+    b.open(&format!("http://rebound.test:{}/", named.port()));
+    assert_eq!(b.eval("document.title"), "pointsman");
+    let answer = b.eval(read);
+    assert_eq!(answer[0], 200, "{answer}");
+    let view: Value = serde_json::from_str(answer[1].as_str().unwrap()).unwrap();
+    assert_eq!(view["docker"]["state"], "lost", "{view}");
+
+    // The operator's own loopback URL is answered by both.
+    b.open(&format!("http://127.0.0.1:{}/", lone.port()));
+    assert_eq!(b.eval("document.title"), "pointsman");
+}
+
+/// Reads from `s` until the server closes it (or `limit`): how long that took, and what came.
+fn until_closed(s: &mut std::net::TcpStream, started: Instant, limit: Duration) -> (Duration, String) {
+    use std::io::Read;
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!(
+                "still open after {:?} ({e}); got {:?}",
+                started.elapsed(),
+                String::from_utf8_lossy(&got)
+            ),
+        }
+    }
+    (started.elapsed(), String::from_utf8_lossy(&got).into_owned())
+}
+
+#[test]
+fn a_slowloris_client_and_an_idle_connection_are_cut_off_at_the_header_timeout() {
+    const TIMEOUT: Duration = Duration::from_secs(1);
+    let lone = Lone::start(&["--listen-header-timeout", "1s"], &[]);
+    let addr = lone.addr.as_str();
+    let within = |what: &str, took: Duration| {
+        assert!(
+            took >= TIMEOUT - Duration::from_millis(50) && took < TIMEOUT * 2,
+            "{what}: closed after {took:?}, the header timeout is {TIMEOUT:?}"
+        );
+        eprintln!("{what}: closed after {took:?} (header timeout {TIMEOUT:?})");
+    };
+
+    // A partial request line, then nothing.
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let started = Instant::now();
+    s.write_all(b"GET /status.json HT").unwrap();
+    let (took, got) = until_closed(&mut s, started, Duration::from_secs(5));
+    within("a partial request line", took);
+    assert!(!got.contains("docker"), "{got}");
+
+    // A head sent one byte every 100 ms: still cut off at the timeout, bytes do not reset it.
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    let started = Instant::now();
+    let mut drip = s.try_clone().unwrap();
+    let dripper = thread::spawn(move || {
+        for b in b"GET /status.json HTTP/1.1\r\nHost: localhost\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+            if drip.write_all(&[*b]).is_err() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let (took, got) = until_closed(&mut s, started, Duration::from_secs(5));
+    within("a head dripped byte by byte", took);
+    assert!(
+        !got.contains("\"docker\""),
+        "no answer to a head that never ended: {got}"
+    );
+    dripper.join().unwrap();
+
+    // Keep-alive: a request answered at once, then the idle connection is closed.
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 12];
+    std::io::Read::read_exact(&mut s, &mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 503");
+    let started = Instant::now();
+    let (took, _) = until_closed(&mut s, started, Duration::from_secs(5));
+    within("an idle keep-alive connection", took);
+
+    // A client that keeps within the timeout is served, on the same connection, every time.
+    let mut conn = support::HttpConn::new(addr);
+    for _ in 0..3 {
+        assert_eq!(conn.get("localhost", "/status.json", &[]).unwrap().status, 200);
+        thread::sleep(TIMEOUT / 2);
+    }
+}
+
+#[test]
+fn past_the_connection_limit_new_connections_wait_and_are_served_once_others_close() {
+    const LIMIT: usize = 4;
+    let lone = Lone::start(&["--listen-max-connections", "4", "--listen-header-timeout", "5s"], &[]);
+    let addr = lone.addr.as_str();
+    let request = b"GET /status.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+
+    // LIMIT connections that send nothing, accepted first (the accept queue is in order).
+    let held: Vec<std::net::TcpStream> = (0..LIMIT)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    thread::sleep(Duration::from_millis(200));
+    // Three more, with a whole request each: connected (by the kernel), not served.
+    let mut extra: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(request).unwrap();
+            s
+        })
+        .collect();
+    let waited = Instant::now();
+    for s in &mut extra {
+        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        let mut b = [0u8; 1];
+        match std::io::Read::read(s, &mut b) {
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            other => panic!("a connection past the limit was served: {other:?}"),
+        }
+    }
+    let held_for = waited.elapsed();
+    for s in &extra {
+        s.set_nonblocking(true).unwrap();
+        let mut b = [0u8; 1];
+        let peeked = s.peek(&mut b);
+        assert!(
+            matches!(&peeked, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "answered past the limit: {peeked:?}"
+        );
+        s.set_nonblocking(false).unwrap();
+    }
+
+    // The held ones go: every waiting one is answered, in full.
+    drop(held);
+    let released = Instant::now();
+    let mut served_after = Duration::ZERO;
+    for s in &mut extra {
+        let (took, got) = until_closed(s, released, Duration::from_secs(3));
+        assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+        assert!(got.contains("\"docker\""), "{got}");
+        served_after = took;
+    }
+    assert!(served_after < Duration::from_secs(1), "{served_after:?}");
+    eprintln!(
+        "limit {LIMIT}: 3 more connections unanswered for {held_for:?} while {LIMIT} were held; all served {served_after:?} after those closed"
+    );
+    assert_eq!(get_as(addr, "localhost", "/status.json").status, 200);
+}
+
+/// Every way an operator looks: the JSON, the page, the metrics, the log.
+fn everything_shown(lone: &Lone) -> String {
+    let mut all = lone.log();
+    for path in ["/status.json", "/", "/metrics", "/healthz", "/fragment"] {
+        all.push_str(&get_as(&lone.addr, "localhost", path).body);
+    }
+    all
+}
+
+#[test]
+fn no_password_or_token_of_docker_traefik_or_the_store_is_shown_or_logged() {
+    let metrics = format!("http://scraper:hunter2@{NOTHING}/metrics?token=t0k3n");
+    let lone = Lone::start(
+        &["--traefik-metrics", &metrics],
+        &[("DOCKER_HOST", &format!("tcp://docker:dock3rpw@{NOTHING}"))],
+    );
+    let view: Value = wait_for("the view to say why Traefik and Docker fail", SETTLE, || {
+        let body = get_as(&lone.addr, "localhost", "/status.json").body;
+        let v: Value = serde_json::from_str(&body).unwrap();
+        (v["traffic"]["error"].is_string() && v["docker"]["state"] == "lost")
+            .then_some(v.clone())
+            .ok_or(v)
+    });
+    // The URLs are quoted, so an operator sees where; their secrets are masked.
+    let traffic = view["traffic"]["error"].as_str().unwrap();
+    assert!(
+        traffic.contains("http://scraper:***@127.0.0.1:1/metrics?token=***"),
+        "{traffic}"
+    );
+    let docker = view["docker"]["reason"].as_str().unwrap();
+    assert!(docker.contains("tcp://docker:***@127.0.0.1:1"), "{docker}");
+    let all = everything_shown(&lone);
+    for secret in ["hunter2", "t0k3n", "dock3rpw"] {
+        assert!(!all.contains(secret), "{secret} shown:\n{all}");
+    }
+    assert!(lone.log().contains("docker:***@"), "{}", lone.log());
+
+    // A Redis store with a user and a password: served, and nothing shows the password.
+    let redis = support::redis::RedisServer::start();
+    redis.cli(&["ACL", "SETUSER", "pointsman", "on", ">st0re-pw", "~*", "&*", "+@all"]);
+    redis.cli(&["ACL", "SETUSER", "default", "off"]);
+    let store = redis.url_as("pointsman", "st0re-pw");
+    let on_redis = Lone::start(
+        &["--store", &store, "--host-id", "h1", "--advertise-address", "127.0.0.1"],
+        &[],
+    );
+    let all = everything_shown(&on_redis);
+    assert!(!all.contains("st0re-pw"), "the store's password shown:\n{all}");
+
+    // A store that does not answer: the error names it, masked, in the log and on the CLI.
+    let down = format!("redis://pointsman:st0re-pw@{NOTHING}/0");
+    let out = Command::new(support::harness::BIN)
+        .args(["--store", &down, "status"])
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("pointsman:***@127.0.0.1:1"), "{text}");
+    assert!(!text.contains("st0re-pw"), "{text}");
+    let out = Command::new(support::harness::BIN)
+        .args([
+            "run",
+            "--store",
+            &down,
+            "--host-id",
+            "h1",
+            "--advertise-address",
+            "127.0.0.1",
+        ])
+        .env("POINTSMAN_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(!text.contains("st0re-pw") && text.contains("127.0.0.1:1"), "{text}");
+}

@@ -481,3 +481,260 @@ fn random_labels_never_panic_and_always_render_loadable_files() {
         "the generator exercises both paths"
     );
 }
+
+// ---- names by construction (issue 16.1) -------------------------------------------------------
+
+/// App and slot names as close to each other's derived names as they can be, under the old
+/// scheme (`APP-slot-SLOT`, `APP-primary`, …) and the new one (`APP.slot.SLOT`, …).
+const CLOSE_APPS: &[&str] = &[
+    "web",
+    "web-slot",
+    "web-slot-blue",
+    "web-slot-green",
+    "web-primary",
+    "web-candidate",
+    "web-preview",
+    "web-canary",
+    "web-canary-green",
+    "web-project-candidate",
+    "web-project-stable",
+    "slot",
+    "primary",
+    "w",
+    "web-web",
+];
+
+fn member(i: usize, app: &str, slot: &str, project: Option<&str>, version: &str) -> Container {
+    let mut labels = BTreeMap::from([
+        ("app", app.to_string()),
+        ("slot", slot.to_string()),
+        ("host", format!("{app}.test")),
+        ("version", version.to_string()),
+    ]);
+    labels.retain(|_, v| !v.is_empty());
+    let spec = ContainerSpec {
+        labels,
+        // The address depends on the app and slot only, so an app renders the same alone.
+        networks: BTreeMap::from([("n", {
+            let h = pointsman::core::render::sticky_value(&format!("{app}/{slot}"));
+            let b = u32::from_str_radix(&h[..6], 16).unwrap();
+            format!("10.{}.{}.{}", b >> 16, (b >> 8) & 255, b & 255)
+        })]),
+        exposed_ports: vec!["80/tcp"],
+        running: true,
+        paused: false,
+        health: None,
+        created: format!("2026-01-01T00:{:02}:{:02}Z", i / 60, i % 60),
+        started_at: format!("2026-01-01T01:{:02}:{:02}Z", i / 60, i % 60),
+    };
+    let mut c = to_container((i, &spec));
+    if let Some(p) = project {
+        c.config
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("com.docker.compose.project".into(), p.into());
+    }
+    c
+}
+
+/// Every mode a pair of apps can be rendered in: roles only, canary, mirror, both, a rollout at
+/// its first step, and a project canary.
+const MODES: &[&str] = &[
+    "blue-green",
+    "canary",
+    "mirror",
+    "canary+mirror",
+    "rollout",
+    "project-canary",
+];
+
+/// The names each app renders and the Redis keys of each unit, for two apps `a` and `b`, each
+/// with a stable and a candidate slot, in `mode`; the two apps share a Compose project when
+/// `shared` (one unit, one file), otherwise each is its own unit.
+fn names_of(apps: &[&str], slots: [&str; 2], mode: &str, shared: bool) -> Vec<(String, BTreeMap<String, String>)> {
+    let project = |_: &str| -> Option<&str> { (shared || mode == "project-canary").then_some("shop") };
+    let containers: Vec<Container> = apps
+        .iter()
+        .enumerate()
+        .flat_map(|(i, app)| {
+            [
+                member(2 * i, app, slots[0], project(app), "stable"),
+                member(2 * i + 1, app, slots[1], project(app), "candidate"),
+            ]
+        })
+        .collect();
+    let settings = Settings {
+        preview_entrypoint: Some("preview".into()),
+        ..Settings::default()
+    };
+    let fleet = Fleet::build(&containers, &settings);
+    assert_eq!(fleet.errors(), vec![], "{apps:?} are valid apps");
+    let mut state = State::default();
+    ops::seed(&mut state, &fleet, jiff::Timestamp::UNIX_EPOCH, Actor::Controller);
+    let ctx = Context {
+        now: jiff::Timestamp::UNIX_EPOCH,
+        by: Actor::Cli,
+        app_label: "pointsman.app",
+    };
+    let ops_for = |app: &str| -> Vec<Operation> {
+        let app = app.to_string();
+        match mode {
+            "canary" => vec![Operation::Canary { app, percent: 20 }],
+            "mirror" => vec![Operation::Mirror { app, percent: 20 }],
+            "canary+mirror" => vec![
+                Operation::Canary {
+                    app: app.clone(),
+                    percent: 20,
+                },
+                Operation::Mirror { app, percent: 20 },
+            ],
+            "rollout" => vec![Operation::Rollout {
+                app,
+                steps: vec![10, 50, 100],
+                pause_ms: 60_000,
+                analysis: None,
+            }],
+            _ => vec![],
+        }
+    };
+    for app in apps {
+        for op in ops_for(app) {
+            ops::apply(&op, &fleet, &mut state, ctx).unwrap_or_else(|e| panic!("{op:?}: {e}"));
+        }
+    }
+    if mode == "project-canary" {
+        let op = Operation::ProjectCanary {
+            project: "shop".into(),
+            percent: 20,
+        };
+        ops::apply(&op, &fleet, &mut state, ctx).unwrap_or_else(|e| panic!("{op:?}: {e}"));
+    }
+    render::render_all(&fleet, &state, &settings)
+        .into_iter()
+        .map(|(unit, d)| (unit, pointsman::backend::redis::flatten(&d)))
+        .collect()
+}
+
+/// Which of `a`'s and `b`'s rendered names (routers and services, taken from the flattened
+/// keys `http/routers/NAME/...`) belong to whom, checked two ways: every name parses back to
+/// one app, and no key is written twice (by two units, or twice in one unit).
+fn assert_disjoint(a: &str, b: &str, slots: [&str; 2], mode: &str, shared: bool) {
+    let units = names_of(&[a, b], slots, mode, shared);
+    let combined: BTreeMap<&String, &String> = units.iter().flat_map(|(_, flat)| flat.iter()).collect();
+    let mut owner: BTreeMap<String, &str> = BTreeMap::new();
+    let mut keys = std::collections::BTreeSet::new();
+    let mut per_app: BTreeMap<&str, usize> = BTreeMap::new();
+    for (unit, flat) in &units {
+        for key in flat.keys() {
+            assert!(
+                keys.insert(key.clone()),
+                "{a}/{b} {mode}: key {key} written by two units (second: {unit})"
+            );
+            let mut parts = key.split('/');
+            let (Some("http"), Some(kind), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+                panic!("{key}")
+            };
+            let app = pointsman::core::names::app_of(name).unwrap_or_else(|| panic!("{name} is not a derived name"));
+            assert!(app == a || app == b, "{a}/{b} {mode}: {name} names a third app {app}");
+            // Routers and services of one name may share it (kind differs), never across apps.
+            if let Some(prev) = owner.insert(format!("{kind}/{name}"), app) {
+                assert_eq!(prev, app, "{a}/{b} {mode}: {kind} {name} claimed by both");
+            }
+            *per_app.entry(app).or_default() += 1;
+        }
+    }
+    // Rendered alone, each app writes keys that are all there, unchanged, beside the other:
+    // nothing of one app was overwritten by the other's. (Beside another app of its project it
+    // may write more: a project canary's routers, which are its own.)
+    for app in [a, b] {
+        for (_, flat) in alone(app, slots, mode, shared) {
+            for (k, v) in &flat {
+                assert_eq!(
+                    combined.get(k).copied(),
+                    Some(v),
+                    "{a}/{b} {mode} shared={shared}: {app}'s {k}"
+                );
+            }
+            assert!(per_app[app] >= flat.len());
+        }
+    }
+}
+
+/// [`names_of`] one app alone, memoised (the pair test renders each app alone many times).
+fn alone(app: &str, slots: [&str; 2], mode: &str, shared: bool) -> Vec<(String, BTreeMap<String, String>)> {
+    type Key = (String, [String; 2], String, bool);
+    thread_local! {
+        static CACHE: std::cell::RefCell<BTreeMap<Key, Vec<(String, BTreeMap<String, String>)>>> = Default::default();
+    }
+    let key = (app.to_string(), slots.map(String::from), mode.to_string(), shared);
+    CACHE.with(|c| {
+        c.borrow_mut()
+            .entry(key)
+            .or_insert_with(|| names_of(&[app], slots, mode, shared))
+            .clone()
+    })
+}
+
+#[test]
+fn no_app_slot_or_project_name_produces_another_apps_names_in_any_mode() {
+    let mut pairs = 0;
+    for (i, a) in CLOSE_APPS.iter().enumerate() {
+        for b in &CLOSE_APPS[i + 1..] {
+            for (k, slots) in [["blue", "green"], ["slot", "primary"], ["web.slot.blue", "canary"]]
+                .into_iter()
+                .enumerate()
+            {
+                // Every mode once; then the modes that write every kind of name.
+                let modes = if k == 0 {
+                    MODES
+                } else {
+                    &["canary+mirror", "project-canary"][..]
+                };
+                for mode in modes {
+                    for shared in [false, true] {
+                        assert_disjoint(a, b, slots, mode, shared);
+                        pairs += 1;
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("{pairs} close pairs rendered: names and Redis keys disjoint");
+}
+
+/// Generated names: any two valid app names (`[a-z0-9-]`, often sharing a prefix) and any
+/// valid slot names.
+#[test]
+fn generated_names_are_disjoint_too() {
+    let mut runner = TestRunner::new(proptest::test_runner::Config {
+        cases: 300,
+        rng_seed: RngSeed::Fixed(0x5eed_0016),
+        failure_persistence: None,
+        ..Default::default()
+    });
+    let app = "[a-z][a-z0-9-]{0,6}[a-z0-9]";
+    let slot = "[a-z0-9][a-z0-9._-]{0,8}";
+    let strategy = (app, app, slot, slot, select(MODES), any::<bool>())
+        .prop_filter("two distinct apps and slots", |(a, b, s1, s2, _, _)| a != b && s1 != s2)
+        .prop_filter("valid slot names", |(_, _, s1, s2, _, _)| {
+            ![s1, s2].iter().any(|s| *s == "stable" || *s == "candidate")
+        });
+    let result = runner.run(&strategy, |(a, b, s1, s2, mode, shared)| {
+        let suffix = |x: &str| format!("{x}{}", if x.ends_with('-') { "0" } else { "" });
+        let (a, b) = (suffix(&a), suffix(&b));
+        assert_disjoint(&a, &b, [&s1, &s2], mode, shared);
+        // The prefix cases: b made of a and one of a's derived suffixes.
+        assert_disjoint(
+            &a,
+            &format!("{a}-slot-{}", s1.replace(['.', '_'], "-").trim_end_matches('-')),
+            [&s1, &s2],
+            mode,
+            shared,
+        );
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}

@@ -462,26 +462,26 @@ fn router(rule: &str, service: &str) -> Router {
 }
 
 /// App `web`: slots blue (stable, `blue` servers) and green (one server); router `web` goes to
-/// blue, router `web-slot-green` to green on a header.
+/// blue, router `web.slot.green` to green on a header.
 fn web(blue: &[&DemoProcess], green: &DemoProcess) -> Dynamic {
     let mut d = Dynamic::default();
     d.http
         .routers
-        .insert("web".into(), router("Host(`web.test`)", "web-slot-blue"));
+        .insert("web".into(), router("Host(`web.test`)", "web.slot.blue"));
     d.http.routers.insert(
-        "web-slot-green".into(),
+        "web.slot.green".into(),
         router(
             "Host(`web.test`) && Header(`X-Pointsman-Version`, `green`)",
-            "web-slot-green",
+            "web.slot.green",
         ),
     );
     d.http.services.insert(
-        "web-slot-blue".into(),
+        "web.slot.blue".into(),
         Service::load_balancer(blue.iter().map(|b| b.url())),
     );
     d.http
         .services
-        .insert("web-slot-green".into(), Service::load_balancer([green.url()]));
+        .insert("web.slot.green".into(), Service::load_balancer([green.url()]));
     d
 }
 
@@ -600,7 +600,7 @@ fn deletions_are_one_transaction_and_traefik_applies_them() {
     check_transaction("first publish", &inside, &before, &after, &root_keys(&observer));
     converge("web and api to be routed", CONVERGE, || {
         let r = routers_of(&traefik, "redis");
-        let want = ["api@redis", "web-slot-green@redis", "web@redis"];
+        let want = ["api@redis", "web.slot.green@redis", "web@redis"];
         (r == want).then_some(()).ok_or(format!("routers {r:?}"))
     });
     converge("requests to reach both of web's stable servers", CONVERGE, || {
@@ -620,12 +620,12 @@ fn deletions_are_one_transaction_and_traefik_applies_them() {
     assert_eq!(
         deleted_keys(&inside),
         BTreeSet::from([format!(
-            "{DEFAULT_ROOT_KEY}/http/services/web-slot-blue/loadBalancer/servers/1/url"
+            "{DEFAULT_ROOT_KEY}/http/services/web.slot.blue/loadBalancer/servers/1/url"
         )]),
         "{inside:#?}"
     );
     converge("Traefik to drop server a", CONVERGE, || {
-        let s = servers(&traefik, "web-slot-blue");
+        let s = servers(&traefik, "web.slot.blue");
         (s == [b.url()]).then_some(()).ok_or(format!("servers {s:?}"))
     });
     let seen = bodies(&traefik, "web.test", 20);
@@ -650,9 +650,9 @@ fn deletions_are_one_transaction_and_traefik_applies_them() {
         let names: Vec<&str> = v.keys().map(String::as_str).collect();
         let want = [
             "routers/web",
-            "routers/web-slot-green",
-            "services/web-slot-blue",
-            "services/web-slot-green",
+            "routers/web.slot.green",
+            "services/web.slot.blue",
+            "services/web.slot.green",
         ];
         (names == want).then_some(()).ok_or(format!("{names:?}"))
     });

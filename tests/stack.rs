@@ -260,7 +260,13 @@ fn a_project_canary_keeps_each_client_on_one_version_in_every_app() {
             // Traefik's sticky value: SHA-256 of the child service's name as the file names it
             // (no @file), first 16 hex digits. The project routers depend on it.
             let slot = version.split(' ').next().unwrap();
-            let child = format!("{first}-slot-{slot}");
+            // The stable slot's child is its slot service; the candidate's its canary service.
+            let stable = h.state()["apps"][first]["stable"].as_str().map(str::to_string);
+            let child = if stable.as_deref() == Some(slot) {
+                pointsman::core::names::slot(first, slot)
+            } else {
+                pointsman::core::names::canary(first, slot)
+            };
             let want = pointsman::core::render::sticky_value(&child);
             eprintln!("Set-Cookie: {set} (sha256({child:?})[..16] = {want})");
             assert_eq!(pair, format!("{cookie_name}={want}"), "{set}");

@@ -106,6 +106,16 @@ pub enum Command {
         /// Address to serve /metrics, /healthz and the status page on; `off`: none.
         #[arg(long, env = "POINTSMAN_LISTEN", default_value = DEFAULT_LISTEN, value_name = "ADDR")]
         listen: String,
+        /// A host name (or address) the status server also answers to, besides localhost,
+        /// loopback and the --listen address (a DNS rebinding guard); repeat or comma-separate.
+        #[arg(long, env = "POINTSMAN_LISTEN_HOST", value_name = "NAME", value_delimiter = ',')]
+        listen_host: Vec<String>,
+        /// Connections the status server serves at once (the next ones wait).
+        #[arg(long, env = "POINTSMAN_LISTEN_MAX_CONNECTIONS", hide = true, default_value_t = crate::observe::http::MAX_CONNECTIONS)]
+        listen_max_connections: usize,
+        /// How long the status server waits for a request's head (and on an idle connection).
+        #[arg(long, env = "POINTSMAN_LISTEN_HEADER_TIMEOUT", hide = true, default_value = "10s")]
+        listen_header_timeout: String,
         /// With a redis:// store: this host's name among the hosts. [default: the host name]
         #[arg(long, env = "POINTSMAN_HOST_ID")]
         host_id: Option<String>,
@@ -286,6 +296,8 @@ pub enum Action {
         backoff_cap: Duration,
         /// `None`: `--listen off`.
         listen: Option<SocketAddr>,
+        /// The status server's Host names, connection limit and header timeout.
+        status: crate::observe::http::Options,
         /// With a shared store: how this host takes part.
         host: Option<HostOptions>,
     },
@@ -509,6 +521,9 @@ impl Args {
                 resync_interval,
                 backoff_cap,
                 listen,
+                listen_host,
+                listen_max_connections,
+                listen_header_timeout,
                 host_id,
                 scope,
                 advertise_address,
@@ -532,10 +547,13 @@ impl Args {
                     }
                     Some(r) => Some(host_options(r, host_id, scope, advertise_address, &address, &lease)?),
                 };
+                let listen = parse_listen(&listen)?;
+                let status = status_server(listen, &listen_host, listen_max_connections, &listen_header_timeout)?;
                 Action::Run {
                     resync_every: Duration::from_secs(resync_interval),
                     backoff_cap: Duration::from_secs(backoff_cap),
-                    listen: parse_listen(&listen)?,
+                    listen,
+                    status,
                     host,
                 }
             }
@@ -712,6 +730,34 @@ fn parse_listen(text: &str) -> Result<Option<SocketAddr>, UsageError> {
     })
 }
 
+/// `--listen-host` and the status server's limits.
+fn status_server(
+    listen: Option<SocketAddr>,
+    names: &[String],
+    max_connections: usize,
+    header_timeout: &str,
+) -> Result<crate::observe::http::Options, UsageError> {
+    let names: Vec<_> = names.iter().filter(|n| !n.trim().is_empty()).collect();
+    if listen.is_none() && !names.is_empty() {
+        return Err(UsageError(
+            "--listen-host names a host the status server answers to, but --listen is off".into(),
+        ));
+    }
+    let hosts = names
+        .into_iter()
+        .map(|n| crate::observe::hosts::parse_flag(n).map_err(UsageError))
+        .collect::<Result<_, _>>()?;
+    if max_connections == 0 {
+        return Err(UsageError("--listen-max-connections must be at least 1".into()));
+    }
+    let header_timeout = parse_duration("--listen-header-timeout", header_timeout)?;
+    Ok(crate::observe::http::Options {
+        hosts,
+        max_connections,
+        header_timeout,
+    })
+}
+
 /// The URL `healthcheck` asks: `--url`, else `/healthz` at the `--listen` address, asked on
 /// the loopback address when the controller listens on every address.
 fn health_url(listen: &str, url: Option<&str>) -> Result<String, UsageError> {
@@ -870,6 +916,32 @@ mod tests {
             Ok(Some("0.0.0.0:80".parse().unwrap()))
         );
         assert!(config(&["run", "--listen", "localhost"]).is_err());
+    }
+
+    #[test]
+    fn the_status_server_takes_listen_host_names_and_serves_64_connections_with_10_s_per_head() {
+        let status = |args: &[&str]| match config(args).map(|c| c.action) {
+            Ok(Action::Run { status, .. }) => Ok(status),
+            other => Err(format!("{other:?}")),
+        };
+        let names = |o: crate::observe::http::Options| o.hosts.iter().map(ToString::to_string).collect::<Vec<_>>();
+        if std::env::var_os("POINTSMAN_LISTEN_HOST").is_none() {
+            let d = status(&["run"]).unwrap();
+            assert_eq!(
+                (d.hosts.len(), d.max_connections, d.header_timeout),
+                (0, 64, Duration::from_secs(10))
+            );
+        }
+        let s = status(&["run", "--listen-host", "a.test,B.Test", "--listen-host", "::1"]).unwrap();
+        assert_eq!(names(s), ["a.test", "b.test", "[::1]"]);
+        for bad in [
+            &["run", "--listen-host", "a.test:80"][..],
+            &["run", "--listen", "off", "--listen-host", "a.test"],
+            &["run", "--listen-max-connections", "0"],
+            &["run", "--listen-header-timeout", "0s"],
+        ] {
+            assert!(status(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -114,6 +114,12 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
             format!("{:?} is not a lowercase DNS label (a-z, 0-9, '-', at most 63)", app),
         ));
     }
+    if app.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(fail(
+            "app",
+            format!("{app:?} is only digits, which Traefik's Redis provider reads as a list index; add a letter"),
+        ));
+    }
 
     let seed_role = match get("version")? {
         None => Role::Candidate,
@@ -158,28 +164,29 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
         }
     };
 
-    if !rule.has_host_matcher() && !settings.allow_catch_all {
+    let footprint = rule.footprint();
+    if !footprint.is_bounded() && !settings.allow_catch_all {
         return Err(fail(
             rule_key,
             format!(
-                "rule `{}` has no Host matcher, so it would catch every host on its entrypoints; add Host(`...`), or start pointsman with --allow-catch-all",
-                rule.as_str()
+                "rule `{}` is a catch-all: it can match hosts no Host bounds, so other apps' requests; bound every `||` branch with Host(`...`) or a HostRegexp anchored under a domain (`^[a-z]+\\.example\\.com$`), or start pointsman with --allow-catch-all",
+                elide(rule.as_str(), 60)
             ),
         ));
     }
     if !settings.allowed_hosts.is_empty() {
-        let hosts = rule.hosts();
-        if hosts.is_empty() {
+        if !footprint.is_bounded() {
             return Err(fail(
                 rule_key,
-                "with --allow-host, a rule must name its hosts with Host(`...`)".into(),
+                "with --allow-host, every branch of a rule must be bounded by Host(`...`) or a HostRegexp anchored under an allowed domain".into(),
             ));
         }
-        if let Some(h) = hosts.iter().find(|h| !settings.host_allowed(h)) {
+        if let Some(p) = footprint.patterns().iter().find(|p| !p.within(&settings.allowed_hosts)) {
             return Err(fail(
                 rule_key,
                 format!(
-                    "host {h} is outside the allowed hosts ({})",
+                    "host {} is outside the allowed hosts ({})",
+                    p.describe(),
                     settings.allowed_hosts.join(", ")
                 ),
             ));
@@ -257,12 +264,21 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
     }))
 }
 
+/// The first `max` characters of `s`, and `…` when there were more: a long value quoted inside
+/// a message must leave room for the advice after it.
+fn elide(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_string(),
+    }
+}
+
 /// Label values end up in error messages and logs: control characters are shown escaped so
-/// a hostile value cannot forge log lines, and anything beyond 200 characters is elided.
+/// a hostile value cannot forge log lines, and anything beyond 400 characters is elided.
 fn printable(s: &str) -> String {
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i == 200 {
+        if i == 400 {
             out.push('…');
             break;
         }

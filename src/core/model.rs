@@ -5,10 +5,14 @@
 //! the controller's incremental view is always the view a full build would give. Each change
 //! returns the apps it touched, so the controller re-renders only those.
 //!
-//! Host claims are kept in an index (host → apps claiming it). Two apps claiming one host would
-//! make Traefik pick between them by rule length, so the app whose oldest container is younger
-//! is refused. The decision depends only on the apps connected to each other through shared
-//! hosts, so a change re-decides only that group — normally the one app — never the fleet.
+//! Host claims are kept in an index (host pattern → apps claiming it). A claim is what the
+//! app's rules can match as Traefik matches hosts ([`crate::core::rule::hosts`]: case, trailing
+//! dot, `*.` wildcards, `HostRegexp`), not the strings they spell. Two apps whose claims
+//! overlap would make Traefik pick between them, so the app whose oldest container is younger
+//! is refused. The decision depends only on the apps connected to each other through
+//! overlapping claims, so a change re-decides only that group — normally the one app — never
+//! the fleet. Exact hosts are found by lookup; the rarer wildcard and regexp claims are
+//! compared with each other and with every exact host.
 //! Apps the fleet has no containers of can take part through claims from the state's index
 //! ([`Fleet::set_outside_claims`]): the CLI inspects one app, the index stands for the rest.
 
@@ -19,6 +23,7 @@ use jiff::Timestamp;
 use crate::core::container::{Condition, Container};
 use crate::core::labels::{self, LabelError, Member, Role};
 use crate::core::rule::Rule;
+use crate::core::rule::hosts::{self, HostPattern};
 use crate::core::settings::Settings;
 use crate::core::state::{AppRoles, Claim, Share};
 
@@ -33,8 +38,8 @@ pub struct Fleet {
     placed: HashMap<String, (String, String)>,
     /// Containers left out for a bad label, by container id.
     label_errors: HashMap<String, LabelError>,
-    /// Host → apps claiming it (apps with members, and outside claims).
-    hosts: BTreeMap<String, BTreeSet<String>>,
+    /// Host pattern → apps claiming it (apps with members, and outside claims).
+    hosts: BTreeMap<HostPattern, BTreeSet<String>>,
     /// Claims of apps this fleet has no containers of (from the state's index).
     outside: BTreeMap<String, Claim>,
     /// Refused apps → (the host, the app that keeps it).
@@ -143,7 +148,7 @@ impl Fleet {
         let mut touched: Touched = self.outside.keys().cloned().collect();
         let mut released = BTreeSet::new();
         for (app, claim) in std::mem::take(&mut self.outside) {
-            for h in claim.hosts {
+            for h in claim.patterns() {
                 self.unindex_host(&h, &app);
                 released.insert(h);
             }
@@ -152,8 +157,8 @@ impl Fleet {
             if self.apps.contains_key(&app) {
                 continue;
             }
-            for h in &claim.hosts {
-                self.hosts.entry(h.clone()).or_default().insert(app.clone());
+            for h in claim.patterns() {
+                self.hosts.entry(h).or_default().insert(app.clone());
             }
             touched.insert(app.clone());
             self.outside.insert(app, claim);
@@ -224,13 +229,13 @@ impl Fleet {
 
     /// Takes a container out wherever it is. Returns the app it left, if any, and the hosts
     /// that app claimed (other apps claiming them may be decided anew).
-    fn take_out(&mut self, id: &str) -> (Touched, BTreeSet<String>) {
+    fn take_out(&mut self, id: &str) -> (Touched, BTreeSet<HostPattern>) {
         let mut touched = Touched::new();
         self.label_errors.remove(id);
         let Some((app_name, slot_name)) = self.placed.remove(id) else {
             return (touched, BTreeSet::new());
         };
-        let hosts_before = self.apps.get(&app_name).map(App::hosts).unwrap_or_default();
+        let hosts_before = self.apps.get(&app_name).map(App::patterns).unwrap_or_default();
         if let Some(app) = self.apps.get_mut(&app_name) {
             if let Some(slot) = app.slots.get_mut(&slot_name) {
                 slot.members.retain(|m| m.id != id);
@@ -250,7 +255,7 @@ impl Fleet {
         (touched, hosts_before)
     }
 
-    fn unindex_host(&mut self, host: &str, app: &str) {
+    fn unindex_host(&mut self, host: &HostPattern, app: &str) {
         if let Some(apps) = self.hosts.get_mut(host) {
             apps.remove(app);
             if apps.is_empty() {
@@ -261,46 +266,48 @@ impl Fleet {
 
     /// Re-indexes the hosts of `touched` apps and re-decides host conflicts among the apps
     /// connected to them. Returns `touched` plus every app whose refusal changed.
-    fn settle(&mut self, mut touched: Touched, released: BTreeSet<String>) -> Touched {
+    fn settle(&mut self, mut touched: Touched, released: BTreeSet<HostPattern>) -> Touched {
         for name in &touched {
             if let Some(app) = self.apps.get(name) {
-                for h in app.hosts() {
+                for h in app.patterns() {
                     self.hosts.entry(h).or_default().insert(name.clone());
                 }
             } else if !self.outside.contains_key(name) {
                 self.refused.remove(name);
             }
         }
-        // The group: every app reachable from a touched app through shared hosts.
+        // The group: every app reachable from a touched app through overlapping claims.
         let mut group = BTreeSet::new();
         let mut queue: Vec<String> = touched.iter().cloned().collect();
         for h in &released {
-            queue.extend(self.hosts.get(h).into_iter().flatten().cloned());
+            for (_, apps) in overlapping(&self.hosts, h) {
+                queue.extend(apps.iter().cloned());
+            }
         }
         while let Some(name) = queue.pop() {
             if !group.insert(name.clone()) {
                 continue;
             }
             for h in self.hosts_of(&name) {
-                for other in self.hosts.get(&h).into_iter().flatten() {
-                    if !group.contains(other) {
-                        queue.push(other.clone());
-                    }
+                for (_, apps) in overlapping(&self.hosts, &h) {
+                    queue.extend(apps.iter().filter(|o| !group.contains(*o)).cloned());
                 }
             }
         }
-        // Oldest first; an app takes its hosts unless one is taken already.
+        // Oldest first; an app takes its hosts unless one overlaps a host taken already.
         let mut order: Vec<(Timestamp, String)> = group
             .iter()
             .filter_map(|name| self.since(name).map(|s| (s, name.clone())))
             .collect();
         order.sort();
-        let mut taken: BTreeMap<String, String> = BTreeMap::new();
+        let mut taken: BTreeMap<HostPattern, String> = BTreeMap::new();
         for (_, name) in order {
             let hosts = self.hosts_of(&name);
-            let verdict = hosts
-                .iter()
-                .find_map(|h| taken.get(h).map(|owner| (h.clone(), owner.clone())));
+            let verdict = hosts.iter().find_map(|h| {
+                overlapping(&taken, h)
+                    .next()
+                    .map(|(theirs, owner)| (conflict_text(h, theirs), owner.clone()))
+            });
             match verdict {
                 Some(conflict) => {
                     if self.apps.contains_key(&name) && self.refused.get(&name) != Some(&conflict) {
@@ -378,10 +385,10 @@ impl Fleet {
         }
     }
 
-    fn hosts_of(&self, app: &str) -> BTreeSet<String> {
+    fn hosts_of(&self, app: &str) -> BTreeSet<HostPattern> {
         match (self.apps.get(app), self.outside.get(app)) {
-            (Some(a), _) => a.hosts(),
-            (None, Some(c)) => c.hosts.iter().cloned().collect(),
+            (Some(a), _) => a.patterns(),
+            (None, Some(c)) => c.patterns().into_iter().collect(),
             (None, None) => BTreeSet::new(),
         }
     }
@@ -392,6 +399,34 @@ impl Fleet {
             (None, Some(c)) => Some(c.since),
             (None, None) => None,
         }
+    }
+}
+
+/// The entries of `index` whose pattern can match a host `p` can match. Exact hosts are looked
+/// up; wildcard and regexp entries (ordered after every exact one) are compared one by one; a
+/// wildcard or regexp `p` is compared with every entry.
+fn overlapping<'a, V>(
+    index: &'a BTreeMap<HostPattern, V>,
+    p: &'a HostPattern,
+) -> Box<dyn Iterator<Item = (&'a HostPattern, &'a V)> + 'a> {
+    match p {
+        HostPattern::Exact(_) => Box::new(
+            index.get_key_value(p).into_iter().chain(
+                index
+                    .range(HostPattern::Wildcard(String::new())..)
+                    .filter(move |(q, _)| hosts::overlap(p, q)),
+            ),
+        ),
+        _ => Box::new(index.iter().filter(move |(q, _)| hosts::overlap(p, q))),
+    }
+}
+
+/// How a refusal names the host: the exact host when either side has one.
+fn conflict_text(ours: &HostPattern, theirs: &HostPattern) -> String {
+    match (ours, theirs) {
+        (HostPattern::Exact(h), _) => h.clone(),
+        (_, HostPattern::Exact(h)) => format!("{h} (matched by {})", ours.describe()),
+        _ => format!("{} (overlapping {})", ours.describe(), theirs.describe()),
     }
 }
 
@@ -432,8 +467,22 @@ impl App {
         self.project().map_or_else(|| self.name.clone(), project_unit)
     }
 
+    /// What the app's rules can match, as Traefik matches hosts: its claim.
+    pub fn patterns(&self) -> BTreeSet<HostPattern> {
+        self.members()
+            .flat_map(|m| m.rule.footprint().patterns().to_vec())
+            .collect()
+    }
+
+    /// The exact hosts it claims (lower case, without a trailing dot).
     pub fn hosts(&self) -> BTreeSet<String> {
-        self.members().flat_map(|m| m.rule.hosts()).collect()
+        self.patterns()
+            .into_iter()
+            .filter_map(|p| match p {
+                HostPattern::Exact(h) => Some(h),
+                _ => None,
+            })
+            .collect()
     }
 
     pub fn oldest_created(&self) -> Timestamp {
@@ -441,8 +490,19 @@ impl App {
     }
 
     pub fn claim(&self) -> Claim {
+        let (exact, patterns): (Vec<HostPattern>, Vec<HostPattern>) = self
+            .patterns()
+            .into_iter()
+            .partition(|p| matches!(p, HostPattern::Exact(_)));
         Claim {
-            hosts: self.hosts().into_iter().collect(),
+            hosts: exact
+                .into_iter()
+                .filter_map(|p| match p {
+                    HostPattern::Exact(h) => Some(h),
+                    _ => None,
+                })
+                .collect(),
+            patterns,
             since: self.oldest_created(),
             project: self.project().map(str::to_string),
         }
@@ -629,6 +689,7 @@ mod tests {
             "shop".to_string(),
             Claim {
                 hosts: vec!["a.com".into()],
+                patterns: vec![],
                 since: "2026-01-01T00:00:00Z".parse().unwrap(),
                 project: None,
             },
@@ -636,5 +697,62 @@ mod tests {
         assert!(f.app("docs").is_none());
         assert!(f.app("shop").is_none(), "an outside claim is not an app");
         assert!(f.claims().contains_key("docs") && !f.claims().contains_key("shop"));
+    }
+
+    fn with_rule(name: &str, app: &str, rule: &str, created: &str) -> Container {
+        let mut c = container(name, app, "unused.test", created);
+        let labels = c.config.labels.as_mut().unwrap();
+        labels.remove("pointsman.host");
+        labels.insert("pointsman.rule".into(), rule.into());
+        c
+    }
+
+    #[test]
+    fn claims_overlap_as_traefik_matches_hosts_whatever_the_spelling() {
+        let s = Settings::default();
+        let web = container("web-1", "web", "web.test", "2026-01-01T00:00:00Z");
+        for (i, rule) in [
+            "Host(`web.test.`)",
+            "Host(`WEB.test`)",
+            "Host(`web.test:443`)",
+            "Host(`*.test`)",
+            "HostRegexp(`^w[a-z]b\\.test$`)",
+            "HostRegexp(`^.+\\.test$`) && Path(`/x`)",
+            "Host(`other.test`) || Host(`web.test`)",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let young = with_rule(&format!("n{i}"), "neighbour", rule, "2026-02-01T00:00:00Z");
+            let f = Fleet::build([&web, &young], &s);
+            assert_eq!(accepted(&f), ["web"], "{rule}");
+            let reason = &f.errors()[0].reason;
+            assert!(
+                reason.contains("web.test") && reason.contains("already served by app web"),
+                "{rule}: {reason}"
+            );
+            // The same with the neighbour known only by its recorded claim (the CLI's view).
+            let mut f = Fleet::build([&web], &s);
+            let claim = Fleet::build([&young], &s).claim("neighbour").unwrap();
+            assert!(
+                claim.patterns().iter().any(|p| p.matches("web.test")),
+                "{rule}: {claim:?}"
+            );
+            let mut older = claim.clone();
+            older.since = "2025-01-01T00:00:00Z".parse().unwrap();
+            f.set_outside_claims(BTreeMap::from([("neighbour".to_string(), older)]));
+            assert!(f.app("web").is_none(), "{rule}: an older recorded claim keeps the host");
+        }
+        // Near misses are not conflicts.
+        for rule in [
+            "Host(`web.test2`)",
+            "Host(`*.web.test`)",
+            "HostRegexp(`^web\\.test\\.evil$`)",
+            "Host(`a.web.test`)",
+        ] {
+            let young = with_rule("n", "neighbour", rule, "2026-02-01T00:00:00Z");
+            let f = Fleet::build([&web, &young], &s);
+            assert_eq!(accepted(&f), ["neighbour", "web"], "{rule}: {:?}", f.errors());
+        }
     }
 }

@@ -60,22 +60,6 @@ impl Settings {
     pub fn label(&self, key: &str) -> String {
         format!("{}.{key}", self.label_prefix)
     }
-
-    /// Whether `--allow-host` lets an app claim `host` (lowercase).
-    pub fn host_allowed(&self, host: &str) -> bool {
-        self.allowed_hosts.is_empty()
-            || self
-                .allowed_hosts
-                .iter()
-                .any(|pattern| match pattern.strip_prefix("*.") {
-                    Some(domain) => {
-                        host.len() > domain.len() + 1
-                            && host.ends_with(domain)
-                            && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
-                    }
-                    None => host == pattern,
-                })
-    }
 }
 
 /// Settings an operator chose explicitly: the flags of one command line (or environment), and

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::core::rule::hosts::HostPattern;
 use crate::core::settings::Choices;
 
 /// The oldest history entries are dropped beyond this many.
@@ -57,12 +58,30 @@ impl Default for State {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Claim {
+    /// Exact hosts, as Traefik compares them (lower case, no trailing dot).
     pub hosts: Vec<String>,
+    /// Wildcard and `HostRegexp` claims.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patterns: Vec<HostPattern>,
     pub since: Timestamp,
     /// The Compose project the app is released with: a writer that changes the app must also
     /// rewrite the unit it was published in when the app moves out of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+}
+
+impl Claim {
+    /// Every pattern of the claim, exact hosts included. Hosts recorded by an older version
+    /// (spelled as in the rule) are normalised here.
+    pub fn patterns(&self) -> Vec<HostPattern> {
+        let mut out: Vec<HostPattern> = self
+            .hosts
+            .iter()
+            .filter_map(|h| crate::core::rule::hosts::host_pattern(h))
+            .collect();
+        out.extend(self.patterns.iter().cloned());
+        out
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -15,11 +15,16 @@
 //! - [`page`]: the status page, server-rendered HTML with every label-derived value escaped.
 //! - [`http`]: the axum server: `/metrics`, `/healthz`, `/`, `/status.json`; GET only.
 //! - [`traffic`]: request rate and error ratio per service from Traefik's metrics.
+//! - [`hosts`]: the Host names the server answers (DNS rebinding).
+//! - [`redact`]: credentials masked in every text the server shows and in the log; the
+//!   observer masks what it is told (errors, reasons, history details) as it is told.
 
 pub mod health;
+pub mod hosts;
 pub mod http;
 pub mod metrics;
 pub mod page;
+pub mod redact;
 pub mod status;
 pub mod traffic;
 
@@ -157,7 +162,7 @@ impl Observer {
                 m.docker_connected.set(0);
                 self.inner().health.docker = DockerLink::Lost {
                     since: format_time(jiff::Timestamp::now()),
-                    reason: reason.clone(),
+                    reason: redact::redact(reason).into_owned(),
                 };
                 self.changed();
                 return;
@@ -202,8 +207,11 @@ impl Observer {
     }
 
     /// A reconcile ended: metrics, health, and (when it succeeded) what it read is committed.
-    pub fn reconciled(&self, outcome: Result<(), String>, took: Duration) {
+    pub fn reconciled(&self, mut outcome: Result<(), String>, took: Duration) {
         self.metrics.observe_reconcile(outcome.is_ok(), took);
+        if let Err(e) = &mut outcome {
+            redact::redact_in_place(e);
+        }
         let mut inner = self.inner();
         inner.health.reconciling_since = None;
         let staged = inner.staged.take();
@@ -256,7 +264,8 @@ impl Observer {
             return;
         }
         inner.stale = false;
-        let status = status::build(fleet, &inner.roles, &inner.history, format_time(jiff::Timestamp::now()));
+        let mut status = status::build(fleet, &inner.roles, &inner.history, format_time(jiff::Timestamp::now()));
+        status.redact();
 
         // Label errors by the app their container names (its app label, when that is valid).
         let errors = fleet.errors();
@@ -333,7 +342,7 @@ impl Observer {
                 inner.traffic.error = None;
             }
             Ok(None) => inner.traffic.error = None,
-            Err(e) => inner.traffic.error = Some(e),
+            Err(e) => inner.traffic.error = Some(redact::redact(&e).into_owned()),
         }
         drop(inner);
         self.changed();

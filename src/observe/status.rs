@@ -91,6 +91,29 @@ pub struct ErrorView {
     pub reason: String,
 }
 
+impl Status {
+    /// Masks credentials in what came from outside: label errors (they quote label values)
+    /// and history details (an aborted rollout quotes the metrics URL it could not read).
+    pub fn redact(&mut self) {
+        use crate::observe::redact::redact_in_place;
+        for e in &mut self.errors {
+            redact_in_place(&mut e.label);
+            redact_in_place(&mut e.reason);
+        }
+        for t in &mut self.history {
+            if let Some(detail) = &mut t.detail {
+                redact_in_place(detail);
+            }
+        }
+        for a in &mut self.apps {
+            redact_in_place(&mut a.rule);
+            if let Some(refused) = &mut a.refused {
+                redact_in_place(refused);
+            }
+        }
+    }
+}
+
 /// The status of every app the fleet or the roles know of.
 pub fn build(fleet: &Fleet, roles: &BTreeMap<String, AppRoles>, history: &[Transition], updated: String) -> Status {
     let mut names: Vec<&String> = fleet.app_names().chain(roles.keys()).collect();

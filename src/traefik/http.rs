@@ -29,6 +29,10 @@ impl Response {
     }
 }
 
+/// The largest answer read (Traefik's API and metrics of tens of thousands of routers fit many
+/// times over): a misconfigured or hostile endpoint cannot make pointsman buffer without limit.
+const MAX_BODY: usize = 64 << 20;
+
 /// A pooled client. Pooled connections belong to the tokio runtime that made them, so make
 /// one per task that polls rather than one per process.
 #[derive(Clone)]
@@ -58,11 +62,13 @@ impl HttpClient {
         let request = async {
             let response = self.client.get(uri).await.map_err(|e| error_chain(&e))?;
             let status = response.status().as_u16();
-            let body = response
-                .into_body()
+            let body = http_body_util::Limited::new(response.into_body(), MAX_BODY)
                 .collect()
                 .await
-                .map_err(|e| error_chain(&e))?
+                .map_err(|e| match e.downcast_ref::<http_body_util::LengthLimitError>() {
+                    Some(_) => format!("the answer is larger than {} MiB", MAX_BODY >> 20),
+                    None => error_chain(&*e),
+                })?
                 .to_bytes();
             Ok(Response { status, body })
         };

@@ -52,6 +52,11 @@ pub struct Browser {
 impl Browser {
     /// A headless Chromium with a fresh profile, 1280×900.
     pub fn start() -> Browser {
+        Browser::start_with(&[])
+    }
+
+    /// [`Browser::start`] with more command-line switches (`--host-resolver-rules=…`).
+    pub fn start_with(switches: &[&str]) -> Browser {
         let bin = chromium_bin();
         let dir = temp_dir("chromium");
         let (to, from) = (dir.join("to-browser"), dir.join("from-browser"));
@@ -79,6 +84,7 @@ impl Browser {
                 "--hide-scrollbars",
                 "--window-size=1280,900",
             ])
+            .args(switches)
             .arg(format!("--user-data-dir={}", dir.join("profile").display()))
             .arg("about:blank")
             .stdin(Stdio::null())

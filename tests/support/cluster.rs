@@ -285,7 +285,7 @@ pub fn three_hosts(test: &str) -> Cluster {
         c.start_controller(i);
     }
     c.wait_all(WEB, "blue", Duration::from_secs(20));
-    c.wait_servers("web-slot-blue", 3);
-    c.wait_servers("web-slot-green", 3);
+    c.wait_servers("web.slot.blue", 3);
+    c.wait_servers("web.slot.green", 3);
     c
 }

@@ -306,6 +306,26 @@ impl Harness {
         args
     }
 
+    /// A demo container labelled with `labels` under this test's prefix (`("app", "x")`,
+    /// `("rule", "...")`, …) and nothing else of [`APP`]'s: a neighbour for integrity tests. It
+    /// answers `SLOT VERSION`; returns its Docker name.
+    pub fn deploy_labels(&self, name: &str, labels: &[(&str, &str)], slot: &str, version: &str) -> String {
+        let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), self.name(name)];
+        args.extend(["--label".into(), self.cleanup.label().to_string()]);
+        for (k, v) in labels {
+            args.extend(["--label".into(), format!("{}.{k}={v}", self.prefix)]);
+        }
+        args.extend([
+            "-e".into(),
+            format!("SLOT={slot}"),
+            "-e".into(),
+            format!("VERSION={version}"),
+        ]);
+        args.push(DEMO_IMAGE.into());
+        Docker::run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        self.name(name)
+    }
+
     /// Starts a demo container (see [`Harness::demo_args`]); returns its Docker name.
     pub fn deploy(&self, name: &str, slot: &str, version_label: Option<&str>, version: &str) -> String {
         self.deploy_with(name, slot, version_label, version, &[])
@@ -368,6 +388,11 @@ impl Harness {
     }
 
     /// `DIR/pointsman-web.yml`, empty when missing.
+    /// The published file of another app outside any Compose project, if there is one.
+    pub fn file_of(&self, app: &str) -> Option<String> {
+        fs::read_to_string(self.dir.join(format!("pointsman-{app}.yml"))).ok()
+    }
+
     pub fn file(&self) -> String {
         fs::read_to_string(self.dir.join(format!("pointsman-{APP}.yml"))).unwrap_or_default()
     }

@@ -175,14 +175,34 @@ pub fn overlap(a: &HostPattern, b: &HostPattern) -> bool {
     }
 }
 
+/// The compiled regexp, from a small per-thread cache: the claim index compares one regexp
+/// with many hosts, and compiling is what costs. `None` when it does not compile here (then
+/// the caller falls back to the suffix comparison, which is sound).
 fn compile(re: &str) -> Option<regex_automata::meta::Regex> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    const CACHED: usize = 256;
+    thread_local! {
+        static CACHE: RefCell<HashMap<String, Option<regex_automata::meta::Regex>>> = RefCell::new(HashMap::new());
+    }
     if re.len() > super::MAX_RULE_LEN {
         return None;
     }
-    regex_automata::meta::Regex::builder()
-        .syntax(regex_automata::util::syntax::Config::new().unicode(false).utf8(false))
-        .build(re)
-        .ok()
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(hit) = cache.get(re) {
+            return hit.clone();
+        }
+        let built = regex_automata::meta::Regex::builder()
+            .syntax(regex_automata::util::syntax::Config::new().unicode(false).utf8(false))
+            .build(re)
+            .ok();
+        if cache.len() >= CACHED {
+            cache.clear();
+        }
+        cache.insert(re.to_string(), built.clone());
+        built
+    })
 }
 
 /// One literal suffix per top-level alternative of a regexp, lower case, when every

@@ -181,29 +181,6 @@ impl Rule {
         hosts
     }
 
-    /// True when the rule has at least one `Host` or `HostRegexp` matcher
-    /// that is not under a negation, i.e. it is not a catch-all.
-    ///
-    /// This is a syntactic check, and deliberately conservative: a matcher
-    /// with any `!` above it does not count, even ``!!Host(`a`)``, because
-    /// negated host matchers are how catch-alls hide
-    /// (``!(!Host(`a`) && Path(`/x`))`` matches every host). ``Host(`*`)``
-    /// matches every host, so it does not count either. It does not try to
-    /// prove the rule host-restricted: ``Host(`a`) || PathPrefix(`/`)``
-    /// counts.
-    pub fn has_host_matcher(&self) -> bool {
-        let mut found = false;
-        self.expr.visit(false, &mut |matcher, negated| {
-            let restricts_host = match matcher.kind {
-                MatcherKind::Host => matcher.args.first().is_some_and(|h| h != "*"),
-                MatcherKind::HostRegexp => true,
-                _ => false,
-            };
-            found |= restricts_host && !negated;
-        });
-        found
-    }
-
     /// Which hosts the rule can match, as Traefik matches them ([`hosts`]).
     pub fn footprint(&self) -> hosts::Footprint {
         self.expr.footprint()
@@ -1315,11 +1292,19 @@ mod tests {
     }
 
     #[test]
-    fn host_matcher_detection_respects_negation() {
+    fn catch_alls_are_judged_by_what_the_rule_can_match() {
+        // true: bounded by a host in every branch, never under a negation.
         let cases = [
             ("Host(`a.com`)", true),
-            ("HostRegexp(`.+`)", true),
-            ("Host(`a.com`) || PathPrefix(`/`)", true),
+            ("Host(`a.com.`)", true),
+            ("HostRegexp(`.+`)", false),
+            ("HostRegexp(`.+`) && Path(`/x`)", false),
+            ("HostRegexp(`^.+\\.a\\.com$`)", true),
+            ("HostRegexp(`^.+\\.a\\.com`)", false),
+            ("HostRegexp(`a\\.com$|.*`)", false),
+            ("Host(`a.com`) || PathPrefix(`/`)", false),
+            ("(Host(`a.com`) || PathPrefix(`/`)) && Host(`b.com`)", true),
+            ("Host(`a.com`) || (Path(`/x`) && Host(`b.com`))", true),
             ("PathPrefix(`/`)", false),
             ("!Host(`a.com`)", false),
             ("!Host(`a.com`) && Path(`/x`)", false),
@@ -1328,10 +1313,11 @@ mod tests {
             ("!Path(`/x`) && Host(`a.com`)", true),
             ("!(Host(`a.com`) || HostRegexp(`b`))", false),
             ("Host(`*`)", false),
+            ("Host(`*`) && Path(`/x`)", false),
             ("Host(`*.a.com`)", true),
         ];
-        for (rule, expected) in cases {
-            assert_eq!(Rule::parse(rule).unwrap().has_host_matcher(), expected, "{rule}");
+        for (rule, bounded) in cases {
+            assert_eq!(!Rule::parse(rule).unwrap().is_catch_all(), bounded, "{rule}");
         }
     }
 
@@ -1397,7 +1383,7 @@ mod tests {
         let rule = from_hosts("a.com,b.com").unwrap();
         assert_eq!(rule.as_str(), "Host(`a.com`) || Host(`b.com`)");
         assert_eq!(rule.hosts(), ["a.com", "b.com"]);
-        assert!(rule.has_host_matcher());
+        assert!(!rule.is_catch_all());
         assert_eq!(from_hosts("a.com").unwrap().as_str(), "Host(`a.com`)");
         assert_eq!(
             from_hosts(" a.com , B.example-1.com ,A.COM").unwrap().as_str(),
@@ -1482,7 +1468,7 @@ mod tests {
             assert!(!rule.as_str().contains(['\n', '\r']) && !rule.as_str().contains("{{"));
             let hosts = rule.hosts();
             assert!(hosts.windows(2).all(|w| w[0] < w[1]), "{hosts:?}");
-            let _ = rule.has_host_matcher();
+            let _ = rule.footprint();
         }
     }
 
