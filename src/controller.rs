@@ -27,6 +27,7 @@ use crate::backend::foreign::Scanner;
 use crate::backend::{BackendError, ConfigSink, StateStore, Updates};
 use crate::core::container::Container;
 use crate::core::model::{Fleet, Touched};
+use crate::core::names;
 use crate::core::ops::{self, Judgement, Operation};
 use crate::core::render;
 use crate::core::settings::{self, Choices, Settings};
@@ -34,7 +35,7 @@ use crate::core::state::{Actor, AppRoles, Rollout};
 use crate::docker::DockerApi;
 use crate::docker::watcher::{self, WatchEvent, WatchOptions};
 use crate::observe::Observer;
-use crate::traefik::metrics::{self, Limits, ServiceCounters, Verdict};
+use crate::traefik::metrics::{self, Limits, Sample, Verdict, Window};
 
 /// How often the controller looks at the clock: retries a failed write, picks up role and
 /// settings changes made by the CLI, rescans foreign files.
@@ -50,7 +51,7 @@ pub enum Input {
     Sample {
         app: String,
         step_since: jiff::Timestamp,
-        counters: Result<ServiceCounters, String>,
+        counters: Result<Sample, String>,
     },
 }
 
@@ -119,9 +120,9 @@ pub struct Controller<S, K> {
     pending: Vec<Operation>,
     /// Rollouts running, as of the last reconcile.
     rollouts: BTreeMap<String, Rollout>,
-    /// Per app: the step (by start) a baseline sample belongs to, when the window started, and
-    /// the candidate's counters then.
-    baselines: HashMap<String, (jiff::Timestamp, jiff::Timestamp, ServiceCounters)>,
+    /// Per app: the step (by start) a window belongs to, when the window started, and what it
+    /// counted so far, Traefik by Traefik ([`Window`]).
+    baselines: HashMap<String, (jiff::Timestamp, jiff::Timestamp, Window)>,
     /// Apps with a scrape in flight.
     scraping: BTreeSet<String>,
     /// Where scrapes report back (the controller's own input stream).
@@ -287,14 +288,11 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
                 continue;
             }
             let (app, step_since) = (app.clone(), r.since);
-            let (url, service) = (
-                analysis.metrics.clone(),
-                format!("{app}-slot-{}@{}", r.slot, self.provider),
-            );
+            // Public (weighted) traffic to the candidate only: preview requests, which anyone
+            // can send with the candidate's cookie or header, go to its slot service instead.
+            let (url, service) = (analysis.metrics.clone(), judged_service(&app, &r.slot, self.provider));
             tokio::spawn(async move {
-                let counters = metrics::service_counters(&url, &service)
-                    .await
-                    .map_err(|e| e.to_string());
+                let counters = metrics::service_sample(&url, &service).await.map_err(|e| e.to_string());
                 let _ = tx
                     .send(Input::Sample {
                         app,
@@ -308,13 +306,15 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
 
     /// Judges a rollout step from a sample of its candidate's counters: the first sample of a
     /// step is its baseline (the window starts then, so a controller restarted mid-step judges
-    /// a whole pause of its own); a breach aborts at once; when the pause is over the step passes
-    /// or, with too little traffic, is extended.
+    /// a whole pause of its own), each later one adds what every Traefik counted since its
+    /// previous reading ([`Window`]: a Traefik restarting mid-step counts from its restart); a
+    /// breach aborts at once; when the pause is over the step passes or, with too little
+    /// traffic, is extended. A sample missing a Traefik is not judged.
     fn judge_sample(
         &mut self,
         app: &str,
         step_since: jiff::Timestamp,
-        counters: Result<ServiceCounters, String>,
+        counters: Result<Sample, String>,
         now: jiff::Timestamp,
     ) {
         let Some(r) = self.rollouts.get(app) else { return };
@@ -336,19 +336,21 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
                 return;
             }
         };
-        let baseline = match self.baselines.get(app) {
+        let baseline = match self.baselines.get_mut(app) {
             Some(b) if b.0 == step_since => b,
             _ => {
-                self.baselines.insert(app.to_string(), (step_since, now, counters));
+                self.baselines
+                    .insert(app.to_string(), (step_since, now, Window::new(counters)));
                 return;
             }
         };
+        baseline.2.advance(counters);
         let limits = Limits {
             max_error_ratio: analysis.max_error_ratio,
             max_p99: analysis.max_p99_ms.map(Duration::from_millis),
             min_requests: analysis.min_requests,
         };
-        let verdict = metrics::judge(&baseline.2, &counters, &limits);
+        let verdict = metrics::judge_window(baseline.2.counted(), &limits);
         let over = step_over(r, baseline.1, now);
         let judgement = match verdict {
             Verdict::Breach { .. } => Judgement::Breach(verdict.to_string()),
@@ -771,6 +773,12 @@ pub async fn run<A: DockerApi, S: StateStore, K: ConfigSink>(
     result
 }
 
+/// The Traefik service (as its metrics label it) a rollout step of `slot` is judged on: the
+/// canary split's candidate child, which only public (weighted) traffic reaches.
+fn judged_service(app: &str, slot: &str, provider: &str) -> String {
+    format!("{}@{provider}", names::canary(app, slot))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -844,6 +852,20 @@ mod tests {
                 (n, m)
             })
             .collect()
+    }
+
+    #[test]
+    fn a_step_is_judged_on_the_canary_child_under_the_provider_it_came_through() {
+        for provider in ["file", "redis"] {
+            let service = judged_service("web", "green.v2", provider);
+            assert_eq!(service, format!("web.canary.green.v2@{provider}"));
+            let name = names::parse(&service).unwrap();
+            assert_eq!(
+                (name.app, name.kind, name.slot),
+                ("web", Some(names::Kind::Canary), Some("green.v2"))
+            );
+            assert_ne!(service, format!("{}@{provider}", names::slot("web", "green.v2")));
+        }
     }
 
     #[test]
@@ -1061,7 +1083,9 @@ mod tests {
         docker.run(web("green", "10.0.0.3").build());
         settle().await;
         assert!(
-            file().unwrap().contains("\"web.candidate\""),
+            file()
+                .unwrap()
+                .contains(&format!("\"{}\"", names::candidate_router("web"))),
             "green joins as the candidate"
         );
 

@@ -9,6 +9,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use pointsman::core::names;
 use support::harness::{APP, HOST, Harness, SETTLE};
 use support::{HttpConn, Load, wait_until};
 
@@ -37,7 +38,9 @@ fn blue_green(h: &Harness, green_env: &[(&str, &str)]) -> (String, String) {
 /// (or, with 0, as the stable slot's load balancer).
 fn wait_weight(h: &Harness, percent: u32) {
     wait_until(&format!("Traefik serves weight {percent}"), SETTLE, || {
-        let service = h.traefik.api_json(&format!("/api/http/services/{APP}@file"))?;
+        let service = h
+            .traefik
+            .api_json(&format!("/api/http/services/{}@file", names::public(APP)))?;
         let weights: Vec<u64> = service["weighted"]["services"]
             .as_array()
             .map(|children| children.iter().filter_map(|c| c["weight"].as_u64()).collect())
@@ -263,6 +266,95 @@ fn a_candidate_answering_5xx_is_aborted_at_its_first_step() {
     assert_eq!(h.stable().as_deref(), Some("blue"));
 }
 
+/// What the metrics of the Traefik whose API is at `api` say about one of the app's services
+/// (`APP.slot.SLOT`, …).
+fn counted_at(api: &str, service: &str) -> pointsman::traefik::metrics::ServiceCounters {
+    let r = support::http_get(api.trim_start_matches("http://"), "traefik", "/metrics", &[]).unwrap();
+    pointsman::traefik::metrics::Scrape::parse(&r.body)
+        .unwrap()
+        .service(&format!("{service}@file"))
+}
+
+/// Anyone can send the candidate's cookie or header: requests that fail that way (here a path
+/// the demo answers with 500) reach the candidate's slot service, not the canary split's
+/// child, so they do not abort a candidate whose public traffic is healthy. The converse,
+/// public traffic answered 5xx, aborts: `a_candidate_answering_5xx_is_aborted_at_its_first_step`.
+#[test]
+fn failing_preview_requests_do_not_abort_a_candidate_whose_public_traffic_is_healthy() {
+    let h = metered("rollout-preview");
+    blue_green(&h, &[]);
+    let cookie = format!("pointsman-{APP}=candidate");
+    let r = support::http_get(h.traefik.web_addr(), HOST, "/status/500", &[("Cookie", &cookie)]).unwrap();
+    assert_eq!(
+        (r.status, r.body.trim()),
+        (500, "green v2"),
+        "the demo answers /status/500 with a 500 (an older demo image? scripts/build-images.sh)"
+    );
+    let public = Load::start(h.traefik.web_addr(), HOST, "/", &[], 3);
+    let by_cookie = Load::start(h.traefik.web_addr(), HOST, "/status/500", &[("Cookie", &cookie)], 1);
+    let by_header = Load::start(
+        h.traefik.web_addr(),
+        HOST,
+        "/status/503",
+        &[("X-Pointsman-Version", "candidate")],
+        1,
+    );
+    // The canary child exists only while the split does (Traefik drops its series once the
+    // promotion removes it), so its counters are read during the rollout.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watch = std::thread::spawn({
+        let (stop, api) = (stop.clone(), h.traefik.api_url());
+        move || {
+            let mut last = Default::default();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let seen = counted_at(&api, &names::canary(APP, "green"));
+                if seen.requests > 0 {
+                    last = seen;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            last
+        }
+    });
+    let (code, text, secs) = rollout(&h, &["--steps", "20,100", "--pause", "3s"]);
+    let (public, by_cookie, by_header) = (public.stop(), by_cookie.stop(), by_header.stop());
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let canary: pointsman::traefik::metrics::ServiceCounters = watch.join().unwrap();
+    let preview_5xx =
+        by_cookie.statuses.get(&500).copied().unwrap_or(0) + by_header.statuses.get(&503).copied().unwrap_or(0);
+    // Traefik counts a request once it has answered it: the last ones may take a moment.
+    let slot = wait_until("Traefik counted the preview requests", SETTLE, || {
+        let c = counted_at(&h.traefik.api_url(), &names::slot(APP, "green"));
+        (c.errors >= preview_5xx).then_some(c)
+    });
+    eprintln!(
+        "preview 5xx during a rollout: {secs:.1} s; preview {:?} + {:?}; public {:?}\n\
+         Traefik: {} {}/{} 5xx, {} {}/{} 5xx\n{text}",
+        by_cookie.statuses,
+        by_header.statuses,
+        public.statuses,
+        names::slot(APP, "green"),
+        slot.errors,
+        slot.requests,
+        names::canary(APP, "green"),
+        canary.errors,
+        canary.requests,
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("step 1 of 2 passed") && text.contains("error ratio 0 (0 answered 5xx)"),
+        "{text}"
+    );
+    assert!(text.contains("slot green is stable: rollout completed"), "{text}");
+    assert_eq!(public.failures(), 0, "{public:?}");
+    // The preview requests really failed (Traefik counted them on the slot service), while the
+    // canary child saw public requests only, none failed.
+    assert!(preview_5xx >= 100, "{by_cookie:?} {by_header:?}");
+    assert_eq!(by_cookie.failures() + by_header.failures(), preview_5xx);
+    assert!(slot.errors >= preview_5xx, "{slot:?}");
+    assert!(canary.requests >= 20 && canary.errors == 0, "{canary:?}");
+}
+
 #[test]
 fn a_latency_breach_aborts_and_too_little_traffic_extends_then_aborts() {
     let h = metered("rollout-latency");
@@ -367,7 +459,9 @@ fn a_mirror_copies_its_share_to_the_candidate_and_never_a_body_above_the_limit()
     std::thread::sleep(THROTTLE);
     h.cli_ok(&["mirror", APP, "20"]);
     wait_until("Traefik mirrors", SETTLE, || {
-        let s = h.traefik.api_json(&format!("/api/http/services/{APP}@file"))?;
+        let s = h
+            .traefik
+            .api_json(&format!("/api/http/services/{}@file", names::public(APP)))?;
         (s["mirroring"]["mirrors"][0]["percent"] == 20).then_some(())
     });
     let before = stats_of(&green)["requests"].as_u64().unwrap();

@@ -6,6 +6,7 @@
 
 mod support;
 
+use pointsman::core::names;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -332,6 +333,17 @@ fn demo_modes_inject_errors_and_latency_and_stats_count_requests() {
         "error=2.5 latency=150\n"
     );
 
+    // `/status/CODE` answers that code whatever the mode, and is counted as an app request.
+    let before = stat(&demo, "requests");
+    let r = conn.get("x", "/status/503", &[]).unwrap();
+    assert_eq!(
+        (r.status, r.header("x-slot"), r.body.as_str()),
+        (503, Some("green"), "green v1\n")
+    );
+    assert_eq!(r.header("x-demo-error"), None, "not an injected error");
+    assert_eq!(conn.get("x", "/status/200", &[]).unwrap().status, 200);
+    assert_eq!(stat(&demo, "requests"), before + 2);
+
     let bad = demo.command(&["mode", "error=250"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(
@@ -382,17 +394,19 @@ fn traefik_mirrors_a_share_and_skips_bodies_above_the_limit() {
     let blue = DemoProcess::start("blue", &[]);
     let green = DemoProcess::start("green", &[("ERROR_PERCENT", "100")]);
     let dir = temp_dir("mirror-dyn");
+    // Named as pointsman renders a mirror: `web` mirrors from `web.primary` to `web.slot.green`.
+    let (primary, mirror) = (names::primary("web"), names::slot("web", "green"));
     let dynamic = serde_json::json!({
         "http": {
             "routers": { "web": { "rule": "Host(`web.test`)", "entryPoints": ["web"], "service": "web" } },
             "services": {
                 "web": { "mirroring": {
-                    "service": "web-slot-blue",
+                    "service": primary,
                     "maxBodySize": 1024,
-                    "mirrors": [ { "name": "web-slot-green", "percent": 20 } ],
+                    "mirrors": [ { "name": mirror, "percent": 20 } ],
                 } },
-                "web-slot-blue": { "loadBalancer": { "servers": [ { "url": blue.url() } ] } },
-                "web-slot-green": { "loadBalancer": { "servers": [ { "url": green.url() } ] } },
+                primary.as_str(): { "loadBalancer": { "servers": [ { "url": blue.url() } ] } },
+                mirror.as_str(): { "loadBalancer": { "servers": [ { "url": green.url() } ] } },
             },
         }
     });

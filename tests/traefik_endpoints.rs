@@ -8,10 +8,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use pointsman::core::names;
 use pointsman::core::traefik::{Cookie, Dynamic, Router, Service, Sticky, Weighted, WeightedChild};
 use pointsman::traefik::api::{ApplyError, FROZEN_AFTER, wait_applied};
 use pointsman::traefik::metrics::{
-    Limits, Metric, MetricsError, ServiceCounters, Verdict, judge, scrape, service_counters,
+    Limits, Metric, MetricsError, ServiceCounters, Verdict, Window, judge, scrape, service_counters, service_sample,
 };
 use support::*;
 
@@ -26,37 +27,43 @@ fn router(rule: &str, service: &str) -> Router {
     }
 }
 
-/// The app `web` as pointsman renders it: the public router on the stable slot (or on a
-/// weighted service during a canary), the candidate router by cookie, one leaf per slot.
+/// The app `web` as pointsman renders it (names from [`names`]): the public router on the
+/// stable slot (or on a weighted service during a canary, whose candidate child is its canary
+/// service), the candidate router by cookie, one leaf per slot.
 fn web(stable: &DemoProcess, candidate: Option<&DemoProcess>, canary_percent: u32) -> Dynamic {
     let mut d = Dynamic::default();
     let rule = format!("Host(`{HOST}`)");
+    let (blue, green) = (names::slot("web", "blue"), names::slot("web", "green"));
     d.http
         .services
-        .insert("web-slot-blue".into(), Service::load_balancer([stable.url()]));
+        .insert(blue.clone(), Service::load_balancer([stable.url()]));
     let public = match candidate {
         Some(candidate) => {
             d.http
                 .services
-                .insert("web-slot-green".into(), Service::load_balancer([candidate.url()]));
+                .insert(green.clone(), Service::load_balancer([candidate.url()]));
             d.http.routers.insert(
-                "web-candidate".into(),
+                names::candidate_router("web"),
                 router(
                     &format!("({rule}) && HeaderRegexp(`Cookie`, `(^|;\\s*)pointsman-web=candidate(;|$)`)"),
-                    "web-slot-green",
+                    &green,
                 ),
             );
             if canary_percent > 0 {
+                let canary = names::canary("web", "green");
+                d.http
+                    .services
+                    .insert(canary.clone(), Service::load_balancer([candidate.url()]));
                 d.http.services.insert(
-                    "web".into(),
+                    names::public("web"),
                     Service::Weighted(Weighted {
                         services: vec![
                             WeightedChild {
-                                name: "web-slot-blue".into(),
+                                name: blue.clone(),
                                 weight: 100 - canary_percent,
                             },
                             WeightedChild {
-                                name: "web-slot-green".into(),
+                                name: canary,
                                 weight: canary_percent,
                             },
                         ],
@@ -70,15 +77,20 @@ fn web(stable: &DemoProcess, candidate: Option<&DemoProcess>, canary_percent: u3
                         }),
                     }),
                 );
-                "web"
+                names::public("web")
             } else {
-                "web-slot-blue"
+                blue
             }
         }
-        None => "web-slot-blue",
+        None => blue,
     };
-    d.http.routers.insert("web".into(), router(&rule, public));
+    d.http.routers.insert(names::public("web"), router(&rule, &public));
     d
+}
+
+/// `web.slot.SLOT` and the like as Traefik's metrics label them.
+fn at_file(name: String) -> String {
+    format!("{name}@file")
 }
 
 /// Writes `unit` the way the directory sink does: JSON in `pointsman-UNIT.yml`, by a rename.
@@ -116,7 +128,7 @@ async fn metrics_count_every_request_and_judge_a_bad_candidate() {
     let dir = temp_dir("metrics-dyn");
     // Everyone on the candidate, so every request is one of its samples.
     let mut d = web(&blue, Some(&green), 0);
-    d.http.routers.get_mut("web").unwrap().service = "web-slot-green".into();
+    d.http.routers.get_mut("web").unwrap().service = names::slot("web", "green");
     publish(&dir, "web", &d);
     let traefik = Traefik::start_with(
         &dir,
@@ -127,7 +139,7 @@ async fn metrics_count_every_request_and_judge_a_bad_candidate() {
     );
     traefik.wait_router("web", Duration::from_secs(10));
     let url = traefik.metrics_url();
-    let service = "web-slot-green@file";
+    let service = &at_file(names::slot("web", "green"));
 
     let before = scrape(&url).await.unwrap().service(service);
     assert_eq!(before, ServiceCounters::default(), "no request yet");
@@ -206,7 +218,7 @@ async fn counters_of_several_traefiks_add_up() {
     let green = DemoProcess::start("green", &[("ERROR_PERCENT", "10")]);
     let dir = temp_dir("metrics-two");
     let mut d = web(&blue, Some(&green), 0);
-    d.http.routers.get_mut("web").unwrap().service = "web-slot-green".into();
+    d.http.routers.get_mut("web").unwrap().service = names::slot("web", "green");
     publish(&dir, "web", &d);
     let opts = TraefikOptions {
         metrics: true,
@@ -215,7 +227,7 @@ async fn counters_of_several_traefiks_add_up() {
     let (a, b) = (Traefik::start_with(&dir, opts.clone()), Traefik::start_with(&dir, opts));
     a.wait_router("web", Duration::from_secs(10));
     b.wait_router("web", Duration::from_secs(10));
-    let service = "web-slot-green@file";
+    let service = &at_file(names::slot("web", "green"));
     for (traefik, n) in [(&a, 30), (&b, 70)] {
         let mut conn = HttpConn::new(traefik.web_addr());
         for _ in 0..n {
@@ -228,6 +240,24 @@ async fn counters_of_several_traefiks_add_up() {
     let sum = service_counters(&urls, service).await.unwrap();
     assert_eq!((sum.requests, sum.errors), (100, 10), "{sum:?}");
     assert_eq!(sum.buckets.last().map(|b| b.count), Some(100), "{sum:?}");
+    // Per Traefik, with its start time, which is how a window tells a restart apart.
+    let sample = service_sample(&urls, service).await.unwrap();
+    for (traefik, n) in [(&a, 30), (&b, 70)] {
+        let r = &sample.readings[&traefik.metrics_url()];
+        assert_eq!((r.counters.requests, r.counters.errors), (n, n / 10), "{r:?}");
+        assert!(
+            r.started.is_some_and(|t| t > 1.7e9),
+            "process_start_time_seconds: {r:?}"
+        );
+    }
+    let mut window = Window::new(sample);
+    let mut conn = HttpConn::new(a.web_addr());
+    for _ in 0..20 {
+        get_status(&mut conn);
+    }
+    scrape_until(&a.metrics_url(), service, 50).await;
+    window.advance(service_sample(&urls, service).await.unwrap());
+    assert_eq!((window.counted().requests, window.counted().errors), (20, 2));
     let down = format!("{},http://127.0.0.1:9/metrics", a.metrics_url());
     assert!(
         service_counters(&down, service).await.is_err(),
@@ -279,16 +309,22 @@ async fn each_rename_is_seen_applied_quickly() {
 
     // Promoted: green is the only slot left (blue's containers gone), no candidate router.
     let mut promoted = web(&blue, Some(&green), 0);
-    promoted.http.routers.get_mut("web").unwrap().service = "web-slot-green".into();
-    promoted.http.routers.remove("web-candidate");
-    promoted.http.services.remove("web-slot-blue");
+    promoted.http.routers.get_mut("web").unwrap().service = names::slot("web", "green");
+    promoted.http.routers.remove(&names::candidate_router("web"));
+    promoted.http.services.remove(&names::slot("web", "blue"));
     let mut last_change = Instant::now();
     let mut times = Vec::new();
     for (step, (d, removed)) in [
         (web(&blue, Some(&green), 10), vec![]),
         (web(&blue, Some(&green), 50), vec![]),
-        (web(&blue, Some(&green), 0), vec!["web".to_string()]),
-        (promoted, vec!["web-candidate".to_string(), "web-slot-blue".to_string()]),
+        (
+            web(&blue, Some(&green), 0),
+            vec!["web".to_string(), names::canary("web", "green")],
+        ),
+        (
+            promoted,
+            vec![names::candidate_router("web"), names::slot("web", "blue")],
+        ),
     ]
     .into_iter()
     .enumerate()
@@ -337,7 +373,7 @@ async fn a_broken_foreign_file_is_named_within_the_timeout() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&e, ApplyError::Stale { what, .. } if what.contains("web: router web: service is web-slot-blue, expected web")),
+        matches!(&e, ApplyError::Stale { what, .. } if what.contains(&format!("web: router web: service is {}, expected web", names::slot("web", "blue")))),
         "{e}"
     );
     eprintln!("{e}");
@@ -375,7 +411,11 @@ async fn failures_name_their_cause() {
     let green = DemoProcess::start("green", &[]);
     let dir = temp_dir("apply-errors-dyn");
     let mut d = web(&blue, Some(&green), 0);
-    d.http.routers.get_mut("web-candidate").unwrap().entry_points = vec!["nope".into()];
+    d.http
+        .routers
+        .get_mut(&names::candidate_router("web"))
+        .unwrap()
+        .entry_points = vec!["nope".into()];
     let expected = publish(&dir, "web", &d);
     let traefik = Traefik::start(&dir);
     let api = traefik.api_url();
@@ -389,7 +429,7 @@ async fn failures_name_their_cause() {
     assert!(start.elapsed() < Duration::from_secs(2));
     match &e {
         ApplyError::RouterError { router, errors } => {
-            assert_eq!(router, "web-candidate");
+            assert_eq!(router, &names::candidate_router("web"));
             assert!(
                 errors.contains(&"entryPoint \"nope\" doesn't exist".to_string()),
                 "{errors:?}"
@@ -400,18 +440,23 @@ async fn failures_name_their_cause() {
 
     // Expecting what was not written: stale, naming the difference.
     let mut other = d.clone();
-    other.http.routers.get_mut("web-candidate").unwrap().entry_points = vec!["web".into()];
+    other
+        .http
+        .routers
+        .get_mut(&names::candidate_router("web"))
+        .unwrap()
+        .entry_points = vec!["web".into()];
     other.http.services.insert(
-        "web-slot-green".into(),
+        names::slot("web", "green"),
         Service::load_balancer(["http://127.0.0.1:9".to_string()]),
     );
-    other.http.services.remove("web-slot-blue");
-    other.http.routers.get_mut("web").unwrap().service = "web-slot-green".into();
+    other.http.services.remove(&names::slot("web", "blue"));
+    other.http.routers.get_mut("web").unwrap().service = names::slot("web", "green");
     let expected_other = BTreeMap::from([("web".to_string(), other)]);
     let e = wait_applied(
         &api,
         &expected_other,
-        &["web-slot-blue".into()],
+        &[names::slot("web", "blue")],
         Duration::from_millis(300),
         None,
     )
@@ -422,13 +467,20 @@ async fn failures_name_their_cause() {
         panic!("expected Stale, got {e}");
     };
     assert!(
-        what.contains("router web-candidate: entrypoints are [\"nope\"], expected [\"web\"]"),
+        what.contains(&format!(
+            "router {}: entrypoints are [\"nope\"], expected [\"web\"]",
+            names::candidate_router("web")
+        )),
         "{what}"
     );
-    assert!(what.contains("service web-slot-green: servers are"), "{what}");
+    assert!(
+        what.contains(&format!("service {}: servers are", names::slot("web", "green"))),
+        "{what}"
+    );
     assert!(
         what.contains("; and 1 more"),
-        "service web-slot-blue is still loaded: {what}"
+        "service {} is still loaded: {what}",
+        names::slot("web", "blue")
     );
 
     // A URL that is not Traefik's API.

@@ -6,7 +6,7 @@
 //! only file of a `FROM scratch` image, where it is also its own healthcheck command.
 //!
 //! Subcommands (default `serve`):
-//! - `serve`: listen on `0.0.0.0:$PORT` (default 80). Any path answers `200`,
+//! - `serve`: listen on `0.0.0.0:$PORT` (default 80). Any path (but `/status/CODE`) answers `200`,
 //!   `Content-Type: text/plain`, `X-Slot: $SLOT`, `X-Version: $VERSION`, body `"$SLOT $VERSION\n"`
 //!   (`SLOT` defaults to the hostname from `/etc/hostname`, else `unknown`; `VERSION` to `v1`).
 //!   `GET /healthz` answers `200 ok`, or `503 unhealthy` while the file `$HEALTH_FILE`
@@ -31,6 +31,10 @@
 //!   so 5 % is exactly every 20th request and any window of N requests holds
 //!   `N·P/100` errors, ±1.
 //! - `LATENCY_MS` (default 0): the server sleeps that long before answering an app request.
+//! - `GET /status/CODE` (CODE from 200 to 599) answers that status, with the usual headers and
+//!   body, whatever the mode: a request that fails on purpose, for the visitor who sends it
+//!   only (so a test can make one route's requests fail while the others succeed). It is an app
+//!   request (counted in `requests`, slowed by the latency), not an injected error.
 //! - `$MODE_FILE` (default `/tmp/pointsman-demo-mode`), written by the `mode` subcommand
 //!   (atomically, by a rename), holds `error=P latency=MS`; each app request reads it, and a key
 //!   it holds overrides the environment's value. So `docker exec C /pointsman-demo mode error=5`
@@ -665,9 +669,13 @@ fn respond(
     } else {
         full.len()
     };
-    if mode.fails(n) {
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\n";
+    if let Some(code) = asked_status(path) {
+        let mut out = format!("HTTP/1.1 {code} {}\r\n", reason(code)).into_bytes();
+        out.extend_from_slice(&full[OK.len()..len]);
+        stream.write_all(&out)?;
+    } else if mode.fails(n) {
         server.errors.fetch_add(1, Ordering::SeqCst);
-        const OK: &[u8] = b"HTTP/1.1 200 OK\r\n";
         let mut out = b"HTTP/1.1 500 Internal Server Error\r\nX-Demo-Error: injected\r\n".to_vec();
         out.extend_from_slice(&full[OK.len()..len]);
         stream.write_all(&out)?;
@@ -675,6 +683,25 @@ fn respond(
         stream.write_all(&full[..len])?;
     }
     Ok(keep)
+}
+
+/// The status `/status/CODE` asks for, if the path is that and CODE is from 200 to 599.
+fn asked_status(path: &str) -> Option<u16> {
+    let code: u16 = path.strip_prefix("/status/")?.parse().ok()?;
+    (200..=599).contains(&code).then_some(code)
+}
+
+/// A reason phrase for a status line (clients read the code; the phrase is for people).
+fn reason(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        404 => "Not Found",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -721,6 +748,23 @@ mod tests {
         assert!(Mode::parse("latency=fast").is_err());
         assert!(Mode::parse("speed=1").unwrap_err().contains("unknown mode key"));
         assert!(Mode::parse("error").is_err());
+    }
+
+    #[test]
+    fn a_status_path_asks_for_its_code_and_nothing_else_does() {
+        assert_eq!(asked_status("/status/500"), Some(500));
+        assert_eq!(asked_status("/status/200"), Some(200));
+        assert_eq!(asked_status("/status/599"), Some(599));
+        for path in [
+            "/status/",
+            "/status/199",
+            "/status/600",
+            "/status/5x0",
+            "/",
+            "/statuses/500",
+        ] {
+            assert_eq!(asked_status(path), None, "{path}");
+        }
     }
 
     #[test]

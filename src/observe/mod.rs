@@ -86,7 +86,7 @@ struct Staged {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Traffic {
     pub enabled: bool,
-    /// By Traefik service (`web-slot-green@file`).
+    /// By Traefik service (`web.slot.green@file`).
     pub rates: BTreeMap<String, Rate>,
     /// When the window ended.
     pub at: Option<String>,

@@ -12,6 +12,7 @@
 use super::View;
 use super::status::{AppView, SlotView};
 use super::traffic::Rate;
+use crate::core::names;
 
 /// HTML under construction: escaped text, static markup.
 #[derive(Default)]
@@ -277,17 +278,18 @@ fn slot_row(h: &mut Html, app: &AppView, slot: &SlotView, view: &View) {
     h.raw("</tr>");
 }
 
-/// The traffic a slot served: its own service (`APP-slot-SLOT`: the canary's share, the
-/// cookie, header and preview routes, mirrored copies) plus, for the stable slot outside a
-/// canary, the public service that routes to it alone (`APP`, or `APP-primary` while
-/// mirroring).
+/// The traffic a slot served, in total: its own service (`APP.slot.SLOT`: the cookie, header
+/// and preview routes, mirrored copies, and the stable slot's share of a canary), its canary
+/// child (`APP.canary.SLOT`: the candidate's share of a canary's public traffic) and, for the
+/// stable slot outside a canary, the public service that routes to it alone (`APP`, or
+/// `APP.primary` while mirroring). Names come from [`names`], as the renderer makes them.
 pub fn slot_traffic(app: &AppView, slot: &SlotView, rates: &std::collections::BTreeMap<String, Rate>) -> Option<Rate> {
-    let mut services = vec![format!("{}-slot-{}", app.name, slot.name)];
+    let mut services = vec![names::slot(&app.name, &slot.name), names::canary(&app.name, &slot.name)];
     if slot.role == "stable" && slot.public_percent == 100 {
         services.push(if app.mirror_percent > 0 && app.candidate.is_some() {
-            format!("{}-primary", app.name)
+            names::primary(&app.name)
         } else {
-            app.name.clone()
+            names::public(&app.name)
         });
     }
     // Traefik names them by the provider they came through: the directory's or Redis's.
@@ -408,5 +410,58 @@ mod tests {
         assert!(html.contains("&lt;script&gt;window.pwned=1&lt;/script&gt;"));
         // The only scripts are the page's own.
         assert_eq!(html.matches("<script").count(), 1);
+    }
+
+    /// During a canary each slot's row shows its total: the candidate's slot service (preview
+    /// requests) plus its canary child (its public share); the stable slot's own service. Names
+    /// are the renderer's, under either provider.
+    #[test]
+    fn a_slot_shows_its_whole_traffic_under_the_names_the_renderer_makes() {
+        let slot = |name: &str, role: &'static str, public_percent: u8| SlotView {
+            name: name.into(),
+            role,
+            public_percent,
+            servers: vec![],
+            containers: vec![],
+        };
+        let mut app = AppView {
+            name: "web".into(),
+            rule: "Host(`web.test`)".into(),
+            entrypoints: vec!["web".into()],
+            stable: Some("blue".into()),
+            candidate: Some("green".into()),
+            previous: None,
+            pinned: None,
+            canary_percent: 10,
+            mirror_percent: 0,
+            rollout: None,
+            slots: vec![],
+            refused: None,
+        };
+        let rate = |rps: f64, errors: f64| Rate {
+            requests_per_second: rps,
+            error_ratio: Some(errors),
+        };
+        for provider in ["file", "redis"] {
+            let at = |name: String| format!("{name}@{provider}");
+            let rates = std::collections::BTreeMap::from([
+                (at(names::public("web")), rate(100.0, 0.0)),
+                (at(names::slot("web", "blue")), rate(90.0, 0.0)),
+                (at(names::slot("web", "green")), rate(2.0, 1.0)),
+                (at(names::canary("web", "green")), rate(8.0, 0.0)),
+                (at(names::slot("webx", "green")), rate(50.0, 1.0)),
+            ]);
+            let green = slot_traffic(&app, &slot("green", "candidate", 10), &rates).unwrap();
+            assert_eq!(green.requests_per_second, 10.0, "{provider}: 2 preview + 8 public");
+            assert_eq!(green.error_ratio, Some(0.2), "{provider}: the 2 preview ones failed");
+            let blue = slot_traffic(&app, &slot("blue", "stable", 90), &rates).unwrap();
+            assert_eq!(blue.requests_per_second, 90.0, "{provider}");
+            // Outside a canary the stable slot's public traffic is the public service's.
+            app.canary_percent = 0;
+            let blue = slot_traffic(&app, &slot("blue", "stable", 100), &rates).unwrap();
+            assert_eq!(blue.requests_per_second, 190.0, "{provider}");
+            app.canary_percent = 10;
+        }
+        assert_eq!(slot_traffic(&app, &slot("red", "idle", 0), &Default::default()), None);
     }
 }

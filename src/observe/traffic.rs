@@ -43,6 +43,7 @@ pub fn rates(before: &Scrape, after: &Scrape, elapsed: Duration) -> BTreeMap<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::names;
 
     #[test]
     fn rates_and_5xx_share_per_service_between_two_scrapes() {
@@ -51,17 +52,16 @@ mod tests {
                 "traefik_service_requests_total{{code=\"{code}\",method=\"GET\",protocol=\"http\",service=\"{service}\"}} {n}\n"
             )
         };
-        let before =
-            Scrape::parse(&(line("200", "web-slot-green@file", 10) + &line("502", "web-slot-green@file", 0))).unwrap();
-        let after = Scrape::parse(
-            &(line("200", "web-slot-green@file", 28)
-                + &line("502", "web-slot-green@file", 2)
-                + &line("200", "web@file", 4)),
-        )
-        .unwrap();
+        let (green, public) = (
+            format!("{}@file", names::slot("web", "green")),
+            format!("{}@file", names::public("web")),
+        );
+        let before = Scrape::parse(&(line("200", &green, 10) + &line("502", &green, 0))).unwrap();
+        let after =
+            Scrape::parse(&(line("200", &green, 28) + &line("502", &green, 2) + &line("200", &public, 4))).unwrap();
         let r = rates(&before, &after, Duration::from_secs(5));
-        assert_eq!(r["web-slot-green@file"].requests_per_second, 4.0);
-        assert_eq!(r["web-slot-green@file"].error_ratio, Some(0.1));
-        assert_eq!(r["web@file"].requests_per_second, 0.8, "new service: counted from 0");
+        assert_eq!(r[&green].requests_per_second, 4.0);
+        assert_eq!(r[&green].error_ratio, Some(0.1));
+        assert_eq!(r[&public].requests_per_second, 0.8, "new service: counted from 0");
     }
 }

@@ -609,6 +609,7 @@ fn weights(children: &[(&str, u64)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::names;
     use crate::core::traefik::{Cookie, LoadBalancer, Mirror, Mirroring, Server, Sticky, Weighted, WeightedChild};
 
     fn router(rule: &str, service: &str) -> Router {
@@ -623,11 +624,11 @@ mod tests {
     // Answers captured from Traefik 3.7.15.
     const ROUTER: &str = r#"{"entryPoints":["web"],"service":"web","rule":"Host(`web.test`)","priority":16,"observability":{"accessLogs":true,"metrics":true,"tracing":true,"traceVerbosity":"minimal"},"status":"enabled","using":["web"],"name":"web@file","provider":"file","priorityStr":"16"}"#;
     const ROUTER_DISABLED: &str = r#"{"entryPoints":["web"],"service":"badw","rule":"Host(`bad2.test`)","priority":17,"observability":{"accessLogs":true,"metrics":true,"tracing":true,"traceVerbosity":"minimal"},"error":["building HTTP service \"gone\": the service \"gone@file\" does not exist"],"status":"disabled","using":["web"],"name":"bad2@file","provider":"file","priorityStr":"17"}"#;
-    const WEIGHTED: &str = r#"{"weighted":{"services":[{"name":"web-slot-blue","weight":90},{"name":"web-slot-green","weight":10}],"sticky":{"cookie":{"name":"pointsman-web-lb","httpOnly":true,"sameSite":"lax","path":"/"}}},"status":"enabled","usedBy":["web@file"],"name":"web@file","provider":"file","type":"weighted"}"#;
-    const LOAD_BALANCER: &str = r#"{"loadBalancer":{"servers":[{"url":"http://127.0.0.1:18091"}],"strategy":"wrr","passHostHeader":true,"responseForwarding":{"flushInterval":"100ms"}},"status":"enabled","name":"web-slot-blue@file","provider":"file","type":"loadbalancer","serverStatus":{"http://127.0.0.1:18091":"UP"}}"#;
+    const WEIGHTED: &str = r#"{"weighted":{"services":[{"name":"web.slot.blue","weight":90},{"name":"web.canary.green","weight":10}],"sticky":{"cookie":{"name":"pointsman-web-lb","httpOnly":true,"sameSite":"lax","path":"/"}}},"status":"enabled","usedBy":["web@file"],"name":"web@file","provider":"file","type":"weighted"}"#;
+    const LOAD_BALANCER: &str = r#"{"loadBalancer":{"servers":[{"url":"http://127.0.0.1:18091"}],"strategy":"wrr","passHostHeader":true,"responseForwarding":{"flushInterval":"100ms"}},"status":"enabled","name":"web.slot.blue@file","provider":"file","type":"loadbalancer","serverStatus":{"http://127.0.0.1:18091":"UP"}}"#;
     const EMPTY: &str = r#"{"loadBalancer":{"strategy":"wrr","passHostHeader":true,"responseForwarding":{"flushInterval":"100ms"}},"status":"enabled","usedBy":["e@file"],"name":"empty@file","provider":"file","type":"loadbalancer"}"#;
-    const MIRRORING: &str = r#"{"mirroring":{"service":"web-slot-blue","mirrorBody":true,"maxBodySize":1024,"mirrors":[{"name":"web-slot-green","percent":20}]},"status":"enabled","usedBy":["web-m@file"],"name":"web-mirror@file","provider":"file","type":"mirroring"}"#;
-    const MIRRORING_DEFAULTS: &str = r#"{"mirroring":{"service":"web-slot-blue","mirrorBody":true,"maxBodySize":-1,"mirrors":[{"name":"web-slot-green"}]},"status":"enabled","name":"zm@file","provider":"file","type":"mirroring"}"#;
+    const MIRRORING: &str = r#"{"mirroring":{"service":"web.primary","mirrorBody":true,"maxBodySize":1024,"mirrors":[{"name":"web.slot.green","percent":20}]},"status":"enabled","usedBy":["web-m@file"],"name":"web-mirror@file","provider":"file","type":"mirroring"}"#;
+    const MIRRORING_DEFAULTS: &str = r#"{"mirroring":{"service":"web.primary","mirrorBody":true,"maxBodySize":-1,"mirrors":[{"name":"web.slot.green"}]},"status":"enabled","name":"zm@file","provider":"file","type":"mirroring"}"#;
 
     fn api_router(json: &str) -> ApiRouter {
         serde_json::from_str(json).unwrap()
@@ -640,11 +641,11 @@ mod tests {
         Service::Weighted(Weighted {
             services: vec![
                 WeightedChild {
-                    name: "web-slot-blue".into(),
+                    name: names::slot("web", "blue"),
                     weight: blue,
                 },
                 WeightedChild {
-                    name: "web-slot-green".into(),
+                    name: names::canary("web", "green"),
                     weight: green,
                 },
             ],
@@ -663,10 +664,10 @@ mod tests {
         Service::Mirroring(Mirroring {
             max_body_size,
             mirrors: vec![Mirror {
-                name: "web-slot-green".into(),
+                name: names::slot("web", "green"),
                 percent,
             }],
-            service: "web-slot-blue".into(),
+            service: names::primary("web"),
         })
     }
 
@@ -681,9 +682,10 @@ mod tests {
             router_diff(&router("Host(`web.test`)", "web@file"), &seen),
             Vec::<String>::new()
         );
+        let green = names::slot("web", "green");
         assert_eq!(
-            router_diff(&router("Host(`web.test`)", "web-slot-green"), &seen),
-            ["service is web, expected web-slot-green"]
+            router_diff(&router("Host(`web.test`)", &green), &seen),
+            [format!("service is web, expected {green}")]
         );
         let mut r = router("Host(`other.test`)", "web");
         r.entry_points = vec!["web".into(), "preview".into()];
@@ -724,7 +726,11 @@ mod tests {
         assert!(service_diff(&weighted(90, 10, true), &seen).is_empty());
         assert_eq!(
             service_diff(&weighted(75, 25, true), &seen),
-            ["weights are web-slot-blue=90,web-slot-green=10, expected web-slot-blue=75,web-slot-green=25"]
+            [format!(
+                "weights are {g}=10,{b}=90, expected {g}=25,{b}=75",
+                b = names::slot("web", "blue"),
+                g = names::canary("web", "green")
+            )]
         );
         assert_eq!(
             service_diff(&weighted(90, 10, false), &seen),
@@ -771,7 +777,10 @@ mod tests {
         assert!(service_diff(&mirroring(0, None), &api_service(MIRRORING_DEFAULTS)).is_empty());
         assert_eq!(
             service_diff(&mirroring(10, None), &api_service(MIRRORING_DEFAULTS)),
-            ["mirrors are web-slot-green=0, expected web-slot-green=10"]
+            [format!(
+                "mirrors are {g}=0, expected {g}=10",
+                g = names::slot("web", "green")
+            )]
         );
     }
 
@@ -783,7 +792,8 @@ mod tests {
             .services
             .insert("web".into(), Service::load_balancer(["http://x".to_string()]));
         let expected = BTreeMap::from([("web".to_string(), d)]);
-        let removed = ["web".to_string(), "web-candidate".to_string()];
+        let candidate = names::candidate_router("web");
+        let removed = ["web".to_string(), candidate.clone()];
         let gone: Vec<String> = checks(&expected, &removed)
             .iter()
             .filter_map(|c| match c {
@@ -791,7 +801,7 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(gone, ["router web-candidate", "service web-candidate"]);
+        assert_eq!(gone, [format!("router {candidate}"), format!("service {candidate}")]);
     }
 
     #[test]
@@ -799,17 +809,17 @@ mod tests {
         let seen = vec![
             Seen::Matches,
             Seen::Differs {
-                what: "web: router web: service is web-slot-blue, expected web".into(),
+                what: "web: router web: service is web.slot.blue, expected web".into(),
                 errors: vec![],
             },
             Seen::Differs {
-                what: "web: router web-candidate is not loaded".into(),
+                what: "web: router web.candidate is not loaded".into(),
                 errors: vec![],
             },
         ];
         assert_eq!(
             timed_out("http://t", &seen, Duration::from_millis(2500)).to_string(),
-            "Traefik still serves other routing after 2.5s: web: router web: service is web-slot-blue, expected web; web: router web-candidate is not loaded; check Traefik's log, and that its provider reads what pointsman writes (the file provider this directory; the Redis provider the store's root key)"
+            "Traefik still serves other routing after 2.5s: web: router web: service is web.slot.blue, expected web; web: router web.candidate is not loaded; check Traefik's log, and that its provider reads what pointsman writes (the file provider this directory; the Redis provider the store's root key)"
         );
         let mut down = seen.clone();
         down.push(Seen::Unreachable(

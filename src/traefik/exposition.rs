@@ -172,14 +172,14 @@ mod tests {
     fn samples_labels_and_values() {
         let text = "# HELP traefik_service_requests_total How many HTTP requests processed on a service.\n\
                     # TYPE traefik_service_requests_total counter\n\
-                    traefik_service_requests_total{code=\"200\",method=\"GET\",protocol=\"http\",service=\"web-slot-blue@file\"} 128\n\
+                    traefik_service_requests_total{code=\"200\",method=\"GET\",protocol=\"http\",service=\"web.slot.blue@file\"} 128\n\
                     \n\
                     traefik_config_last_reload_success 1.79598193e+09\n\
                     h_bucket{le=\"+Inf\"} 3 1700000000000\n";
         let samples = parse(text).unwrap();
         assert_eq!(samples.len(), 3);
         assert_eq!(samples[0].name, "traefik_service_requests_total");
-        assert_eq!(samples[0].label("service"), Some("web-slot-blue@file"));
+        assert_eq!(samples[0].label("service"), Some("web.slot.blue@file"));
         assert_eq!(samples[0].label("code"), Some("200"));
         assert_eq!(samples[0].value, 128.0);
         assert_eq!(samples[1].labels, []);

@@ -3,13 +3,25 @@
 //! Traefik counts every request per service on its Prometheus endpoint (with
 //! `metrics.prometheus.addServicesLabels: true`): `traefik_service_requests_total` by status
 //! code, method and protocol, and the histogram `traefik_service_request_duration_seconds`.
-//! Leaf services only: a `weighted` or `mirroring` service has no series of its own, so the
-//! candidate's numbers are those of its leaf service `APP-slot-SLOT@file`. Copies sent by
-//! `mirroring` count there too (they are requests the candidate really served).
+//! Leaf services only: a `weighted` or `mirroring` service has no series of its own.
 //!
-//! The counters are cumulative since Traefik started, so a step is judged on the difference
-//! between a scrape at its start and one at its end ([`judge`]); that function is pure, so
-//! every rule (resets, thresholds, the quantile) is tested without Traefik.
+//! # What a step is judged on
+//!
+//! The candidate's *public* traffic: during a canary the weighted public service splits between
+//! the stable slot's service and `APP.canary.SLOT` ([`crate::core::names::canary`]), a leaf
+//! with the candidate's servers that nothing else references. Preview requests (the cookie or
+//! header `candidate`, the preview entrypoint) go to the slot's own service `APP.slot.SLOT`
+//! instead, so anyone able to send those (every visitor can set a cookie) cannot make a healthy
+//! candidate fail, nor hide a failing one behind healthy preview requests.
+//!
+//! # Windows, several Traefiks, restarts
+//!
+//! The counters are cumulative since each Traefik started, so a step is judged on what they
+//! gained over its window. With several Traefiks (`--traefik-metrics A,B`, one per host) the
+//! gain is computed per Traefik and then summed ([`Window`]); summing the counters first would
+//! hide one Traefik's restart behind the others' growth, or make the sum go down and judge the
+//! others' whole history. Rules are pure, so each (resets, thresholds, the quantile) is tested
+//! without Traefik.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -22,6 +34,8 @@ use crate::traefik::http::{HttpClient, REQUEST_TIMEOUT};
 const REQUESTS: &str = "traefik_service_requests_total";
 const DURATION_BUCKET: &str = "traefik_service_request_duration_seconds_bucket";
 const ENTRYPOINT_REQUESTS: &str = "traefik_entrypoint_requests_total";
+/// The process collector's gauge, which Traefik exports: a restart changes it.
+const START_TIME: &str = "process_start_time_seconds";
 
 /// Why a scrape failed. All are worth retrying at the next step except `Parse`, which means
 /// the URL is not a Prometheus endpoint (wrong port or path).
@@ -108,6 +122,98 @@ impl ServiceCounters {
 pub struct Scrape {
     services: BTreeMap<String, ServiceCounters>,
     entrypoint_requests: u64,
+    started: Option<f64>,
+}
+
+/// One Traefik's counters of one service at one instant, and when that Traefik started.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reading {
+    /// `process_start_time_seconds` (None if not exported): a different value is a restart
+    /// even when the new counters already passed the old ones.
+    pub started: Option<f64>,
+    pub counters: ServiceCounters,
+}
+
+impl Reading {
+    /// What this Traefik counted since `before` (Prometheus's `increase()` between two
+    /// samples): the difference, or, if it restarted in between (another start time, or a
+    /// counter that went down), everything it counted since the restart.
+    pub fn since(&self, before: &Reading) -> ServiceCounters {
+        match (self.started, before.started) {
+            (Some(now), Some(then)) if now != then => self.counters.clone(),
+            _ => self.counters.since(&before.counters),
+        }
+    }
+}
+
+/// One sample of a service: each Traefik's reading, by its metrics URL.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sample {
+    pub readings: BTreeMap<String, Reading>,
+}
+
+impl Sample {
+    /// Every Traefik's counters added up (what they say at this instant, not over a window).
+    pub fn total(&self) -> ServiceCounters {
+        let mut sum = ServiceCounters::default();
+        for r in self.readings.values() {
+            sum.add(&r.counters);
+        }
+        sum
+    }
+}
+
+/// What a rollout step's window counted so far, Traefik by Traefik.
+///
+/// Each new sample adds, for every Traefik, what that Traefik counted since its previous
+/// sample ([`Reading::since`]), and the sum is judged ([`judge_window`]). This is what makes a
+/// restart of one Traefik mid-step harmless both ways:
+///
+/// - A failing candidate still aborts: the errors that Traefik counted before it restarted
+///   were added by the samples before the restart (one a second), and its restarted counters
+///   add what it counts afterwards. Comparing the window's first sample with its last instead
+///   would lose them (the counter starts again from 0), and with several Traefiks their sum
+///   might not even go down, so the restart would go unseen and the gains of the others be
+///   offset by the loss.
+/// - A healthy candidate is not aborted: every Traefik's gain is its own difference, so no
+///   Traefik's history before the window (an earlier failed rollout of the same slot) is ever
+///   counted, which is what "the sum went down, judge the sum since the restart" would do.
+///
+/// A restart loses only what the restarted Traefik counted between its last sample and the
+/// restart. Not judging a sample with a restart in it was the other choice; it loses the whole
+/// window's errors on that Traefik, so a failing candidate could pass. A sample in which a
+/// Traefik could not be read is not judged at all (the caller's rule): the next one covers
+/// the gap, since it is compared with the last reading that Traefik gave.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Window {
+    last: BTreeMap<String, Reading>,
+    counted: ServiceCounters,
+}
+
+impl Window {
+    /// A window starting at `baseline`: nothing counted yet.
+    pub fn new(baseline: Sample) -> Window {
+        Window {
+            last: baseline.readings,
+            counted: ServiceCounters::default(),
+        }
+    }
+
+    /// Adds what each Traefik counted since its previous reading. A Traefik the window had no
+    /// reading of (the list of URLs changed) starts its part of the window at this sample.
+    pub fn advance(&mut self, sample: Sample) {
+        for (url, reading) in sample.readings {
+            if let Some(before) = self.last.get(&url) {
+                self.counted.add(&reading.since(before));
+            }
+            self.last.insert(url, reading);
+        }
+    }
+
+    /// What the window counted, every Traefik's gains added up.
+    pub fn counted(&self) -> &ServiceCounters {
+        &self.counted
+    }
 }
 
 /// A bucket bound as a map key (f64 is not `Ord`; bounds are never NaN).
@@ -131,6 +237,7 @@ impl Scrape {
         let mut requests: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         let mut buckets: BTreeMap<String, BTreeMap<Le, u64>> = BTreeMap::new();
         let mut entrypoint_requests = 0;
+        let mut started = None;
         // Counters are integers that Prometheus carries as floats.
         let count = |v: f64| if v.is_finite() && v > 0.0 { v.round() as u64 } else { 0 };
         for sample in exposition::parse(text)? {
@@ -160,6 +267,7 @@ impl Scrape {
                         .or_default() += count(sample.value);
                 }
                 ENTRYPOINT_REQUESTS => entrypoint_requests += count(sample.value),
+                START_TIME if sample.value.is_finite() => started = Some(sample.value),
                 _ => {}
             }
         }
@@ -183,13 +291,27 @@ impl Scrape {
         Ok(Scrape {
             services,
             entrypoint_requests,
+            started,
         })
     }
 
-    /// The counters of service `name` as the `service` label spells it (`web-slot-green@file`);
+    /// The counters of service `name` as the `service` label spells it (`web.canary.green@file`);
     /// all zero if Traefik has not counted a request for it yet.
     pub fn service(&self, name: &str) -> ServiceCounters {
         self.services.get(name).cloned().unwrap_or_default()
+    }
+
+    /// Service `name`'s counters with this Traefik's start time.
+    pub fn reading(&self, name: &str) -> Reading {
+        Reading {
+            started: self.started,
+            counters: self.service(name),
+        }
+    }
+
+    /// When this Traefik started (`process_start_time_seconds`), if it says.
+    pub fn started(&self) -> Option<f64> {
+        self.started
     }
 
     /// Every service Traefik has counted requests for.
@@ -205,19 +327,26 @@ impl Scrape {
     }
 }
 
-/// GETs Traefik's Prometheus endpoint (e.g. `http://traefik:8080/metrics`), 2 s timeout.
-/// One service's counters summed over every Traefik of `urls` (a comma list, one per host); any
+/// One service's reading from every Traefik of `urls` (a comma list, one per host); any
 /// Traefik that cannot be read fails the whole sample, so a step is never judged on part of
 /// its traffic.
-pub async fn service_counters(urls: &str, service: &str) -> Result<ServiceCounters, MetricsError> {
-    let scrapes = futures::future::join_all(urls.split(',').map(str::trim).filter(|u| !u.is_empty()).map(scrape)).await;
-    let mut sum = ServiceCounters::default();
-    for scrape in scrapes {
-        sum.add(&scrape?.service(service));
+pub async fn service_sample(urls: &str, service: &str) -> Result<Sample, MetricsError> {
+    let urls: Vec<&str> = urls.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+    let scrapes = futures::future::join_all(urls.iter().map(|u| scrape(u))).await;
+    let mut readings = BTreeMap::new();
+    for (url, scrape) in urls.into_iter().zip(scrapes) {
+        readings.insert(url.to_string(), scrape?.reading(service));
     }
-    Ok(sum)
+    Ok(Sample { readings })
 }
 
+/// One service's counters summed over every Traefik of `urls` (at this instant; a window is
+/// judged per Traefik, see [`Window`]).
+pub async fn service_counters(urls: &str, service: &str) -> Result<ServiceCounters, MetricsError> {
+    Ok(service_sample(urls, service).await?.total())
+}
+
+/// GETs Traefik's Prometheus endpoint (e.g. `http://traefik:8080/metrics`), 2 s timeout.
 pub async fn scrape(url: &str) -> Result<Scrape, MetricsError> {
     let response = HttpClient::new(REQUEST_TIMEOUT)
         .get(url)
@@ -350,12 +479,17 @@ pub enum Verdict {
     },
 }
 
-/// Judges the window between two scrapes of the candidate's service. Pure.
+/// Judges the window between two scrapes of one Traefik's counters of the candidate's
+/// service ([`judge_window`] of [`ServiceCounters::since`]). Pure.
+pub fn judge(before: &ServiceCounters, after: &ServiceCounters, limits: &Limits) -> Verdict {
+    judge_window(&after.since(before), limits)
+}
+
+/// Judges what a window counted (see [`Window`]). Pure.
 ///
 /// Checked in this order: enough requests (else [`Verdict::NotEnoughTraffic`]), the error
 /// ratio, then p99 if a limit is set. A ratio or p99 equal to its limit passes.
-pub fn judge(before: &ServiceCounters, after: &ServiceCounters, limits: &Limits) -> Verdict {
-    let window = after.since(before);
+pub fn judge_window(window: &ServiceCounters, limits: &Limits) -> Verdict {
     let requests = window.requests;
     if requests < limits.min_requests.max(1) {
         return Verdict::NotEnoughTraffic {
@@ -476,6 +610,7 @@ fn seconds(s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::names;
 
     const FIXTURE: &str = include_str!("../../fixtures/metrics/traefik-3.7.txt");
     const BOUNDS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, f64::INFINITY];
@@ -503,6 +638,239 @@ mod tests {
         );
     }
 
+    /// Traefik `a`'s and `b`'s readings, as [`service_sample`] gives them.
+    fn two(a: Reading, b: Reading) -> Sample {
+        Sample {
+            readings: BTreeMap::from([("http://a:8082/metrics".into(), a), ("http://b:8082/metrics".into(), b)]),
+        }
+    }
+
+    /// A reading of a Traefik started at `started` (seconds since the epoch).
+    fn at(started: f64, counters: ServiceCounters) -> Reading {
+        Reading {
+            started: Some(started),
+            counters,
+        }
+    }
+
+    /// The window from the first sample through the others.
+    fn window(samples: impl IntoIterator<Item = Sample>) -> Window {
+        let mut samples = samples.into_iter();
+        let mut w = Window::new(samples.next().unwrap());
+        for s in samples {
+            w.advance(s);
+        }
+        w
+    }
+
+    /// What judging the sums of the first and last samples gave (the rule before windows were
+    /// per Traefik): each test shows it getting the case wrong.
+    fn judged_on_sums(first: &Sample, last: &Sample, limits: &Limits) -> Verdict {
+        judge(&first.total(), &last.total(), limits)
+    }
+
+    #[test]
+    fn a_failing_candidate_whose_errors_were_on_a_traefik_that_then_restarted_still_aborts() {
+        // Traefik a sees the candidate fail 15 of 15 requests, too few to judge yet; then it
+        // restarts (a new start time, counters from 0) and keeps seeing it fail: 3 of 6.
+        let samples = [
+            two(
+                at(100.0, counters(10_000, 0, fast(10_000))),
+                at(100.0, counters(5_000, 0, fast(5_000))),
+            ),
+            two(
+                at(100.0, counters(10_015, 15, fast(10_015))),
+                at(100.0, counters(5_004, 0, fast(5_004))),
+            ),
+            two(
+                at(200.0, counters(6, 3, fast(6))),
+                at(100.0, counters(5_008, 0, fast(5_008))),
+            ),
+        ];
+        let limits = Limits::default();
+        let w = window(samples[..2].iter().cloned());
+        assert_eq!(
+            judge_window(w.counted(), &limits),
+            Verdict::NotEnoughTraffic {
+                requests: 19,
+                needed: 20
+            }
+        );
+        let w = window(samples.iter().cloned());
+        // 15 + 6 on a, 8 on b; 15 + 3 errors, all on a.
+        assert_eq!((w.counted().requests, w.counted().errors), (29, 18));
+        assert_eq!(
+            judge_window(w.counted(), &limits),
+            Verdict::Breach {
+                metric: Metric::ErrorRatio,
+                value: 18.0 / 29.0,
+                threshold: 0.01,
+                requests: 29
+            }
+        );
+        // On sums, the restart makes the total go down (15,000 → 5,014), so the window became
+        // the total since "the restart": b's whole history, where 3 errors of 5,014 pass.
+        assert!(judged_on_sums(&samples[0], &samples[2], &limits).passed());
+    }
+
+    #[test]
+    fn a_healthy_candidate_across_one_traefiks_restart_is_not_aborted() {
+        // Both Traefiks counted an earlier, failed rollout of the same slot before this step
+        // (300 and 100 errors). In the step the candidate answers everything; a restarts.
+        let samples = [
+            two(
+                at(100.0, counters(1_000, 300, fast(1_000))),
+                at(100.0, counters(200, 100, fast(200))),
+            ),
+            two(
+                at(100.0, counters(1_100, 300, fast(1_100))),
+                at(100.0, counters(250, 100, fast(250))),
+            ),
+            two(
+                at(200.0, counters(40, 0, fast(40))),
+                at(100.0, counters(300, 100, fast(300))),
+            ),
+        ];
+        let limits = Limits::default();
+        let w = window(samples.iter().cloned());
+        assert_eq!((w.counted().requests, w.counted().errors), (100 + 40 + 100, 0));
+        assert!(judge_window(w.counted(), &limits).passed());
+        // On sums: 1,200 → 340 went down, so the window was all 340 with b's 100 old errors.
+        assert_eq!(
+            judged_on_sums(&samples[0], &samples[2], &limits),
+            Verdict::Breach {
+                metric: Metric::ErrorRatio,
+                value: 100.0 / 340.0,
+                threshold: 0.01,
+                requests: 340
+            }
+        );
+        // Without start times a restart is still seen when a counter goes down.
+        let blind = |s: &Sample| Sample {
+            readings: s
+                .readings
+                .iter()
+                .map(|(u, r)| {
+                    let r = Reading {
+                        started: None,
+                        ..r.clone()
+                    };
+                    (u.clone(), r)
+                })
+                .collect(),
+        };
+        let w = window(samples.iter().map(blind));
+        assert_eq!((w.counted().requests, w.counted().errors), (240, 0));
+    }
+
+    #[test]
+    fn a_new_start_time_is_a_restart_even_when_the_counters_grew_past_the_old_ones() {
+        let before = at(100.0, counters(12, 7, fast(12)));
+        let after = at(200.0, counters(20, 10, fast(20)));
+        assert_eq!(after.since(&before), after.counters, "all 20 since the restart");
+        let same = at(100.0, counters(20, 10, fast(20)));
+        assert_eq!(same.since(&before), counters(8, 3, fast(8)));
+    }
+
+    #[test]
+    fn p99_is_computed_on_every_traefiks_own_buckets_across_a_restart() {
+        // a restarts and its next 10 requests are slow, in (0.25, 0.5]; b stays fast.
+        let slow_10 = [0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 0];
+        let samples = [
+            two(
+                at(1.0, counters(1_000, 0, fast(1_000))),
+                at(1.0, counters(1_000, 0, fast(1_000))),
+            ),
+            two(
+                at(1.0, counters(1_100, 0, fast(1_100))),
+                at(1.0, counters(1_050, 0, fast(1_050))),
+            ),
+            two(
+                at(2.0, counters(10, 0, slow_10)),
+                at(1.0, counters(1_100, 0, fast(1_100))),
+            ),
+        ];
+        let limits = Limits {
+            max_p99: Some(Duration::from_millis(250)),
+            ..Limits::default()
+        };
+        let w = window(samples.iter().cloned());
+        // 200 fast + 10 slow: the 207.9th is the 7.9th slow one, 0.25 + 0.25 × 7.9/10.
+        assert_eq!(w.counted(), &counters(210, 0, [200, 0, 0, 0, 0, 0, 10, 0, 0, 0, 0]));
+        let Verdict::Breach {
+            metric: Metric::P99,
+            value,
+            requests: 210,
+            ..
+        } = judge_window(w.counted(), &limits)
+        else {
+            panic!("{:?}", judge_window(w.counted(), &limits));
+        };
+        assert!((value - 0.4475).abs() < 1e-9, "{value}");
+        // On sums the first bucket went down (2,000 → 1,110), and the window became all of
+        // b's history, where the 10 slow requests are below the 1st percentile.
+        assert!(judged_on_sums(&samples[0], &samples[2], &limits).passed());
+    }
+
+    #[test]
+    fn preview_requests_failing_do_not_fail_a_healthy_public_candidate() {
+        // What Traefik counts during a canary of green: the public split's child
+        // web.canary.green is healthy; the slot service web.slot.green, reached by the preview
+        // cookie, header and entrypoint, answered 5xx to every one of its 200 requests.
+        let line = |service: String, code: u16, n: u64| {
+            format!(
+                "traefik_service_requests_total{{code=\"{code}\",method=\"GET\",protocol=\"http\",service=\"{service}@file\"}} {n}\n"
+            )
+        };
+        let text = |public: u64, preview: u64| {
+            line(names::canary("web", "green"), 200, public)
+                + &line(names::slot("web", "green"), 500, preview)
+                + &line(names::slot("web", "blue"), 200, 9 * public)
+        };
+        let judged = format!("{}@file", names::canary("web", "green"));
+        let sample = |text: String| Sample {
+            readings: BTreeMap::from([("t".into(), Scrape::parse(&text).unwrap().reading(&judged))]),
+        };
+        let mut w = Window::new(sample(text(1_000, 0)));
+        w.advance(sample(text(1_100, 200)));
+        assert_eq!(
+            judge_window(w.counted(), &Limits::default()),
+            Verdict::Pass {
+                requests: 100,
+                error_ratio: 0.0,
+                p99: None
+            }
+        );
+        // The slot service is what a step was judged on before: 200 of 200 failed.
+        let slot = format!("{}@file", names::slot("web", "green"));
+        let (before, after) = (
+            Scrape::parse(&text(1_000, 0)).unwrap(),
+            Scrape::parse(&text(1_100, 200)).unwrap(),
+        );
+        assert!(!judge(&before.service(&slot), &after.service(&slot), &Limits::default()).passed());
+    }
+
+    #[test]
+    fn the_start_time_is_read_and_a_traefik_new_in_a_window_starts_there() {
+        let s = Scrape::parse("process_start_time_seconds 1.79631795797e+09\n").unwrap();
+        assert_eq!(s.started(), Some(1_796_317_957.97));
+        assert_eq!(Scrape::parse(FIXTURE).unwrap().started(), None);
+        let one = |c| Sample {
+            readings: BTreeMap::from([("http://a:8082/metrics".into(), at(1.0, c))]),
+        };
+        let mut w = Window::new(one(counters(100, 0, fast(100))));
+        w.advance(two(
+            at(1.0, counters(150, 0, fast(150))),
+            at(1.0, counters(900, 900, fast(900))),
+        ));
+        assert_eq!(w.counted(), &counters(50, 0, fast(50)), "b's 900 are before its window");
+        w.advance(two(
+            at(1.0, counters(160, 0, fast(160))),
+            at(1.0, counters(910, 910, fast(910))),
+        ));
+        assert_eq!(w.counted(), &counters(70, 10, fast(70)));
+    }
+
     /// Counters built from per-bucket (not cumulative) counts over [`BOUNDS`].
     fn counters(requests: u64, errors: u64, per_bucket: [u64; 11]) -> ServiceCounters {
         let mut running = 0;
@@ -528,14 +896,15 @@ mod tests {
     #[test]
     fn real_traefik_text_sums_codes_methods_and_protocols() {
         let scrape = Scrape::parse(FIXTURE).unwrap();
-        assert_eq!(
-            scrape.services().collect::<Vec<_>>(),
-            ["web-slot-blue@file", "web-slot-green@file"]
+        let (blue, green) = (
+            format!("{}@file", names::slot("web", "blue")),
+            format!("{}@file", names::slot("web", "green")),
         );
-        let green = scrape.service("web-slot-green@file");
+        assert_eq!(scrape.services().collect::<Vec<_>>(), [&blue, &green]);
+        let green = scrape.service(&green);
         // 200 GET 55 + 200 POST 43 + 400 POST 10 + 500 GET 8.
         assert_eq!((green.requests, green.errors), (116, 8));
-        let blue = scrape.service("web-slot-blue@file");
+        let blue = scrape.service(&blue);
         // 128 + 477 + 97 + 3, of which the three 502s are 5xx.
         assert_eq!((blue.requests, blue.errors), (705, 3));
         // Buckets summed over the four label sets, cumulative per le, +Inf last.
@@ -545,7 +914,7 @@ mod tests {
         assert_eq!(green.buckets[3].count, 55 + 41 + 10 + 8);
         assert_eq!(green.buckets.last().unwrap().count, green.requests);
         assert_eq!(
-            scrape.service("web-slot-green"),
+            scrape.service(&names::slot("web", "green")),
             ServiceCounters::default(),
             "no @file: no series"
         );
