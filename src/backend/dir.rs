@@ -348,6 +348,10 @@ fn parse_state(path: &Path, bytes: &[u8]) -> Result<State, BackendError> {
             ),
         });
     }
+    state.validate().map_err(|error| BackendError::InvalidState {
+        path: path.into(),
+        error,
+    })?;
     state.format = state::FORMAT;
     Ok(state)
 }

@@ -569,7 +569,7 @@ async fn status<S, K>(
         if let Some(r) = &roles.rollout {
             entry["rollout"] = json!({
                 "slot": r.slot,
-                "step": r.step + 1,
+                "step": r.step.saturating_add(1),
                 "steps": r.steps,
                 "weight": r.weight(),
                 "pause_ms": r.pause_ms,

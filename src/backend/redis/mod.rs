@@ -340,6 +340,11 @@ impl RedisStore {
                 state::FORMAT
             )));
         }
+        state.validate().map_err(|error| BackendError::InvalidKey {
+            url: self.redis.url.to_string(),
+            key: STATE_KEY.into(),
+            error,
+        })?;
         Ok(state)
     }
 
