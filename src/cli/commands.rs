@@ -535,7 +535,7 @@ async fn status<S, K>(
                         let members: Vec<_> = s
                             .members
                             .iter()
-                            .map(|m| json!({ "name": m.name, "id": &m.id[..m.id.len().min(12)], "condition": m.condition, "url": m.url }))
+                            .map(|m| json!({ "name": m.name, "id": m.id.get(..12).unwrap_or(&m.id), "condition": m.condition, "url": m.url }))
                             .collect();
                         (s.name.clone(), json!({ "role": role, "servers": s.servers(), "containers": members }))
                     })

@@ -429,6 +429,15 @@ fn read_nested(r: &mut impl BufRead, depth: usize, budget: &mut usize) -> Result
     })
 }
 
+/// Reads the first reply in `bytes` as the client reads one off the socket: the fuzz target's
+/// entry (`fuzz/`). Running out of bytes is an error like any other.
+pub fn parse_reply(mut bytes: &[u8]) -> Result<Value, String> {
+    read_value(&mut bytes).map_err(|e| match e {
+        ReadError::Io(e) => e.to_string(),
+        ReadError::Protocol(what) => what,
+    })
+}
+
 /// Takes `n` bytes from what one reply may still hold.
 fn spend(budget: &mut usize, n: usize) -> Result<(), ReadError> {
     *budget = budget.checked_sub(n).ok_or_else(|| {
