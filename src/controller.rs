@@ -665,7 +665,9 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
                     }
                     failing = false;
                 }
-                Err(RunError::Backend(e @ BackendError::CorruptState { .. })) => return Err(e.into()),
+                Err(RunError::Backend(e @ (BackendError::CorruptState { .. } | BackendError::InvalidState { .. }))) => {
+                    return Err(e.into());
+                }
                 Err(e @ RunError::PrefixChanged { .. }) => return Err(e),
                 Err(e) => {
                     error!("{e}; retrying in {}s", TICK.as_secs());

@@ -445,7 +445,9 @@ pub async fn run<A: DockerApi>(
                 );
                 term = None;
             }
-            Err(RunError::Backend(e @ BackendError::CorruptKey { .. })) => break Err(e.into()),
+            Err(RunError::Backend(e @ (BackendError::CorruptKey { .. } | BackendError::InvalidKey { .. }))) => {
+                break Err(e.into());
+            }
             Err(e @ RunError::PrefixChanged { .. }) => break Err(e),
             Err(e) => error!("{e}; retrying"),
         }

@@ -330,7 +330,9 @@ impl FileStateStore {
     }
 }
 
-fn parse_state(path: &Path, bytes: &[u8]) -> Result<State, BackendError> {
+/// Parses and validates a state file's bytes (`path` names it in errors); empty bytes are an
+/// empty state. Public for the fuzz target (`fuzz/`).
+pub fn parse_state(path: &Path, bytes: &[u8]) -> Result<State, BackendError> {
     if bytes.is_empty() {
         return Ok(State::default());
     }
@@ -348,6 +350,10 @@ fn parse_state(path: &Path, bytes: &[u8]) -> Result<State, BackendError> {
             ),
         });
     }
+    state.validate().map_err(|error| BackendError::InvalidState {
+        path: path.into(),
+        error,
+    })?;
     state.format = state::FORMAT;
     Ok(state)
 }

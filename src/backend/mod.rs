@@ -55,6 +55,12 @@ pub enum BackendError {
         "state file {path} is corrupt: {reason}. pointsman will not reset roles silently; restore it from a backup, or move it aside to re-seed roles from labels"
     )]
     CorruptState { path: PathBuf, reason: String },
+    /// A state file that parsed but holds a value pointsman never writes; fatal like a corrupt one.
+    #[error("state file {path}: {error}. pointsman will not reset roles silently")]
+    InvalidState {
+        path: PathBuf,
+        error: crate::core::state::Invalid,
+    },
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("cannot write {path}: {source}; the previous file is still in place")]
@@ -69,6 +75,13 @@ pub enum BackendError {
         "key {key} in {url} is corrupt: {reason}. pointsman will not reset roles silently; restore it (or delete the key to re-seed roles from labels)"
     )]
     CorruptKey { url: String, key: String, reason: String },
+    /// The Redis form of [`BackendError::InvalidState`].
+    #[error("key {key} in {url}: {error}. pointsman will not reset roles silently")]
+    InvalidKey {
+        url: String,
+        key: String,
+        error: crate::core::state::Invalid,
+    },
     /// The leader's lease passed to another controller: this one must not render any more.
     #[error("this controller no longer holds the leader's lease ({}); it stops rendering", holder.as_deref().map_or("nobody holds it now".to_string(), |h| format!("host {h} holds it")))]
     Fenced { holder: Option<String> },

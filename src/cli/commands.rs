@@ -535,7 +535,7 @@ async fn status<S, K>(
                         let members: Vec<_> = s
                             .members
                             .iter()
-                            .map(|m| json!({ "name": m.name, "id": &m.id[..m.id.len().min(12)], "condition": m.condition, "url": m.url }))
+                            .map(|m| json!({ "name": m.name, "id": m.id.get(..12).unwrap_or(&m.id), "condition": m.condition, "url": m.url }))
                             .collect();
                         (s.name.clone(), json!({ "role": role, "servers": s.servers(), "containers": members }))
                     })
@@ -569,7 +569,7 @@ async fn status<S, K>(
         if let Some(r) = &roles.rollout {
             entry["rollout"] = json!({
                 "slot": r.slot,
-                "step": r.step + 1,
+                "step": r.step.saturating_add(1),
                 "steps": r.steps,
                 "weight": r.weight(),
                 "pause_ms": r.pause_ms,

@@ -659,7 +659,7 @@ impl Args {
                 wait,
             } => {
                 let steps = parse_steps(&steps)?;
-                let pause = parse_duration("--pause", &pause)?;
+                let pause = rollout_duration("--pause", &pause)?;
                 if !(0.0..=1.0).contains(&max_error_ratio) {
                     return Err(UsageError(format!(
                         "--max-error-ratio {max_error_ratio}: give a share between 0 and 1 (0.01 = 1 %)"
@@ -677,7 +677,7 @@ impl Args {
                         metrics: url.clone(),
                         max_error_ratio,
                         max_p99_ms: max_p99
-                            .map(|t| parse_duration("--max-p99", &t).map(|d| d.as_millis() as u64))
+                            .map(|t| rollout_duration("--max-p99", &t).map(|d| d.as_millis() as u64))
                             .transpose()?,
                         min_requests,
                     })
@@ -855,6 +855,18 @@ fn parse_duration(flag: &str, text: &str) -> Result<Duration, UsageError> {
         .and_then(|d| Duration::try_from(d).ok())
         .filter(|d| !d.is_zero())
         .ok_or_else(|| UsageError(format!("{flag} {text:?}: give a duration such as 500ms, 60s or 5m")))
+}
+
+/// A duration a rollout records in the state: 1 ms to 30 days (what the state's validation
+/// accepts back).
+fn rollout_duration(flag: &str, text: &str) -> Result<Duration, UsageError> {
+    let d = parse_duration(flag, text)?;
+    if !(1..=u128::from(crate::core::state::MAX_DURATION_MS)).contains(&d.as_millis()) {
+        return Err(UsageError(format!(
+            "{flag} {text:?}: give a duration from 1ms to 30 days"
+        )));
+    }
+    Ok(d)
 }
 
 /// `5,25,50,100`: increasing weights in percent, each 1 to 100.

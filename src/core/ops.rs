@@ -723,7 +723,7 @@ fn judge(
     let Some(rollout) = state.roles(app).rollout else {
         return Err(Refusal::NoRollout { app: app.into() });
     };
-    let n = rollout.step + 1;
+    let n = rollout.step.saturating_add(1);
     let of = rollout.steps.len();
     let still_candidate = app_of(fleet, app)
         .ok()
@@ -751,7 +751,7 @@ fn judge(
         Judgement::NotEnough(why) => {
             let roles = state.apps.get_mut(app).expect("a rollout has roles");
             let r = roles.rollout.as_mut().expect("checked above");
-            r.extended += 1;
+            r.extended = r.extended.saturating_add(1);
             r.since = ctx.now;
             let detail = format!(
                 "step {n} of {of} ({}%) extended ({} of {MAX_EXTENSIONS}): {why}",
@@ -782,7 +782,7 @@ fn judge(
         Judgement::Pass(summary) => {
             let roles = state.apps.get_mut(app).expect("a rollout has roles");
             let r = roles.rollout.as_mut().expect("checked above");
-            r.step += 1;
+            r.step = r.step.saturating_add(1);
             r.since = ctx.now;
             r.extended = 0;
             let weight = r.weight();
@@ -790,7 +790,10 @@ fn judge(
                 slot: rollout.slot.clone(),
                 percent: weight,
             });
-            let detail = format!("step {n} of {of} passed ({summary}); step {} of {of}: {weight}%", n + 1);
+            let detail = format!(
+                "step {n} of {of} passed ({summary}); step {} of {of}: {weight}%",
+                n.saturating_add(1)
+            );
             let mut t = transition(ctx.now, app, Action::Step, roles.stable.clone(), &rollout.slot, ctx.by);
             t.detail = Some(detail.clone());
             state.record(t.clone());

@@ -160,12 +160,14 @@ impl Rollout {
         std::time::Duration::from_millis(self.pause_ms)
     }
 
+    /// The weight of the step running now. Validated state has `step < steps.len()`; should a
+    /// plan ever be out of range anyway, the last step (or 0 for no step) is used, never a panic.
     pub fn weight(&self) -> u8 {
-        self.steps[self.step.min(self.steps.len() - 1)]
+        self.steps.get(self.step).or(self.steps.last()).copied().unwrap_or(0)
     }
 
     pub fn is_last_step(&self) -> bool {
-        self.step + 1 >= self.steps.len()
+        self.step.saturating_add(1) >= self.steps.len()
     }
 }
 
@@ -241,5 +243,447 @@ impl State {
         while self.history.len() > HISTORY_LIMIT {
             self.history.pop_front();
         }
+    }
+}
+
+/// The longest `--pause` (and `--max-p99`) a rollout may record: 30 days. The flags refuse
+/// more, so a state holding more was not written by pointsman.
+pub const MAX_DURATION_MS: u64 = 30 * 24 * 60 * 60 * 1000;
+
+/// Longest host name an `--allow-host` pattern may hold (DNS allows 253; a trailing dot, 254).
+const MAX_HOST: usize = 254;
+
+/// Longest host (or host pattern) a claim may hold: the size limit of a label value, which
+/// the rule a claim comes from is read from.
+const MAX_CLAIM: usize = 4096;
+
+/// A state that parsed but cannot be what pointsman wrote: `field` is the path of the value
+/// (`apps.web.rollout.steps`), `problem` what is wrong with it, `fix` the operator's next step.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}; {fix}")]
+pub struct Invalid {
+    pub field: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl State {
+    /// Checks every value pointsman relies on without checking again: names, rollout plans,
+    /// shares, durations, bounds. Run by each state store right after parsing, so nothing read
+    /// from a file or a Redis key reaches code that would panic on it or render it into
+    /// Traefik's configuration. The first violation found is returned.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let fail = |field: String, problem: String, fix: String| Err(Invalid { field, problem, fix });
+        let edit = "fix the value, or restore the state from a backup".to_string();
+        validate_choices(&self.settings)?;
+        for (app, roles) in &self.apps {
+            let at = format!("apps.{}", key(app));
+            if !crate::core::labels::is_dns_label(app) {
+                return fail(
+                    at,
+                    "is not an app name (a lowercase DNS label)".into(),
+                    "remove this entry (pointsman never writes one)".into(),
+                );
+            }
+            for (name, slot) in [
+                ("stable", &roles.stable),
+                ("pinned", &roles.pinned),
+                ("previous", &roles.previous),
+            ] {
+                if let Some(slot) = slot {
+                    slot_ok(&format!("{at}.{name}"), slot, &edit)?;
+                }
+            }
+            for (name, share) in [("canary", &roles.canary), ("mirror", &roles.mirror)] {
+                if let Some(share) = share {
+                    let field = format!("{at}.{name}");
+                    slot_ok(&format!("{field}.slot"), &share.slot, &edit)?;
+                    if share.percent > 100 {
+                        return fail(
+                            format!("{field}.percent"),
+                            format!("is {}, more than 100", share.percent),
+                            format!(
+                                "give 0 to 100, or delete {field} from the state (what `pointsman abort {app}` does)"
+                            ),
+                        );
+                    }
+                }
+            }
+            if let Some(r) = &roles.rollout {
+                validate_rollout(&format!("{at}.rollout"), app, r)?;
+            }
+        }
+        for (app, claim) in &self.claims {
+            let at = format!("claims.{}", key(app));
+            let fix = "remove this claim: the controller records it again from the app's containers".to_string();
+            if !crate::core::labels::is_dns_label(app) {
+                return fail(at, "is not an app name (a lowercase DNS label)".into(), fix);
+            }
+            for (i, host) in claim.hosts.iter().enumerate() {
+                if host.is_empty()
+                    || host.len() > MAX_CLAIM
+                    || host.chars().any(|c| c.is_control() || c.is_whitespace())
+                {
+                    return fail(
+                        format!("{at}.hosts.{i}"),
+                        format!("{} is not a host name", shown(host)),
+                        fix,
+                    );
+                }
+            }
+            if let Some(p) = &claim.project
+                && !crate::core::labels::is_project_name(p)
+            {
+                return fail(
+                    format!("{at}.project"),
+                    format!("{} is not a Compose project name", shown(p)),
+                    fix,
+                );
+            }
+        }
+        if self.history.len() > HISTORY_LIMIT {
+            return fail(
+                "history".into(),
+                format!(
+                    "has {} entries, more than the {HISTORY_LIMIT} pointsman keeps",
+                    self.history.len()
+                ),
+                format!(
+                    "remove the oldest entries (the first {})",
+                    self.history.len() - HISTORY_LIMIT
+                ),
+            );
+        }
+        for (i, t) in self.history.iter().enumerate() {
+            if !crate::core::labels::is_dns_label(&t.app) {
+                return fail(
+                    format!("history.{i}.app"),
+                    format!("{} is not an app name (a lowercase DNS label)", shown(&t.app)),
+                    "remove this entry".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A name as the operator would type it, quoted and cut short: a hostile name may be long.
+fn shown(s: &str) -> String {
+    const MAX: usize = 64;
+    match s.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{:?}…", &s[..cut]),
+        None => format!("{s:?}"),
+    }
+}
+
+/// A map key in a field path: bare when it is a plain name, else quoted like [`shown`].
+fn key(s: &str) -> String {
+    let plain =
+        !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    if plain { s.to_string() } else { shown(s) }
+}
+
+fn slot_ok(field: &str, slot: &str, fix: &str) -> Result<(), Invalid> {
+    if crate::core::labels::is_slot_name(slot) {
+        return Ok(());
+    }
+    Err(Invalid {
+        field: field.into(),
+        problem: format!("{} is not a slot name (letters, digits, '_', '.', '-')", shown(slot)),
+        fix: fix.into(),
+    })
+}
+
+/// The rules `rollout APP --steps … --pause …` creates plans by, and the controller's own
+/// bookkeeping (`step` within the plan, at most `MAX_EXTENSIONS` extensions).
+fn validate_rollout(at: &str, app: &str, r: &Rollout) -> Result<(), Invalid> {
+    let fix = format!(
+        "fix the value, or delete {at} and apps.{app}.canary from the state (what `pointsman abort {app}` does; no command runs on this state)"
+    );
+    let fail = |field: &str, problem: String| {
+        Err(Invalid {
+            field: format!("{at}{field}"),
+            problem,
+            fix: fix.clone(),
+        })
+    };
+    slot_ok(&format!("{at}.slot"), &r.slot, &fix)?;
+    if r.steps.is_empty() {
+        return fail(".steps", "is empty".into());
+    }
+    if r.steps.len() > 100 {
+        return fail(
+            ".steps",
+            format!(
+                "has {} steps; increasing weights 1 to 100 are at most 100",
+                r.steps.len()
+            ),
+        );
+    }
+    if let Some((i, w)) = r.steps.iter().enumerate().find(|(_, w)| !(1..=100).contains(*w)) {
+        return fail(&format!(".steps.{i}"), format!("is {w}; a weight is 1 to 100"));
+    }
+    if let Some(i) = r.steps.windows(2).position(|w| w[0] >= w[1]) {
+        return fail(
+            &format!(".steps.{}", i + 1),
+            format!("is {} after {}; weights must increase", r.steps[i + 1], r.steps[i]),
+        );
+    }
+    if r.step >= r.steps.len() {
+        return fail(
+            ".step",
+            format!("is {}, but the plan has steps 0 to {}", r.step, r.steps.len() - 1),
+        );
+    }
+    if !(1..=MAX_DURATION_MS).contains(&r.pause_ms) {
+        return fail(
+            ".pause_ms",
+            format!("is {}; a pause is 1 ms to {MAX_DURATION_MS} ms (30 days)", r.pause_ms),
+        );
+    }
+    if r.extended > crate::core::ops::MAX_EXTENSIONS {
+        return fail(
+            ".extended",
+            format!(
+                "is {}; a step is extended at most {} times",
+                r.extended,
+                crate::core::ops::MAX_EXTENSIONS
+            ),
+        );
+    }
+    if let Some(a) = &r.analysis {
+        if !(0.0..=1.0).contains(&a.max_error_ratio) {
+            return fail(
+                ".analysis.max_error_ratio",
+                format!("is {}; a share is 0 to 1 (0.01 = 1 %)", a.max_error_ratio),
+            );
+        }
+        if let Some(p99) = a.max_p99_ms
+            && p99 > MAX_DURATION_MS
+        {
+            return fail(
+                ".analysis.max_p99_ms",
+                format!("is {p99}; a latency limit is at most {MAX_DURATION_MS} ms (30 days)"),
+            );
+        }
+        if !a.metrics.starts_with("http://") {
+            return fail(
+                ".analysis.metrics",
+                format!("{} is not an http:// URL", shown(&a.metrics)),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The rules the flags check (`--label-prefix`, `--entrypoints`, `--preview-entrypoint`,
+/// `--allow-host`), for choices read back from the state.
+fn validate_choices(c: &Choices) -> Result<(), Invalid> {
+    let fail = |field: &str, problem: String| {
+        Err(Invalid {
+            field: format!("settings.{field}"),
+            problem,
+            fix: "fix it, or record the setting again with its flag and --reconfigure".into(),
+        })
+    };
+    let name_ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    if let Some(p) = &c.label_prefix
+        && (p.is_empty()
+            || !p
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+    {
+        return fail("label_prefix", format!("{} is not a label prefix", shown(p)));
+    }
+    if let Some(list) = &c.entrypoints {
+        if list.is_empty() {
+            return fail("entrypoints", "is empty".into());
+        }
+        if let Some((i, e)) = list.iter().enumerate().find(|(_, e)| !name_ok(e)) {
+            return fail(
+                &format!("entrypoints.{i}"),
+                format!("{} is not an entrypoint name", shown(e)),
+            );
+        }
+    }
+    if let Some(Some(p)) = &c.preview_entrypoint
+        && !name_ok(p)
+    {
+        return fail("preview_entrypoint", format!("{} is not an entrypoint name", shown(p)));
+    }
+    if let Some(list) = &c.allowed_hosts {
+        for (i, pattern) in list.iter().enumerate() {
+            let name = pattern.strip_prefix("*.").unwrap_or(pattern);
+            let ok = !name.is_empty()
+                && name.len() <= MAX_HOST
+                && name.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                });
+            if !ok {
+                return fail(
+                    &format!("allowed_hosts.{i}"),
+                    format!("{} is not a host name or *.domain", shown(pattern)),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state with a running rollout, as `rollout web --steps 10,50,100` writes it.
+    fn good() -> serde_json::Value {
+        serde_json::json!({
+            "format": 2,
+            "settings": {"entrypoints": ["web"], "allowed_hosts": ["*.example.com"]},
+            "apps": {"web": {
+                "stable": "blue",
+                "canary": {"slot": "green", "percent": 10},
+                "rollout": {
+                    "slot": "green", "steps": [10, 50, 100], "pause_ms": 60000, "step": 0,
+                    "since": "2024-01-01T00:00:00Z", "extended": 0,
+                    "analysis": {"metrics": "http://traefik:8080/metrics", "max_error_ratio": 0.01, "min_requests": 20}
+                }
+            }},
+            "claims": {"web": {"hosts": ["web.example.com"], "since": "2024-01-01T00:00:00Z", "project": "shop"}},
+            "history": [{"at": "2024-01-01T00:00:00.000Z", "app": "web", "action": "seed", "to": "blue", "by": "controller"}]
+        })
+    }
+
+    /// The field and problem `validate` names once `edit` is applied to the good state.
+    fn invalid(edit: impl FnOnce(&mut serde_json::Value)) -> Invalid {
+        let mut v = good();
+        edit(&mut v);
+        let state: State = serde_json::from_value(v).expect("the edited state still parses");
+        state.validate().expect_err("the edited state is invalid")
+    }
+
+    #[test]
+    fn what_pointsman_writes_is_valid() {
+        let state: State = serde_json::from_value(good()).unwrap();
+        assert_eq!(state.validate(), Ok(()));
+        assert_eq!(State::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_rollout_without_steps_is_named_with_its_field_and_the_way_out() {
+        let e = invalid(|v| v["apps"]["web"]["rollout"]["steps"] = serde_json::json!([]));
+        assert_eq!(e.field, "apps.web.rollout.steps");
+        assert_eq!(e.problem, "is empty");
+        assert!(e.fix.contains("pointsman abort web"), "{e}");
+    }
+
+    #[test]
+    fn rollout_plans_follow_the_rules_of_the_steps_flag() {
+        let steps = |s: serde_json::Value| invalid(|v| v["apps"]["web"]["rollout"]["steps"] = s);
+        assert_eq!(steps(serde_json::json!([0, 50])).field, "apps.web.rollout.steps.0");
+        assert_eq!(steps(serde_json::json!([10, 101])).field, "apps.web.rollout.steps.1");
+        let e = steps(serde_json::json!([10, 50, 50]));
+        assert_eq!(
+            (e.field.as_str(), e.problem.as_str()),
+            ("apps.web.rollout.steps.2", "is 50 after 50; weights must increase")
+        );
+        assert_eq!(steps(serde_json::json!([50, 10])).field, "apps.web.rollout.steps.1");
+        let r = |key: &str, value: serde_json::Value| invalid(|v| v["apps"]["web"]["rollout"][key] = value).field;
+        assert_eq!(r("step", serde_json::json!(3)), "apps.web.rollout.step");
+        assert_eq!(r("step", serde_json::json!(u64::MAX)), "apps.web.rollout.step");
+        assert_eq!(r("pause_ms", serde_json::json!(0)), "apps.web.rollout.pause_ms");
+        assert_eq!(r("pause_ms", serde_json::json!(u64::MAX)), "apps.web.rollout.pause_ms");
+        assert_eq!(r("extended", serde_json::json!(4)), "apps.web.rollout.extended");
+        assert_eq!(r("slot", serde_json::json!("../x")), "apps.web.rollout.slot");
+        let a = |key: &str, value: serde_json::Value| {
+            invalid(|v| v["apps"]["web"]["rollout"]["analysis"][key] = value).field
+        };
+        assert_eq!(
+            a("max_error_ratio", serde_json::json!(1.5)),
+            "apps.web.rollout.analysis.max_error_ratio"
+        );
+        assert_eq!(
+            a("max_error_ratio", serde_json::json!(-0.1)),
+            "apps.web.rollout.analysis.max_error_ratio"
+        );
+        assert_eq!(
+            a("max_p99_ms", serde_json::json!(u64::MAX)),
+            "apps.web.rollout.analysis.max_p99_ms"
+        );
+        assert_eq!(
+            a("metrics", serde_json::json!("file:///etc")),
+            "apps.web.rollout.analysis.metrics"
+        );
+    }
+
+    #[test]
+    fn shares_are_at_most_a_hundred_percent() {
+        for kind in ["canary", "mirror"] {
+            let e = invalid(|v| v["apps"]["web"][kind] = serde_json::json!({"slot": "green", "percent": 101}));
+            assert_eq!(e.field, format!("apps.web.{kind}.percent"));
+            assert!(e.problem.contains("101"), "{e}");
+        }
+    }
+
+    #[test]
+    fn names_are_checked_as_labels_are() {
+        let e = invalid(|v| v["apps"]["Web Site"] = serde_json::json!({}));
+        assert_eq!(e.field, "apps.\"Web Site\"");
+        let e = invalid(|v| v["apps"]["web"]["stable"] = serde_json::json!("blue/../x"));
+        assert_eq!(e.field, "apps.web.stable");
+        assert_eq!(
+            invalid(|v| v["apps"]["web"]["previous"] = serde_json::json!("")).field,
+            "apps.web.previous"
+        );
+        assert_eq!(
+            invalid(|v| v["claims"]["web"]["project"] = serde_json::json!("A B")).field,
+            "claims.web.project"
+        );
+        assert_eq!(
+            invalid(|v| v["claims"]["web"]["hosts"] = serde_json::json!(["a b"])).field,
+            "claims.web.hosts.0"
+        );
+        assert_eq!(
+            invalid(|v| v["history"][0]["app"] = serde_json::json!("-x")).field,
+            "history.0.app"
+        );
+        assert_eq!(
+            invalid(|v| v["settings"]["entrypoints"] = serde_json::json!([])).field,
+            "settings.entrypoints"
+        );
+        assert_eq!(
+            invalid(|v| v["settings"]["label_prefix"] = serde_json::json!("a b")).field,
+            "settings.label_prefix"
+        );
+        assert_eq!(
+            invalid(|v| v["settings"]["allowed_hosts"] = serde_json::json!(["*."])).field,
+            "settings.allowed_hosts.0"
+        );
+        // A hostile name is shown cut short.
+        let long = "x".repeat(10_000);
+        let e = invalid(|v| v["apps"]["web"]["stable"] = serde_json::json!(long));
+        assert!(e.to_string().len() < 300, "{e}");
+    }
+
+    #[test]
+    fn history_is_bounded() {
+        let e = invalid(|v| {
+            let entry = v["history"][0].clone();
+            v["history"] = serde_json::Value::Array(vec![entry; HISTORY_LIMIT + 1]);
+        });
+        assert_eq!(e.field, "history");
+        assert!(e.fix.contains("the first 1"), "{e}");
+    }
+
+    #[test]
+    fn a_plan_out_of_range_never_panics() {
+        let mut r: Rollout = serde_json::from_value(good()["apps"]["web"]["rollout"].clone()).unwrap();
+        r.step = usize::MAX;
+        assert_eq!(r.weight(), 100);
+        assert!(r.is_last_step());
+        r.steps.clear();
+        assert_eq!(r.weight(), 0);
+        assert!(r.is_last_step());
     }
 }

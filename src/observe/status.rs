@@ -151,7 +151,7 @@ fn app_view(fleet: &Fleet, name: &str, roles: &AppRoles) -> AppView {
         RolloutView {
             slot: r.slot.clone(),
             steps: r.steps.clone(),
-            step: r.step + 1,
+            step: r.step.saturating_add(1),
             weight: r.weight(),
             since: crate::core::state::format_time(r.since),
             until: crate::core::state::format_time(until),

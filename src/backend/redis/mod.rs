@@ -170,10 +170,13 @@ impl Redis {
         }
         let values = self.call(&cmd(std::iter::once("MGET".to_string()).chain(keys.iter().cloned())))?;
         for (key, value) in keys.iter().zip(values.into_array()) {
-            let Some(bytes) = value.into_bytes() else { continue };
+            // SCAN MATCH returns only such keys from a real Redis; anything else is skipped.
+            let (Some(host), Some(bytes)) = (key.strip_prefix(MEMBERS_PREFIX), value.into_bytes()) else {
+                continue;
+            };
             match serde_json::from_slice::<Members>(&bytes) {
                 Ok(m) => {
-                    out.insert(key[MEMBERS_PREFIX.len()..].to_string(), m);
+                    out.insert(host.to_string(), m);
                 }
                 Err(e) => tracing::warn!(key, "ignoring a members key pointsman cannot read: {e}"),
             }
@@ -340,6 +343,11 @@ impl RedisStore {
                 state::FORMAT
             )));
         }
+        state.validate().map_err(|error| BackendError::InvalidKey {
+            url: self.redis.url.to_string(),
+            key: STATE_KEY.into(),
+            error,
+        })?;
         Ok(state)
     }
 
@@ -513,9 +521,11 @@ impl RedisSink {
                     .redis
                     .call(&cmd(std::iter::once("MGET".to_string()).chain(keys.iter().cloned())))?;
                 for (key, value) in keys.iter().zip(values.into_array()) {
-                    let Some(bytes) = value.into_bytes() else { continue };
+                    let (Some(unit), Some(bytes)) = (key.strip_prefix(CONFIG_PREFIX), value.into_bytes()) else {
+                        continue;
+                    };
                     let kv: BTreeMap<String, String> = serde_json::from_slice(&bytes).unwrap_or_default();
-                    map.insert(key[CONFIG_PREFIX.len()..].to_string(), kv);
+                    map.insert(unit.to_string(), kv);
                 }
             }
             self.published = Some(map);

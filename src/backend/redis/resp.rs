@@ -6,7 +6,7 @@
 //! next call dials again, so a restarted Redis is picked up without a restart of pointsman.
 
 use std::fmt;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::str::FromStr;
 use std::time::Duration;
@@ -167,7 +167,9 @@ pub enum RedisError {
         command: String,
         message: String,
     },
-    #[error("Redis at {url} sent a reply pointsman cannot read: {what}")]
+    #[error(
+        "Redis at {url} sent a malformed reply: {what}; check that --store names a Redis server (pointsman sends RESP2, no TLS)"
+    )]
     Protocol { url: String, what: String },
 }
 
@@ -306,51 +308,150 @@ enum ReadError {
     Protocol(String),
 }
 
+/// Largest bulk string accepted: 64 MiB. Redis's own limit (`proto-max-bulk-len`) is 512 MiB,
+/// but the largest value pointsman stores, the state key, is a few MiB even with thousands
+/// of apps (its history is bounded); 64 MiB leaves room for that many times over while a
+/// server (or anything answering on its port) cannot make pointsman buffer half a GiB.
+pub const MAX_BULK: usize = 64 << 20;
+
+/// Largest array accepted: replies are one entry per key (MGET, SCAN pages of 1,000), and
+/// a million keys is far more than pointsman reads at once.
+pub const MAX_ARRAY: usize = 1 << 20;
+
+/// Deepest nesting accepted: pointsman's deepest reply is an EXEC's array of replies (2);
+/// a bound keeps a hostile reply from exhausting the stack.
+pub const MAX_DEPTH: usize = 32;
+
+/// Longest status, error or header line: these are short ("+OK", "$12", "-ERR …").
+pub const MAX_LINE: usize = 64 << 10;
+
+/// Most bytes one reply may hold in all (its lines, data and values together): four largest
+/// bulk strings. Memory is spent only as bytes arrive and never beyond this.
+pub const MAX_REPLY: usize = 4 * MAX_BULK;
+
+/// Reads one reply. Every length comes from the peer, so none is trusted: each is bounded,
+/// nothing is allocated ahead of the bytes that fill it, and garbage is a `Protocol` error.
 fn read_value(r: &mut impl BufRead) -> Result<Value, ReadError> {
+    let mut budget = MAX_REPLY;
+    read_nested(r, 0, &mut budget)
+}
+
+fn read_nested(r: &mut impl BufRead, depth: usize, budget: &mut usize) -> Result<Value, ReadError> {
+    let bad = |what: String| Err(ReadError::Protocol(what));
     let mut line = Vec::new();
-    r.read_until(b'\n', &mut line).map_err(ReadError::Io)?;
+    // One byte more than the limit tells a line that is too long from one that fits.
+    r.by_ref()
+        .take(MAX_LINE as u64 + 3)
+        .read_until(b'\n', &mut line)
+        .map_err(ReadError::Io)?;
     if line.is_empty() {
         return Err(ReadError::Io(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             "Redis closed the connection",
         )));
     }
+    if !line.ends_with(b"\n") && line.len() > MAX_LINE + 2 {
+        return bad(format!("a line longer than {} KiB", MAX_LINE >> 10));
+    }
     if !line.ends_with(b"\r\n") {
-        return Err(ReadError::Protocol("a line without CRLF".into()));
+        return bad(if line.ends_with(b"\n") {
+            "a line ending in LF without CR".into()
+        } else {
+            "the connection closed in the middle of a line".into()
+        });
     }
     line.truncate(line.len() - 2);
-    let (kind, rest) = (line[0], String::from_utf8_lossy(&line[1..]).into_owned());
+    spend(budget, line.len() + 2 + std::mem::size_of::<Value>())?;
+    let Some((&kind, rest)) = line.split_first() else {
+        return bad("an empty line where a reply was expected".into());
+    };
+    let rest = String::from_utf8_lossy(rest).into_owned();
     let number = |s: &str| {
         s.parse::<i64>()
-            .map_err(|_| ReadError::Protocol(format!("{s:?} is not a number")))
+            .map_err(|_| ReadError::Protocol(format!("{:?} is not a number", cut(s))))
     };
     Ok(match kind {
         b'+' => Value::Status(rest),
         b'-' => Value::Error(rest),
         b':' => Value::Int(number(&rest)?),
         b'$' => {
-            let n = number(&rest)?;
-            if n < 0 {
-                return Ok(Value::Nil);
+            let n = match number(&rest)? {
+                -1 => return Ok(Value::Nil),
+                n if n < 0 => return bad(format!("bulk length {n} (only -1, nil, is negative)")),
+                n if n as u64 > MAX_BULK as u64 => {
+                    return bad(format!(
+                        "bulk length {n}, more than the {} MiB pointsman accepts",
+                        MAX_BULK >> 20
+                    ));
+                }
+                n => n as usize,
+            };
+            spend(budget, n + 2)?;
+            // Filled as bytes arrive: a length alone allocates at most 64 KiB.
+            let mut data = Vec::with_capacity(n.min(64 << 10) + 2);
+            r.by_ref()
+                .take(n as u64 + 2)
+                .read_to_end(&mut data)
+                .map_err(ReadError::Io)?;
+            if data.len() < n + 2 {
+                return Err(ReadError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "Redis closed the connection in the middle of a reply",
+                )));
             }
-            let mut data = vec![0; n as usize + 2];
-            r.read_exact(&mut data).map_err(ReadError::Io)?;
-            data.truncate(n as usize);
+            if !data.ends_with(b"\r\n") {
+                return bad(format!("bulk string of {n} bytes not followed by CRLF"));
+            }
+            data.truncate(n);
             Value::Data(data)
         }
         b'*' => {
-            let n = number(&rest)?;
-            if n < 0 {
-                return Ok(Value::Nil);
+            let n = match number(&rest)? {
+                -1 => return Ok(Value::Nil),
+                n if n < 0 => return bad(format!("array length {n} (only -1, nil, is negative)")),
+                n if n as u64 > MAX_ARRAY as u64 => {
+                    return bad(format!(
+                        "array of {n} items, more than the {MAX_ARRAY} pointsman accepts"
+                    ));
+                }
+                n => n as usize,
+            };
+            if n > 0 && depth + 1 >= MAX_DEPTH {
+                return bad(format!("arrays nested {MAX_DEPTH} deep or more"));
             }
-            let mut items = Vec::with_capacity(n.min(1 << 16) as usize);
+            let mut items = Vec::with_capacity(n.min(1024));
             for _ in 0..n {
-                items.push(read_value(r)?);
+                items.push(read_nested(r, depth + 1, budget)?);
             }
             Value::Array(items)
         }
-        other => return Err(ReadError::Protocol(format!("unknown reply type {:?}", other as char))),
+        other => return bad(format!("unknown reply type {:?}", other as char)),
     })
+}
+
+/// Reads the first reply in `bytes` as the client reads one off the socket: the fuzz target's
+/// entry (`fuzz/`). Running out of bytes is an error like any other.
+pub fn parse_reply(mut bytes: &[u8]) -> Result<Value, String> {
+    read_value(&mut bytes).map_err(|e| match e {
+        ReadError::Io(e) => e.to_string(),
+        ReadError::Protocol(what) => what,
+    })
+}
+
+/// Takes `n` bytes from what one reply may still hold.
+fn spend(budget: &mut usize, n: usize) -> Result<(), ReadError> {
+    *budget = budget.checked_sub(n).ok_or_else(|| {
+        ReadError::Protocol(format!(
+            "a reply larger than the {} MiB pointsman accepts",
+            MAX_REPLY >> 20
+        ))
+    })?;
+    Ok(())
+}
+
+/// The start of a garbage line, for an error message.
+fn cut(s: &str) -> String {
+    s.chars().take(40).collect()
 }
 
 /// A connection dialled on first use and again after it failed.
@@ -430,5 +531,63 @@ mod tests {
         assert_eq!(read_value(&mut input).ok(), Some(Value::Status("OK".into())));
         assert_eq!(read_value(&mut input).ok(), Some(Value::Error("ERR no".into())));
         assert_eq!(read_value(&mut input).ok(), Some(Value::Nil));
+    }
+
+    /// What reading `input` says, as the operator would see it (`Io` for a cut connection).
+    fn garbage(input: &[u8]) -> String {
+        match read_value(&mut &input[..]) {
+            Ok(v) => panic!("{input:?} was read as {v:?}"),
+            Err(ReadError::Protocol(what)) => what,
+            Err(ReadError::Io(e)) => format!("io: {e}"),
+        }
+    }
+
+    #[test]
+    fn garbage_replies_are_errors_not_panics() {
+        assert_eq!(garbage(b"\r\n"), "an empty line where a reply was expected");
+        assert!(garbage(b"\n").contains("LF without CR"));
+        assert!(garbage(b"$99999999999\r\n").contains("more than the 64 MiB"));
+        assert!(garbage(b"$9223372036854775807\r\n").contains("more than the 64 MiB"));
+        assert!(garbage(b"$-2\r\n").contains("bulk length -2"));
+        assert!(garbage(b"*-5\r\n").contains("array length -5"));
+        assert!(garbage(b"*99999999999\r\n").contains("more than the 1048576"));
+        assert!(garbage(b"$x\r\n").contains("is not a number"));
+        assert!(garbage(b":\r\n").contains("is not a number"));
+        assert!(garbage(b"?what\r\n").contains("unknown reply type"));
+        assert!(garbage(b"$3\r\nfooXY").contains("not followed by CRLF"));
+        assert!(garbage(b"$10\r\nfoo").starts_with("io: "));
+        assert!(garbage(b"+OK").contains("middle of a line"));
+        let long = [b"+".as_slice(), &vec![b'a'; MAX_LINE + 10], b"\r\n"].concat();
+        assert!(garbage(&long).contains("longer than 64 KiB"));
+        // Thousands deep: refused at the bound, no stack overflow.
+        let deep = b"*1\r\n".repeat(100_000);
+        assert!(garbage(&deep).contains("nested 32 deep"), "{}", garbage(&deep));
+        // Many bulk strings, each within its bound: the reply's total is bounded too (here a
+        // budget of 1 KiB stands for MAX_REPLY).
+        let item = [b"$100\r\n".as_slice(), &[b'x'; 100], b"\r\n"].concat();
+        let many = [b"*1000\r\n".to_vec(), item.repeat(20)].concat();
+        match read_nested(&mut many.as_slice(), 0, &mut 1024) {
+            Err(ReadError::Protocol(what)) => assert!(what.contains("a reply larger than"), "{what}"),
+            _ => panic!("a reply over its budget is refused"),
+        }
+    }
+
+    #[test]
+    fn replies_within_the_bounds_are_read() {
+        let mut nested = b"*1\r\n".repeat(MAX_DEPTH - 1);
+        nested.extend_from_slice(b":1\r\n");
+        let mut v = read_value(&mut nested.as_slice()).ok().expect("31 levels are read");
+        for _ in 0..MAX_DEPTH - 1 {
+            v = v.into_array().pop().expect("one item");
+        }
+        assert_eq!(v, Value::Int(1));
+        assert_eq!(read_value(&mut &b"+\r\n"[..]).ok(), Some(Value::Status(String::new())));
+        assert_eq!(read_value(&mut &b"$0\r\n\r\n"[..]).ok(), Some(Value::Data(Vec::new())));
+        assert_eq!(read_value(&mut &b"*0\r\n"[..]).ok(), Some(Value::Array(Vec::new())));
+        let data = vec![b'z'; 1 << 20];
+        let mut input = format!("${}\r\n", data.len()).into_bytes();
+        input.extend_from_slice(&data);
+        input.extend_from_slice(b"\r\n");
+        assert_eq!(read_value(&mut input.as_slice()).ok(), Some(Value::Data(data)));
     }
 }
