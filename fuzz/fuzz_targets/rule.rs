@@ -9,7 +9,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Ok(rule) = Rule::parse(text) {
         let _ = rule.hosts();
-        let _ = rule.has_host_matcher();
+        let _ = rule.is_catch_all();
+        let _ = rule.footprint();
         assert!(!rule.as_str().is_empty() || text.trim().is_empty());
     }
 });

@@ -331,6 +331,24 @@ impl State {
                     );
                 }
             }
+            for (i, pattern) in claim.patterns.iter().enumerate() {
+                use crate::core::rule::hosts::{self, HostPattern};
+                // A recorded pattern is one the rule parser would produce: a normalised wildcard
+                // domain, or a regexp bounded under a domain.
+                let ok = match pattern {
+                    HostPattern::Exact(h) | HostPattern::Wildcard(h) => {
+                        !h.is_empty() && h.len() <= MAX_CLAIM && !h.chars().any(|c| c.is_control() || c.is_whitespace())
+                    }
+                    HostPattern::Regexp(re) => re.len() <= MAX_CLAIM && hosts::regexp_pattern(re).is_some(),
+                };
+                if !ok {
+                    return fail(
+                        format!("{at}.patterns.{i}"),
+                        format!("{} is not a host pattern", shown(&pattern.describe())),
+                        fix,
+                    );
+                }
+            }
             if let Some(p) = &claim.project
                 && !crate::core::labels::is_project_name(p)
             {
