@@ -422,7 +422,7 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
         let pending = std::mem::take(&mut self.pending);
         let settings = &self.settings;
         let flags = &self.flags;
-        let fleet = &self.fleet;
+        let fleet = &mut self.fleet;
         let roles_seen = &self.roles_seen;
         let units_seen = &self.units;
         let observer = &self.observer;
@@ -449,7 +449,17 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
             }
             apps.extend(roles_seen.keys().filter(|n| !state.apps.contains_key(*n)).cloned());
             let now = jiff::Timestamp::now();
-            let seeding = ops::seed_apps(state, fleet, apps.iter().map(String::as_str), now, Actor::Controller);
+            apps.extend(fleet.held_apps());
+            let (seeding, admitted) = ops::seed_admitted(
+                state,
+                fleet,
+                settings,
+                apps.clone().iter().map(String::as_str),
+                now,
+                Actor::Controller,
+            );
+            apps.extend(admitted);
+            let fleet = &*fleet;
             let ctx = ops::Context {
                 now,
                 by: Actor::Controller,

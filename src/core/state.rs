@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::core::admit::Owner;
 use crate::core::settings::Choices;
 
 /// The oldest history entries are dropped beyond this many.
@@ -87,6 +88,10 @@ pub struct AppRoles {
     /// A rollout plan the controller drives (`rollout APP --steps …`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+    /// Who seeded the app, recorded under an admission policy (`--admit`): what a container
+    /// must carry to join it, even once the seeding containers are gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
 }
 
 /// A share of traffic for one candidate slot. It applies only while that slot is the app's
