@@ -460,6 +460,7 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
             );
             apps.extend(admitted);
             let fleet = &*fleet;
+            ops::forget_gone(state, fleet, apps.iter().map(String::as_str), now);
             let ctx = ops::Context {
                 now,
                 by: Actor::Controller,

@@ -15,7 +15,9 @@ use crate::core::labels::{LabelError, Role};
 use crate::core::model::{App, Fleet};
 use crate::core::render;
 use crate::core::settings::Settings;
-use crate::core::state::{Action, Actor, Analysis, AppRoles, Rollout, Share, State, Transition, format_time};
+use crate::core::state::{
+    Action, Actor, Analysis, AppRoles, GONE_APPS_KEPT, Rollout, Share, State, Transition, format_time,
+};
 
 /// A change of roles an operator (or the controller) asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -396,6 +398,50 @@ fn admit_apps(state: &mut State, fleet: &mut Fleet, settings: &Settings, apps: &
         touched.extend(fleet.set_owner(app, owner, settings));
     }
     touched
+}
+
+/// Marks the apps of `apps` that have no container left in `fleet` (a full view: the
+/// controller's) as gone since `now`, unmarks those that have containers again, and forgets
+/// the roles of the oldest gone apps beyond [`GONE_APPS_KEPT`]. Returns the apps forgotten.
+pub fn forget_gone<'a>(
+    state: &mut State,
+    fleet: &Fleet,
+    apps: impl IntoIterator<Item = &'a str>,
+    now: Timestamp,
+) -> Vec<String> {
+    let mut marked = false;
+    let held = fleet.held_apps();
+    for app in apps {
+        let present = fleet.claim(app).is_some() || held.contains(app);
+        if let Some(roles) = state.apps.get_mut(app) {
+            match (present, roles.gone.is_some()) {
+                (true, true) => roles.gone = None,
+                (false, false) => {
+                    roles.gone = Some(now);
+                    marked = true;
+                }
+                _ => {}
+            }
+        }
+    }
+    if !marked {
+        return Vec::new();
+    }
+    let mut gone: Vec<(Timestamp, String)> = state
+        .apps
+        .iter()
+        .filter_map(|(name, r)| r.gone.map(|t| (t, name.clone())))
+        .collect();
+    if gone.len() <= GONE_APPS_KEPT {
+        return Vec::new();
+    }
+    gone.sort();
+    let excess = gone.len() - GONE_APPS_KEPT;
+    let forgotten: Vec<String> = gone.into_iter().take(excess).map(|(_, name)| name).collect();
+    for name in &forgotten {
+        state.apps.remove(name);
+    }
+    forgotten
 }
 
 /// What a relabel or promote names: an app and one of its slots.
@@ -1985,6 +2031,43 @@ mod tests {
         assert!(s.history.is_empty());
         // Once it runs, its label seeds as usual.
         let (s, _) = seeded(vec![container("web-blue-1").slot("blue").stable()]);
+        assert_eq!(s.roles("web").stable.as_deref(), Some("blue"));
+    }
+
+    #[test]
+    fn roles_of_gone_apps_are_kept_for_the_most_recently_gone_thousand() {
+        let mut s = State::default();
+        let n = GONE_APPS_KEPT + 5;
+        for i in 0..n {
+            s.apps.insert(
+                format!("app{i:05}"),
+                AppRoles {
+                    stable: Some("blue".into()),
+                    ..AppRoles::default()
+                },
+            );
+        }
+        let (_, mut f) = seeded(vec![container("web-blue-1").slot("blue").stable()]);
+        s.apps.insert("web".into(), s.apps["app00000"].clone());
+        for i in 0..n {
+            let forgotten = forget_gone(&mut s, &f, [format!("app{i:05}").as_str(), "web"], at(i as i64));
+            assert_eq!(forgotten.len(), usize::from(i >= GONE_APPS_KEPT), "at {i}");
+        }
+        assert_eq!(
+            s.apps.len(),
+            GONE_APPS_KEPT + 1,
+            "the thousand most recently gone, and web"
+        );
+        assert!(!s.apps.contains_key("app00000") && s.apps.contains_key("app00005"));
+        assert_eq!(s.roles("web").gone, None, "an app with containers is not gone");
+        // web goes, then comes back before it is forgotten: unmarked, roles intact.
+        let web = f.app("web").unwrap().members().next().unwrap().id.clone();
+        f.remove(&web);
+        forget_gone(&mut s, &f, ["web"], at(10_000));
+        assert_eq!(s.roles("web").gone, Some(at(10_000)));
+        let (_, back) = seeded(vec![container("web-blue-1").slot("blue").stable()]);
+        forget_gone(&mut s, &back, ["web"], at(10_001));
+        assert_eq!(s.roles("web").gone, None);
         assert_eq!(s.roles("web").stable.as_deref(), Some("blue"));
     }
 }

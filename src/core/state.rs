@@ -21,6 +21,10 @@ use crate::core::settings::Choices;
 /// The oldest history entries are dropped beyond this many.
 pub const HISTORY_LIMIT: usize = 1000;
 
+/// Roles of apps with no container left are kept for this many of them (the most recently
+/// gone), so thousands of short-lived apps do not grow the state without bound.
+pub const GONE_APPS_KEPT: usize = 1000;
+
 /// Format version written into the file; a newer one is refused rather than misread. Format 1
 /// (no settings, no claims) is read and upgraded on the next write.
 pub const FORMAT: u32 = 2;
@@ -92,6 +96,10 @@ pub struct AppRoles {
     /// must carry to join it, even once the seeding containers are gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<Owner>,
+    /// Since when the app has no container at all (as the controller saw it). Its roles are
+    /// kept, so a redeploy finds them, for the [`GONE_APPS_KEPT`] most recently gone apps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gone: Option<Timestamp>,
 }
 
 /// A share of traffic for one candidate slot. It applies only while that slot is the app's
