@@ -105,7 +105,7 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
                 container: printable(c.short_name()),
                 label: printable(full_key),
                 reason: format!(
-                    "value is {} bytes, longer than the {MAX_VALUE} bytes pointsman reads; shorten it",
+                    "value is {} bytes, longer than the {MAX_VALUE} bytes pointsman reads",
                     v.len()
                 ),
             }),
@@ -442,8 +442,8 @@ mod tests {
             assert!(
                 msg.contains("container web-1")
                     && msg.contains(&format!("value is {} bytes", MAX_VALUE + 1))
-                    && msg.contains("4096")
-                    && msg.contains("shorten it"),
+                    && msg.contains("longer than the 4096 bytes pointsman reads")
+                    && msg.ends_with("fix the label and recreate the container"),
                 "{msg}"
             );
             assert!(msg.len() < 400, "the error does not echo the value: {msg}");
