@@ -424,7 +424,7 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
         let pending = std::mem::take(&mut self.pending);
         let settings = &self.settings;
         let flags = &self.flags;
-        let fleet = &self.fleet;
+        let fleet = &mut self.fleet;
         let roles_seen = &self.roles_seen;
         let units_seen = &self.units;
         let observer = &self.observer;
@@ -451,7 +451,18 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
             }
             apps.extend(roles_seen.keys().filter(|n| !state.apps.contains_key(*n)).cloned());
             let now = jiff::Timestamp::now();
-            let seeding = ops::seed_apps(state, fleet, apps.iter().map(String::as_str), now, Actor::Controller);
+            apps.extend(fleet.held_apps());
+            let (seeding, admitted) = ops::seed_admitted(
+                state,
+                fleet,
+                settings,
+                apps.clone().iter().map(String::as_str),
+                now,
+                Actor::Controller,
+            );
+            apps.extend(admitted);
+            let fleet = &*fleet;
+            ops::forget_gone(state, fleet, apps.iter().map(String::as_str), now);
             let ctx = ops::Context {
                 now,
                 by: Actor::Controller,
@@ -978,6 +989,41 @@ mod tests {
         );
         let unit = String::from_utf8(dir.read_file("pointsman-project.shop.yml").unwrap().unwrap()).unwrap();
         assert!(!unit.contains("\"app1\""), "{unit}");
+    }
+
+    #[test]
+    fn apps_that_come_and_go_leave_no_claim_file_or_cache_entry_behind() {
+        let dir = scratch("churn");
+        let mut ctl = controller(&dir);
+        ctl.apply(Input::Watch(WatchEvent::Resync(vec![])));
+        ctl.reconcile().unwrap();
+        for wave in 0..30 {
+            let cs: Vec<Container> = (0..50)
+                .map(|i| container(&format!("w{wave}a{i}"), "blue", 1, true))
+                .collect();
+            for c in &cs {
+                ctl.apply(Input::Watch(WatchEvent::Upsert(Box::new(c.clone()))));
+            }
+            ctl.reconcile().unwrap();
+            assert_eq!(dir.owned_files().unwrap().len(), 50);
+            for c in &cs {
+                ctl.apply(Input::Watch(WatchEvent::Remove(c.id.clone())));
+            }
+            ctl.reconcile().unwrap();
+        }
+        let state = FileStateStore::new(&dir).read().unwrap();
+        assert!(state.claims.is_empty(), "{:?}", state.claims.keys().next());
+        assert!(dir.owned_files().unwrap().is_empty());
+        assert!(state.history.len() <= crate::core::state::HISTORY_LIMIT);
+        assert_eq!(
+            state.apps.len(),
+            crate::core::state::GONE_APPS_KEPT,
+            "1,500 apps seeded and gone: the roles of the last 1,000 are kept"
+        );
+        assert!(state.apps.values().all(|r| r.gone.is_some()));
+        assert!(ctl.units.is_empty() && ctl.seen_slots.is_empty() && ctl.seen_notices.is_empty());
+        assert!(ctl.snapshot.is_empty() && ctl.fleet.is_empty() && ctl.seen_errors.is_empty());
+        assert_eq!(ctl.roles_seen.len(), crate::core::state::GONE_APPS_KEPT);
     }
 
     #[tokio::test(start_paused = true)]

@@ -238,7 +238,16 @@ async fn change<S: StateStore, K: ConfigSink>(
             });
             units.extend(fleet.unit_of(a));
         }
-        ops::seed_apps(state, &fleet, apps.iter().map(String::as_str), now, Actor::Cli);
+        apps.extend(fleet.held_apps());
+        let (_, admitted) = ops::seed_admitted(
+            state,
+            &mut fleet,
+            settings,
+            apps.clone().iter().map(String::as_str),
+            now,
+            Actor::Cli,
+        );
+        apps.extend(admitted);
         for a in &apps {
             match fleet.claim(a) {
                 Some(claim) => state.claims.insert(a.clone(), claim),
@@ -405,13 +414,13 @@ async fn render_all(
 ) -> Result<(), Failure> {
     let mut sink = DirSink::new(dir);
     let all = containers(settings).await?;
-    let fleet = Fleet::build(&all, settings);
-    for e in &fleet.errors() {
-        eprintln!("warning: {e}");
-    }
+    let mut fleet = Fleet::build(&all, settings);
     if check {
         let mut state = store.read()?;
-        let seeding = ops::seed(&mut state, &fleet, jiff::Timestamp::now(), Actor::Cli);
+        let seeding = ops::seed_all_admitted(&mut state, &mut fleet, settings, jiff::Timestamp::now(), Actor::Cli);
+        for e in &fleet.errors() {
+            eprintln!("warning: {e}");
+        }
         let files = render::render_all(&fleet, &state, settings);
         let mut drift = Vec::new();
         for (app, config) in &files {
@@ -446,7 +455,7 @@ async fn render_all(
     sink.forget();
     let (count, changes) = store.transact(&mut sink, |state| {
         record_settings(state, settings, config)?;
-        ops::seed(state, &fleet, jiff::Timestamp::now(), Actor::Cli);
+        ops::seed_all_admitted(state, &mut fleet, settings, jiff::Timestamp::now(), Actor::Cli);
         state.claims = fleet.claims();
         let mut updates: Updates = render::render_all(&fleet, state, settings)
             .into_iter()
@@ -457,6 +466,9 @@ async fn render_all(
         }
         Ok::<_, Failure>((fleet.app_names().count(), updates))
     })?;
+    for e in &fleet.errors() {
+        eprintln!("warning: {e}");
+    }
     println!(
         "{count} file(s) rendered; written: {}; removed: {}",
         list_or_none(&changes.written),
@@ -489,10 +501,10 @@ async fn status<S, K>(
         Some(redis) => redis.all_containers().map_err(BackendError::from)?,
         None => containers(settings).await?,
     };
-    let fleet = Fleet::build(&all, settings);
+    let mut fleet = Fleet::build(&all, settings);
     let mut state = state.clone();
     // Show what the next render would do, without writing it.
-    ops::seed(&mut state, &fleet, jiff::Timestamp::now(), Actor::Cli);
+    ops::seed_all_admitted(&mut state, &mut fleet, settings, jiff::Timestamp::now(), Actor::Cli);
     if let Only::App(app) = only
         && fleet.app(app).is_none()
         && !state.apps.contains_key(app)

@@ -54,6 +54,11 @@ pub struct Args {
     /// (`*.a.com`, any name under a.com). Default: any host; an empty value: any host.
     #[arg(long, env = "POINTSMAN_ALLOW_HOST", global = true)]
     pub allow_host: Option<String>,
+    /// Who may join an app once it is seeded: `any` container with its label; only containers
+    /// of the Compose project that seeded it (`compose-project`); or only containers whose
+    /// PREFIX.owner label equals the seeding container's (`label`). [default: any]
+    #[arg(long, env = "POINTSMAN_ADMIT", global = true, value_name = "POLICY")]
+    pub admit: Option<String>,
     /// Largest request body a mirror copies, in bytes (or with a unit: 64KiB, 1MiB). [default: 1MiB]
     #[arg(long, env = "POINTSMAN_MIRROR_MAX_BODY", global = true)]
     pub mirror_max_body: Option<String>,
@@ -470,6 +475,9 @@ impl Args {
             .network
             .map(|n| Some(n.trim().to_string()).filter(|n| !n.is_empty()));
         proposed.allow_catch_all = self.allow_catch_all;
+        if let Some(policy) = &self.admit {
+            proposed.admit = Some(policy.parse().map_err(UsageError)?);
+        }
         let app_ok = |app: String| -> Result<String, UsageError> {
             if is_dns_label(&app) {
                 Ok(app)

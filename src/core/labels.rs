@@ -60,6 +60,8 @@ pub struct Member {
     /// The Compose project it belongs to (`com.docker.compose.project`), if the label holds a
     /// valid project name; the apps of one project are released together.
     pub project: Option<String>,
+    /// Its `PREFIX.owner` label, which `--admit label` compares with the app's owner.
+    pub owner_mark: Option<String>,
 }
 
 /// The label Compose puts on every container of a project.
@@ -82,7 +84,10 @@ pub struct LabelError {
 }
 
 /// Longest label value pointsman reads; anything longer is a mistake or an attack.
-const MAX_VALUE: usize = 4096;
+pub const MAX_VALUE: usize = 4096;
+
+/// Labels pointsman reads that are not under its prefix: Compose's own.
+const SERVICE_LABEL: &str = "com.docker.compose.service";
 
 /// Reads a container's labels. `Ok(None)`: not ours (no app label).
 pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelError> {
@@ -93,12 +98,22 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
         label: settings.label(key),
         reason: printable(&reason),
     };
+    // Every label read goes through the size check, Compose's own included.
+    let sized = |full_key: &str| -> Result<Option<&str>, LabelError> {
+        match c.label(full_key) {
+            Some(v) if v.len() > MAX_VALUE => Err(LabelError {
+                container: printable(c.short_name()),
+                label: printable(full_key),
+                reason: format!(
+                    "value is {} bytes, longer than the {MAX_VALUE} bytes pointsman reads",
+                    v.len()
+                ),
+            }),
+            other => Ok(other),
+        }
+    };
     let get = |key: &str| -> Result<Option<&str>, LabelError> {
-        match c.label(&settings.label(key)) {
-            Some(v) if v.len() > MAX_VALUE => Err(fail(
-                key,
-                format!("value is {} bytes, the limit is {MAX_VALUE}", v.len()),
-            )),
+        match sized(&settings.label(key))? {
             Some(v) if v.contains("{{") || v.contains("}}") => Err(fail(
                 key,
                 "contains `{{` or `}}`: Traefik evaluates its dynamic configuration as a Go template".into(),
@@ -128,8 +143,7 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
 
     let slot = match get("slot")? {
         Some(s) => s.trim().to_string(),
-        None => c
-            .label("com.docker.compose.service")
+        None => sized(SERVICE_LABEL)?
             .map(str::to_string)
             .unwrap_or_else(|| c.short_name().to_string()),
     };
@@ -244,6 +258,19 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
         Err(reason) => return Err(fail("network", reason)),
     };
 
+    let project = sized(PROJECT_LABEL)?.filter(|p| is_project_name(p)).map(str::to_string);
+    let owner_mark = match get("owner")?.map(str::trim) {
+        Some(mark) if !is_slot_name(mark) => {
+            return Err(fail(
+                "owner",
+                format!(
+                    "owner mark {mark:?} must start with a letter or digit and use only letters, digits, '-', '_' or '.' (at most 63)"
+                ),
+            ));
+        }
+        mark => mark.map(str::to_string),
+    };
+
     Ok(Some(Member {
         id: c.id.clone(),
         name: c.short_name().to_string(),
@@ -257,10 +284,8 @@ pub fn read(c: &Container, settings: &Settings) -> Result<Option<Member>, LabelE
         condition: c.condition(),
         created: c.created_at(),
         started: c.started_at(),
-        project: c
-            .label(PROJECT_LABEL)
-            .filter(|p| is_project_name(p))
-            .map(str::to_string),
+        project,
+        owner_mark,
     }))
 }
 
@@ -379,4 +404,82 @@ pub fn is_slot_name(s: &str) -> bool {
         && b[0].is_ascii_alphanumeric()
         && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn web(extra: &[(&str, String)]) -> Container {
+        let mut c = Container {
+            id: "web-1-id".into(),
+            name: "/web-1".into(),
+            ..Default::default()
+        };
+        c.state.running = true;
+        c.config.exposed_ports = Some([("80/tcp".to_string(), serde_json::json!({}))].into());
+        let mut labels = std::collections::BTreeMap::from([
+            ("pointsman.app".to_string(), "web".to_string()),
+            ("pointsman.host".to_string(), "web.example.com".to_string()),
+        ]);
+        labels.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        c.config.labels = Some(labels);
+        c.network_settings.networks = Some(
+            [(
+                "net".to_string(),
+                crate::core::container::Endpoint {
+                    ip_address: "10.0.0.2".into(),
+                },
+            )]
+            .into(),
+        );
+        c
+    }
+
+    #[test]
+    fn every_label_read_has_a_size_limit_named_in_the_error() {
+        let s = Settings::default();
+        let huge = "a".repeat(MAX_VALUE + 1);
+        for key in [
+            "pointsman.app",
+            "pointsman.version",
+            "pointsman.slot",
+            "pointsman.host",
+            "pointsman.entrypoints",
+            "pointsman.port",
+            "pointsman.network",
+            "pointsman.owner",
+            PROJECT_LABEL,
+            SERVICE_LABEL,
+        ] {
+            let e = read(&web(&[(key, huge.clone())]), &s).unwrap_err();
+            assert_eq!(e.label, key);
+            let msg = e.to_string();
+            assert!(
+                msg.contains("container web-1")
+                    && msg.contains(&format!("value is {} bytes", MAX_VALUE + 1))
+                    && msg.contains("longer than the 4096 bytes pointsman reads")
+                    && msg.ends_with("fix the label and recreate the container"),
+                "{msg}"
+            );
+            assert!(msg.len() < 400, "the error does not echo the value: {msg}");
+        }
+        let at_limit = "a".repeat(MAX_VALUE);
+        assert!(
+            read(&web(&[(PROJECT_LABEL, at_limit)]), &s).is_ok(),
+            "the limit itself is fine"
+        );
+    }
+
+    #[test]
+    fn the_owner_mark_is_read_and_checked() {
+        let s = Settings::default();
+        let m = read(&web(&[("pointsman.owner", "team-a".into())]), &s)
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.owner_mark.as_deref(), Some("team-a"));
+        let e = read(&web(&[("pointsman.owner", "a\nb".into())]), &s).unwrap_err();
+        assert_eq!(e.label, "pointsman.owner");
+        assert!(!e.to_string().contains('\n'), "{e}");
+    }
 }

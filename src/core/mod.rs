@@ -4,6 +4,7 @@
 //! to Docker, the disk or (later) Redis happens outside this module, so the core is tested
 //! without either.
 
+pub mod admit;
 pub mod container;
 pub mod labels;
 pub mod model;

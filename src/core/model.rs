@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::Timestamp;
 
+use crate::core::admit::Owner;
 use crate::core::container::{Condition, Container};
 use crate::core::labels::{self, LabelError, Member, Role};
 use crate::core::rule::Rule;
@@ -47,6 +48,10 @@ pub struct Fleet {
     /// Compose project → its apps with containers (refused ones included), and the reverse.
     projects: BTreeMap<String, BTreeSet<String>>,
     project_of: HashMap<String, String>,
+    /// Admission (`--admit`): the recorded owner of each seeded app, and members held out of
+    /// their app for not carrying its owner's mark, by container id (see [`Fleet::set_owner`]).
+    owners: HashMap<String, Owner>,
+    held: HashMap<String, (Member, LabelError)>,
 }
 
 /// Apps released together share one unit of configuration (one file, one rename): the apps of
@@ -117,17 +122,7 @@ impl Fleet {
         match labels::read(c, settings) {
             Ok(Some(m)) => {
                 touched.insert(m.app.clone());
-                self.placed.insert(m.id.clone(), (m.app.clone(), m.slot.clone()));
-                let app = self.apps.entry(m.app.clone()).or_insert_with(|| App {
-                    name: m.app.clone(),
-                    slots: BTreeMap::new(),
-                });
-                let slot = app.slots.entry(m.slot.clone()).or_insert_with(|| Slot {
-                    name: m.slot.clone(),
-                    members: Vec::new(),
-                });
-                let at = slot.members.partition_point(|x| (&x.name, &x.id) < (&m.name, &m.id));
-                slot.members.insert(at, m);
+                self.admit_or_hold(m, settings);
             }
             Ok(None) => {}
             Err(e) => {
@@ -135,6 +130,85 @@ impl Fleet {
             }
         }
         self.settle(touched, released)
+    }
+
+    fn place(&mut self, m: Member) {
+        self.placed.insert(m.id.clone(), (m.app.clone(), m.slot.clone()));
+        let app = self.apps.entry(m.app.clone()).or_insert_with(|| App {
+            name: m.app.clone(),
+            slots: BTreeMap::new(),
+        });
+        let slot = app.slots.entry(m.slot.clone()).or_insert_with(|| Slot {
+            name: m.slot.clone(),
+            members: Vec::new(),
+        });
+        let at = slot.members.partition_point(|x| (&x.name, &x.id) < (&m.name, &m.id));
+        slot.members.insert(at, m);
+    }
+
+    /// Places a member in its app, or holds it out when the admission policy refuses it.
+    fn admit_or_hold(&mut self, m: Member, settings: &Settings) {
+        match settings
+            .admit
+            .refusal(self.owners.get(&m.app), &m, &settings.label("owner"))
+        {
+            Some(e) => {
+                self.held.insert(m.id.clone(), (m, e));
+            }
+            None => self.place(m),
+        }
+    }
+
+    /// The recorded owner of `app` (`None`: not seeded, or no policy): members that do not
+    /// carry its mark are held out of the app, held ones that do are let in. Returns the apps
+    /// whose view changed.
+    pub fn set_owner(&mut self, app: &str, owner: Option<Owner>, settings: &Settings) -> Touched {
+        if self.owners.get(app) == owner.as_ref() {
+            return Touched::new();
+        }
+        match owner {
+            Some(o) => self.owners.insert(app.to_string(), o),
+            None => self.owners.remove(app),
+        };
+        let mut ids: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, (m, _))| m.app == app)
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.extend(
+            self.apps
+                .get(app)
+                .into_iter()
+                .flat_map(|a| a.members().map(|m| m.id.clone())),
+        );
+        let (mut touched, mut released) = (Touched::from([app.to_string()]), BTreeSet::new());
+        for id in ids {
+            let m = match self.held.remove(&id) {
+                Some((m, _)) => m,
+                None => {
+                    let Some(m) = self
+                        .apps
+                        .get(app)
+                        .and_then(|a| a.members().find(|m| m.id == id))
+                        .cloned()
+                    else {
+                        continue;
+                    };
+                    let (t, r) = self.take_out(&id);
+                    touched.extend(t);
+                    released.extend(r);
+                    m
+                }
+            };
+            self.admit_or_hold(m, settings);
+        }
+        self.settle(touched, released)
+    }
+
+    /// Apps with members held out by the admission policy.
+    pub fn held_apps(&self) -> BTreeSet<String> {
+        self.held.values().map(|(m, _)| m.app.clone()).collect()
     }
 
     /// Removes one container. Returns the apps whose view changed.
@@ -192,6 +266,7 @@ impl Fleet {
     /// Every container left out, each with the reason, sorted (so logs can diff them).
     pub fn errors(&self) -> Vec<LabelError> {
         let mut out: Vec<LabelError> = self.label_errors.values().cloned().collect();
+        out.extend(self.held.values().map(|(_, e)| e.clone()));
         for (name, (host, owner)) in &self.refused {
             out.extend(self.conflict_errors(name, host, owner));
         }
@@ -232,6 +307,9 @@ impl Fleet {
     fn take_out(&mut self, id: &str) -> (Touched, BTreeSet<HostPattern>) {
         let mut touched = Touched::new();
         self.label_errors.remove(id);
+        if let Some((m, _)) = self.held.remove(id) {
+            touched.insert(m.app);
+        }
         let Some((app_name, slot_name)) = self.placed.remove(id) else {
             return (touched, BTreeSet::new());
         };
@@ -569,9 +647,13 @@ impl Slot {
         self.members.iter().map(|m| m.created).min().unwrap_or_default()
     }
 
-    /// Whether any member's labels ask for this slot to be stable.
+    /// Whether the labels of a member that runs (or ran and is paused) ask for this slot to be
+    /// stable. A stopped container (created and never started, or exited) seeds nothing: the
+    /// role would outlive it, and the slot would keep the public route without ever serving.
     pub fn labelled_stable(&self) -> bool {
-        self.members.iter().any(|m| m.seed_role == Role::Stable)
+        self.members
+            .iter()
+            .any(|m| m.seed_role == Role::Stable && m.condition != Condition::Stopped)
     }
 }
 

@@ -9,11 +9,15 @@ use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 
+use crate::core::admit::{Admit, Owner};
 use crate::core::container::Condition;
 use crate::core::labels::{LabelError, Role};
 use crate::core::model::{App, Fleet};
 use crate::core::render;
-use crate::core::state::{Action, Actor, Analysis, AppRoles, Rollout, Share, State, Transition, format_time};
+use crate::core::settings::Settings;
+use crate::core::state::{
+    Action, Actor, Analysis, AppRoles, GONE_APPS_KEPT, Rollout, Share, State, Transition, format_time,
+};
 
 /// A change of roles an operator (or the controller) asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -322,6 +326,122 @@ pub fn seed_apps<'a>(
         state.record(t.clone());
     }
     out
+}
+
+/// [`seed`] under the admission policy: every app of the fleet; see [`seed_admitted`].
+pub fn seed_all_admitted(
+    state: &mut State,
+    fleet: &mut Fleet,
+    settings: &Settings,
+    now: Timestamp,
+    by: Actor,
+) -> Seeding {
+    let mut apps: BTreeSet<String> = fleet.app_names().cloned().collect();
+    apps.extend(fleet.held_apps());
+    seed_admitted(state, fleet, settings, apps.iter().map(String::as_str), now, by).0
+}
+
+/// [`seed_apps`] under the admission policy (`--admit`): members of `apps` that do not carry
+/// their app's recorded owner are held out of the fleet first, then labels seed roles, then
+/// every app that has a stable slot and no owner on record gets one (from its stable slot's
+/// oldest container) and the fleet is held to it. Every writer goes through this, so the
+/// controller and the CLI admit the same containers. Returns the seeding and the apps whose
+/// view of the fleet changed.
+pub fn seed_admitted<'a>(
+    state: &mut State,
+    fleet: &mut Fleet,
+    settings: &Settings,
+    apps: impl IntoIterator<Item = &'a str>,
+    now: Timestamp,
+    by: Actor,
+) -> (Seeding, BTreeSet<String>) {
+    let apps: Vec<&str> = apps.into_iter().collect();
+    let mut touched = admit_apps(state, fleet, settings, &apps);
+    let seeding = seed_apps(state, fleet, apps.iter().copied(), now, by);
+    touched.extend(admit_apps(state, fleet, settings, &apps));
+    (seeding, touched)
+}
+
+/// Records the owner of each seeded app of `apps` that has none the policy can compare, and
+/// holds the fleet to the recorded owners.
+fn admit_apps(state: &mut State, fleet: &mut Fleet, settings: &Settings, apps: &[&str]) -> BTreeSet<String> {
+    let mut touched = BTreeSet::new();
+    if settings.admit == Admit::Any {
+        return touched;
+    }
+    for &app in apps {
+        let owner = match state.apps.get_mut(app) {
+            Some(roles) if roles.stable.is_some() => {
+                if !roles.owner.as_ref().is_some_and(|o| o.knows(settings.admit)) {
+                    let seeder = roles
+                        .stable
+                        .as_ref()
+                        .and_then(|s| fleet.app(app)?.slots.get(s))
+                        .and_then(|slot| {
+                            slot.members
+                                .iter()
+                                .filter(|m| m.condition != Condition::Stopped)
+                                .min_by_key(|m| (m.created, &m.name))
+                        })
+                        .map(Owner::of);
+                    if let Some(seeder) = seeder {
+                        let mut owner = roles.owner.take().unwrap_or_default();
+                        owner.project = owner.project.or(seeder.project);
+                        owner.mark = owner.mark.or(seeder.mark);
+                        roles.owner = Some(owner);
+                    }
+                }
+                roles.owner.clone()
+            }
+            _ => None,
+        };
+        touched.extend(fleet.set_owner(app, owner, settings));
+    }
+    touched
+}
+
+/// Marks the apps of `apps` that have no container left in `fleet` (a full view: the
+/// controller's) as gone since `now`, unmarks those that have containers again, and forgets
+/// the roles of the oldest gone apps beyond [`GONE_APPS_KEPT`]. Returns the apps forgotten.
+pub fn forget_gone<'a>(
+    state: &mut State,
+    fleet: &Fleet,
+    apps: impl IntoIterator<Item = &'a str>,
+    now: Timestamp,
+) -> Vec<String> {
+    let mut marked = false;
+    let held = fleet.held_apps();
+    for app in apps {
+        let present = fleet.claim(app).is_some() || held.contains(app);
+        if let Some(roles) = state.apps.get_mut(app) {
+            match (present, roles.gone.is_some()) {
+                (true, true) => roles.gone = None,
+                (false, false) => {
+                    roles.gone = Some(now);
+                    marked = true;
+                }
+                _ => {}
+            }
+        }
+    }
+    if !marked {
+        return Vec::new();
+    }
+    let mut gone: Vec<(Timestamp, String)> = state
+        .apps
+        .iter()
+        .filter_map(|(name, r)| r.gone.map(|t| (t, name.clone())))
+        .collect();
+    if gone.len() <= GONE_APPS_KEPT {
+        return Vec::new();
+    }
+    gone.sort();
+    let excess = gone.len() - GONE_APPS_KEPT;
+    let forgotten: Vec<String> = gone.into_iter().take(excess).map(|(_, name)| name).collect();
+    for name in &forgotten {
+        state.apps.remove(name);
+    }
+    forgotten
 }
 
 /// What a relabel or promote names: an app and one of its slots.
@@ -1715,5 +1835,242 @@ mod tests {
         }
         assert_eq!(s.history.len(), crate::core::state::HISTORY_LIMIT);
         assert_eq!(s.history.back().unwrap().to, "b");
+    }
+
+    fn admit(policy: Admit) -> Settings {
+        Settings {
+            admit: policy,
+            ..Settings::default()
+        }
+    }
+
+    /// The containers of `fleet` left out, by name, with the label each is refused on.
+    fn refused(f: &Fleet) -> Vec<(String, String)> {
+        f.errors().into_iter().map(|e| (e.container, e.label)).collect()
+    }
+
+    fn admitted(s: &mut State, containers: Vec<Builder>, settings: &Settings) -> (Fleet, Seeding) {
+        let cs: Vec<Container> = containers.into_iter().map(|b| b.0).collect();
+        let mut f = Fleet::build(&cs, settings);
+        let seeding = seed_all_admitted(s, &mut f, settings, at(0), Actor::Controller);
+        (f, seeding)
+    }
+
+    #[test]
+    fn with_admit_compose_project_only_the_owners_project_joins_a_seeded_app() {
+        let settings = admit(Admit::ComposeProject);
+        let owner = || container("web-blue-1").slot("blue").stable().of("shop", "web");
+        let mut s = State::default();
+        let (f, _) = admitted(&mut s, vec![owner()], &settings);
+        assert_eq!(s.roles("web").stable.as_deref(), Some("blue"));
+        assert_eq!(
+            s.roles("web").owner.and_then(|o| o.project).as_deref(),
+            Some("shop"),
+            "the owner project is recorded when the app is seeded"
+        );
+        assert!(f.errors().is_empty());
+
+        // An intruder of another project, and one with no project at all, both labelled stable
+        // and older than the owner: left out, named, with the way to admit them.
+        let intruder = container("evil-1")
+            .slot("green")
+            .stable()
+            .created("2020-01-01T00:00:00Z")
+            .of("evil", "web");
+        let mut bare = container("bare-1").slot("red").stable().created("2020-01-01T00:00:00Z");
+        bare.0
+            .config
+            .labels
+            .as_mut()
+            .unwrap()
+            .remove("com.docker.compose.project");
+        let teammate = container("web-green-2").slot("green2").of("shop", "web");
+        let (f, seeding) = admitted(&mut s, vec![owner(), intruder, bare, teammate], &settings);
+        let slots: Vec<&String> = f.app("web").unwrap().slots.keys().collect();
+        assert_eq!(slots, ["blue", "green2"], "the owner's project joins, nobody else");
+        assert_eq!(
+            refused(&f),
+            [
+                ("bare-1".to_string(), "com.docker.compose.project".to_string()),
+                ("evil-1".to_string(), "com.docker.compose.project".to_string()),
+            ]
+        );
+        let evil = f.error_of("evil-1").unwrap().to_string();
+        for part in [
+            "container evil-1",
+            "app web belongs to Compose project shop",
+            "is \"evil\"",
+            "deploy it from that Compose project",
+            "--admit any",
+        ] {
+            assert!(evil.contains(part), "{part:?} in {evil}");
+        }
+        assert!(
+            seeding.notices.is_empty(),
+            "a held container is no slot of the app: {:?}",
+            seeding.notices
+        );
+        assert_eq!(s.roles("web").stable.as_deref(), Some("blue"));
+        assert!(matches!(
+            find_target(&f, "evil-1"),
+            Err(Refusal::BadContainer(e)) if e.container == "evil-1"
+        ));
+    }
+
+    #[test]
+    fn the_recorded_owner_outlives_the_seeding_containers() {
+        let settings = admit(Admit::ComposeProject);
+        let mut s = State::default();
+        admitted(
+            &mut s,
+            vec![container("web-blue-1").slot("blue").stable().of("shop", "web")],
+            &settings,
+        );
+        // Every container of shop is gone; an intruder labelled stable comes alone.
+        let (f, seeding) = admitted(
+            &mut s,
+            vec![container("evil-1").slot("green").stable().of("evil", "web")],
+            &settings,
+        );
+        assert!(f.app("web").is_none(), "the intruder is no member of web");
+        assert!(seeding.transitions.is_empty());
+        assert_eq!(s.roles("web").stable.as_deref(), Some("blue"));
+        assert_eq!(
+            refused(&f),
+            [("evil-1".to_string(), "com.docker.compose.project".to_string())]
+        );
+        // The owner's project redeploys: it joins again.
+        let (f, _) = admitted(
+            &mut s,
+            vec![
+                container("evil-1").slot("green").stable().of("evil", "web"),
+                container("web-blue-2").slot("blue").of("shop", "web"),
+            ],
+            &settings,
+        );
+        assert_eq!(f.app("web").unwrap().slots.keys().collect::<Vec<_>>(), ["blue"]);
+    }
+
+    #[test]
+    fn an_app_seeded_before_the_policy_gets_the_owner_of_its_stable_slot() {
+        let mut s = State::default();
+        let shop = || container("web-blue-1").slot("blue").stable().of("shop", "web");
+        let evil = || container("evil-1").slot("green").of("evil", "web");
+        let (f, _) = admitted(&mut s, vec![shop(), evil()], &Settings::default());
+        assert_eq!(f.app("web").unwrap().slots.len(), 2, "--admit any: today's behaviour");
+        assert_eq!(s.roles("web").owner, None, "and nothing new in the state");
+        let (f, _) = admitted(&mut s, vec![shop(), evil()], &admit(Admit::ComposeProject));
+        assert_eq!(s.roles("web").owner.and_then(|o| o.project).as_deref(), Some("shop"));
+        assert_eq!(f.app("web").unwrap().slots.keys().collect::<Vec<_>>(), ["blue"]);
+    }
+
+    #[test]
+    fn with_admit_label_only_the_owner_mark_joins() {
+        let settings = admit(Admit::Label);
+        let mut s = State::default();
+        let owner = || container("web-blue-1").slot("blue").stable().label("owner", "team-a");
+        admitted(&mut s, vec![owner()], &settings);
+        assert_eq!(s.roles("web").owner.and_then(|o| o.mark).as_deref(), Some("team-a"));
+        let (f, _) = admitted(
+            &mut s,
+            vec![
+                owner(),
+                container("web-green-1").slot("green").label("owner", "team-a"),
+                container("evil-1").slot("evil").label("owner", "team-b"),
+                container("bare-1").slot("bare"),
+            ],
+            &settings,
+        );
+        assert_eq!(
+            f.app("web").unwrap().slots.keys().collect::<Vec<_>>(),
+            ["blue", "green"]
+        );
+        assert_eq!(
+            refused(&f),
+            [
+                ("bare-1".to_string(), "pointsman.owner".to_string()),
+                ("evil-1".to_string(), "pointsman.owner".to_string()),
+            ]
+        );
+        assert!(f.error_of("evil-1").unwrap().reason.contains("owner mark team-a"));
+    }
+
+    #[test]
+    fn incremental_admission_gives_the_fleet_a_full_build_gives() {
+        let settings = admit(Admit::ComposeProject);
+        let mut s = State::default();
+        let cs = [
+            container("web-blue-1").slot("blue").stable().of("shop", "web").0,
+            container("evil-1").slot("green").of("evil", "web").0,
+        ];
+        let mut f = Fleet::build(&cs[..1], &settings);
+        seed_all_admitted(&mut s, &mut f, &settings, at(0), Actor::Controller);
+        // The intruder arrives as an event after the owner is known: held at once.
+        let touched = f.upsert(&cs[1], &settings);
+        assert!(touched.contains("web"));
+        assert_eq!(f.app("web").unwrap().slots.len(), 1);
+        assert_eq!(refused(&f).len(), 1);
+        // It goes away: nothing left of it.
+        f.remove(&cs[1].id);
+        assert!(f.errors().is_empty());
+        // The owner record dropped (an operator's --reconfigure --admit any rebuilds): it joins.
+        f.upsert(&cs[1], &settings);
+        f.set_owner("web", None, &Settings::default());
+        assert_eq!(f.app("web").unwrap().slots.len(), 2);
+    }
+
+    #[test]
+    fn a_stopped_container_never_seeds_a_stable_slot() {
+        // Created (or exited) with version=stable: no role from it.
+        let (s, _) = seeded(vec![
+            container("web-blue-1").slot("blue").stable().stopped(),
+            container("web-green-1").slot("green"),
+        ]);
+        assert_eq!(
+            s.roles("web").stable,
+            None,
+            "a container that never ran holds no public route"
+        );
+        assert!(s.history.is_empty());
+        // Once it runs, its label seeds as usual.
+        let (s, _) = seeded(vec![container("web-blue-1").slot("blue").stable()]);
+        assert_eq!(s.roles("web").stable.as_deref(), Some("blue"));
+    }
+
+    #[test]
+    fn roles_of_gone_apps_are_kept_for_the_most_recently_gone_thousand() {
+        let mut s = State::default();
+        let n = GONE_APPS_KEPT + 5;
+        for i in 0..n {
+            s.apps.insert(
+                format!("app{i:05}"),
+                AppRoles {
+                    stable: Some("blue".into()),
+                    ..AppRoles::default()
+                },
+            );
+        }
+        let (_, mut f) = seeded(vec![container("web-blue-1").slot("blue").stable()]);
+        s.apps.insert("web".into(), s.apps["app00000"].clone());
+        for i in 0..n {
+            let forgotten = forget_gone(&mut s, &f, [format!("app{i:05}").as_str(), "web"], at(i as i64));
+            assert_eq!(forgotten.len(), usize::from(i >= GONE_APPS_KEPT), "at {i}");
+        }
+        assert_eq!(
+            s.apps.len(),
+            GONE_APPS_KEPT + 1,
+            "the thousand most recently gone, and web"
+        );
+        assert!(!s.apps.contains_key("app00000") && s.apps.contains_key("app00005"));
+        assert_eq!(s.roles("web").gone, None, "an app with containers is not gone");
+        // web goes, then comes back before it is forgotten: unmarked, roles intact.
+        let web = f.app("web").unwrap().members().next().unwrap().id.clone();
+        f.remove(&web);
+        forget_gone(&mut s, &f, ["web"], at(10_000));
+        assert_eq!(s.roles("web").gone, Some(at(10_000)));
+        let (_, back) = seeded(vec![container("web-blue-1").slot("blue").stable()]);
+        forget_gone(&mut s, &back, ["web"], at(10_001));
+        assert_eq!(s.roles("web").gone, None);
+        assert_eq!(s.roles("web").stable.as_deref(), Some("blue"));
     }
 }

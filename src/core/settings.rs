@@ -9,6 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::admit::Admit;
+
 /// Defaults for labels a container leaves out, and the names pointsman reads labels under.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +35,9 @@ pub struct Settings {
     /// Largest request body a mirror copies, in bytes (`--mirror-max-body`).
     #[serde(default = "default_mirror_max_body")]
     pub mirror_max_body: u64,
+    /// Who may join a seeded app (`--admit`).
+    #[serde(default)]
+    pub admit: Admit,
 }
 
 /// 1 MiB.
@@ -52,6 +57,7 @@ impl Default for Settings {
             allow_catch_all: false,
             allowed_hosts: Vec::new(),
             mirror_max_body: DEFAULT_MIRROR_MAX_BODY,
+            admit: Admit::Any,
         }
     }
 }
@@ -83,6 +89,8 @@ pub struct Choices {
     pub allowed_hosts: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror_max_body: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admit: Option<Admit>,
 }
 
 /// `Option<Option<String>>` in JSON: a missing key is "not chosen", `null` "chosen: none".
@@ -117,6 +125,7 @@ impl Choices {
             allow_catch_all: self.allow_catch_all.unwrap_or(d.allow_catch_all),
             allowed_hosts: self.allowed_hosts.clone().unwrap_or(d.allowed_hosts),
             mirror_max_body: self.mirror_max_body.unwrap_or(d.mirror_max_body),
+            admit: self.admit.unwrap_or(d.admit),
         }
     }
 
@@ -133,6 +142,7 @@ impl Choices {
             allow_catch_all: self.allow_catch_all.or(other.allow_catch_all),
             allowed_hosts: self.allowed_hosts.clone().or_else(|| other.allowed_hosts.clone()),
             mirror_max_body: self.mirror_max_body.or(other.mirror_max_body),
+            admit: self.admit.or(other.admit),
         }
     }
 }
@@ -198,6 +208,11 @@ pub fn resolve(recorded: &Choices, flags: &Choices, reconfigure: bool) -> Result
         "--mirror-max-body",
         flags.mirror_max_body.map(|b| b.to_string()),
         recorded.mirror_max_body.map(|b| b.to_string()),
+    );
+    check(
+        "--admit",
+        flags.admit.map(|a| a.to_string()),
+        recorded.admit.map(|a| a.to_string()),
     );
     if !conflicts.is_empty() {
         return Err(Conflict { conflicts });

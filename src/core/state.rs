@@ -15,11 +15,16 @@ use std::collections::{BTreeMap, VecDeque};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::core::admit::Owner;
 use crate::core::rule::hosts::HostPattern;
 use crate::core::settings::Choices;
 
 /// The oldest history entries are dropped beyond this many.
 pub const HISTORY_LIMIT: usize = 1000;
+
+/// Roles of apps with no container left are kept for this many of them (the most recently
+/// gone), so thousands of short-lived apps do not grow the state without bound.
+pub const GONE_APPS_KEPT: usize = 1000;
 
 /// Format version written into the file; a newer one is refused rather than misread. Format 1
 /// (no settings, no claims) is read and upgraded on the next write.
@@ -106,6 +111,14 @@ pub struct AppRoles {
     /// A rollout plan the controller drives (`rollout APP --steps …`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+    /// Who seeded the app, recorded under an admission policy (`--admit`): what a container
+    /// must carry to join it, even once the seeding containers are gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+    /// Since when the app has no container at all (as the controller saw it). Its roles are
+    /// kept, so a redeploy finds them, for the [`GONE_APPS_KEPT`] most recently gone apps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gone: Option<Timestamp>,
 }
 
 /// A share of traffic for one candidate slot. It applies only while that slot is the app's

@@ -22,8 +22,9 @@
 //! Generic over [`DockerApi`]: the controller passes the real [`Engine`](super::Engine), the
 //! tests below the in-memory [`FakeDocker`](super::fake::FakeDocker) under paused time.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -70,6 +71,10 @@ pub struct WatchOptions {
     pub heartbeat_every: Duration,
     /// How long a ping may go unanswered before the connection counts as lost.
     pub heartbeat_timeout: Duration,
+    /// Docker events buffered while the watcher is busy (inspecting, or waiting for the
+    /// controller). Past this many the buffer is dropped and replaced by a full listing, which
+    /// carries the latest state of everything: memory stays bounded and nothing is lost.
+    pub event_buffer: usize,
 }
 
 impl Default for WatchOptions {
@@ -82,9 +87,13 @@ impl Default for WatchOptions {
             backoff_seed: None,
             heartbeat_every: Duration::from_millis(250),
             heartbeat_timeout: Duration::from_millis(1250),
+            event_buffer: EVENT_BUFFER,
         }
     }
 }
+
+/// Default [`WatchOptions::event_buffer`].
+pub const EVENT_BUFFER: usize = 4096;
 
 /// Signals after which a container is on its way out. Others (`docker kill -s HUP`, often a
 /// reload) leave it in the pool.
@@ -164,9 +173,10 @@ async fn follow(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs().saturating_sub(2) as i64)
         .unwrap_or(0);
-    let (ev_tx, mut events) = mpsc::unbounded_channel();
+    let (ev_tx, mut events) = mpsc::channel(opts.event_buffer.max(1));
+    let overflow = Arc::new(AtomicBool::new(false));
     let (subscribed, first_poll) = tokio::sync::oneshot::channel();
-    let forwarder = tokio::spawn(forward_events(api.events(since), ev_tx, subscribed));
+    let forwarder = tokio::spawn(forward_events(api.events(since), ev_tx, overflow.clone(), subscribed));
     let _abort = AbortOnDrop(forwarder);
     // List only once the events request is out, on any runtime.
     let _ = first_poll.await;
@@ -187,40 +197,170 @@ async fn follow(
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + opts.resync_every, opts.resync_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let out = tokio::select! {
-            msg = events.recv() => match msg {
-                Some(Ok(msg)) => match known.relevant(&msg, settings) {
-                    Some(Relevant::Gone(id)) => WatchEvent::Remove(id),
-                    Some(Relevant::Stopping(id)) => WatchEvent::Stopping(id),
-                    Some(Relevant::Changed(id)) => {
-                        if let Some(change) = Implied::of(&msg)
-                            && tx.send(WatchEvent::Implied { id: id.clone(), change }).await.is_err()
-                        {
-                            return Ok(());
-                        }
-                        match api.inspect(&id).await? {
-                        Some(c) if c.label(&settings.label("app")).is_some() => WatchEvent::Upsert(Box::new(c)),
-                        Some(_) => continue,
-                        None => {
-                            known.forget(&id);
-                            WatchEvent::Remove(id)
-                        }
-                    }},
-                    None => continue,
-                },
-                Some(Err(e)) => return Err(e),
-                None => return Err(DockerError::Shape("the event stream ended".into())),
-            },
+        let first = tokio::select! {
+            msg = events.recv() => msg,
             _ = tick.tick() => {
                 debug!("periodic resync");
-                let all = docker::list(api, settings).await?;
-                known.resync(&all);
-                WatchEvent::Resync(all)
+                if !resync(api, settings, &mut known, tx).await? {
+                    return Ok(());
+                }
+                continue;
             }
         };
-        if tx.send(out).await.is_err() {
-            return Ok(());
+        // Everything queued now is one burst: coalesced by container, one inspect each.
+        let mut burst = Burst::default();
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Some(Ok(msg)) => {
+                    if let Some(relevant) = known.relevant(&msg, settings) {
+                        burst.add(relevant, Implied::of(&msg));
+                    }
+                }
+                Some(Err(e)) => return Err(e),
+                None => return Err(DockerError::Shape("the event stream ended".into())),
+            }
+            next = events.try_recv().ok().map(Some);
         }
+        if overflow.swap(false, Ordering::SeqCst) {
+            // Events were dropped: whatever is queued is older than a listing made now.
+            while events.try_recv().is_ok() {}
+            warn!(
+                buffer = opts.event_buffer,
+                "more Docker events than the buffer holds; listing everything instead"
+            );
+            if !resync(api, settings, &mut known, tx).await? {
+                return Ok(());
+            }
+            continue;
+        }
+        for (id, pending) in burst.drain() {
+            if !pending.emit(id, api, settings, &mut known, tx).await? {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Lists everything and sends it as one `Resync`. `Ok(false)`: the controller has gone.
+async fn resync(
+    api: &impl DockerApi,
+    settings: &Settings,
+    known: &mut Known,
+    tx: &mpsc::Sender<WatchEvent>,
+) -> Result<bool, DockerError> {
+    let all = docker::list(api, settings).await?;
+    known.resync(&all);
+    Ok(tx.send(WatchEvent::Resync(all)).await.is_ok())
+}
+
+/// The events of one burst, by container, in the order containers first appeared.
+#[derive(Default)]
+struct Burst {
+    order: Vec<String>,
+    by_id: HashMap<String, Pending>,
+}
+
+/// What a burst of events says about one container.
+#[derive(Default)]
+struct Pending {
+    /// Destroyed: nothing else matters.
+    gone: bool,
+    /// Sent a terminating signal; `stopping_last`: after its last other event.
+    stopping: bool,
+    stopping_last: bool,
+    /// Needs an inspection (one, however many events named it).
+    changed: bool,
+    /// The latest state each kind of event implied, applied before the inspection.
+    implied: Vec<Implied>,
+}
+
+impl Burst {
+    fn add(&mut self, relevant: Relevant, implied: Option<Implied>) {
+        let id = match &relevant {
+            Relevant::Changed(id) | Relevant::Stopping(id) | Relevant::Gone(id) => id.clone(),
+        };
+        let p = match self.by_id.entry(id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                self.order.push(e.key().clone());
+                e.insert(Pending::default())
+            }
+        };
+        match relevant {
+            Relevant::Gone(_) => p.gone = true,
+            Relevant::Stopping(_) => {
+                p.stopping = true;
+                p.stopping_last = true;
+            }
+            Relevant::Changed(_) => {
+                p.changed = true;
+                p.stopping_last = false;
+                if let Some(change) = implied {
+                    p.implied
+                        .retain(|c| std::mem::discriminant(c) != std::mem::discriminant(&change));
+                    p.implied.push(change);
+                }
+            }
+        }
+    }
+
+    fn drain(mut self) -> impl Iterator<Item = (String, Pending)> {
+        let mut by_id = std::mem::take(&mut self.by_id);
+        self.order
+            .into_iter()
+            .filter_map(move |id| by_id.remove(&id).map(|p| (id, p)))
+    }
+}
+
+impl Pending {
+    /// Sends what the container's burst means, inspecting it at most once. `Ok(false)`: the
+    /// controller has gone.
+    async fn emit(
+        self,
+        id: String,
+        api: &impl DockerApi,
+        settings: &Settings,
+        known: &mut Known,
+        tx: &mpsc::Sender<WatchEvent>,
+    ) -> Result<bool, DockerError> {
+        if self.gone {
+            return Ok(tx.send(WatchEvent::Remove(id)).await.is_ok());
+        }
+        let mut out = Vec::new();
+        if self.stopping && !self.stopping_last {
+            out.push(WatchEvent::Stopping(id.clone()));
+        }
+        if self.changed {
+            out.extend(
+                self.implied
+                    .into_iter()
+                    .map(|change| WatchEvent::Implied { id: id.clone(), change }),
+            );
+            // What the events imply goes out before the inspection, which may be slow.
+            for event in out.drain(..) {
+                if tx.send(event).await.is_err() {
+                    return Ok(false);
+                }
+            }
+            match api.inspect(&id).await? {
+                Some(c) if c.label(&settings.label("app")).is_some() => out.push(WatchEvent::Upsert(Box::new(c))),
+                Some(_) => {}
+                None => {
+                    known.forget(&id);
+                    out.push(WatchEvent::Remove(id.clone()));
+                }
+            }
+        }
+        if self.stopping && self.stopping_last {
+            out.push(WatchEvent::Stopping(id));
+        }
+        for event in out {
+            if tx.send(event).await.is_err() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 }
 
@@ -320,10 +460,13 @@ impl Implied {
 }
 
 /// Polls the event stream at once (which issues the request), says so on `subscribed`, and
-/// hands each event on until the first error.
+/// hands each event on until the first error. It never waits for the watcher, so Docker's
+/// stream is always read: when the bounded buffer is full an event is dropped and `overflow`
+/// set, and the watcher lists everything instead.
 async fn forward_events(
     mut stream: BoxStream<'static, Result<Event, DockerError>>,
-    tx: mpsc::UnboundedSender<Result<Event, DockerError>>,
+    tx: mpsc::Sender<Result<Event, DockerError>>,
+    overflow: Arc<AtomicBool>,
     subscribed: tokio::sync::oneshot::Sender<()>,
 ) {
     let mut subscribed = Some(subscribed);
@@ -337,9 +480,15 @@ async fn forward_events(
         })
         .await;
         let Some(item) = item else { return };
-        let failed = item.is_err();
-        if tx.send(item).is_err() || failed {
+        if item.is_err() {
+            // The last word of this stream: worth waiting for room.
+            let _ = tx.send(item).await;
             return;
+        }
+        match tx.try_send(item) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => overflow.store(true, Ordering::SeqCst),
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
         }
     }
 }
@@ -681,16 +830,13 @@ mod tests {
         fake.unpause(&blue.id);
         assert!(!upsert(&mut rx).await.state.paused);
 
-        // `docker stop`: out of the pool at `kill`, before the container even exits.
+        // `docker stop`: out of the pool at `kill`, before the container even exits; its
+        // `kill`, `die` and `stop`, queued together, cost one inspection.
         fake.take_calls();
         fake.stop(&blue.id);
         assert!(matches!(next(&mut rx).await, WatchEvent::Stopping(id) if id == blue.id));
-        assert!(!upsert(&mut rx).await.state.running, "die");
-        assert!(!upsert(&mut rx).await.state.running, "stop");
-        assert_eq!(
-            fake.take_calls(),
-            [Call::Inspect(blue.id.clone()), Call::Inspect(blue.id.clone())]
-        );
+        assert!(!upsert(&mut rx).await.state.running, "die, stop");
+        assert_eq!(fake.take_calls(), [Call::Inspect(blue.id.clone())]);
 
         fake.destroy(&blue.id);
         assert!(matches!(next(&mut rx).await, WatchEvent::Remove(id) if id == blue.id));
@@ -712,13 +858,14 @@ mod tests {
         assert!(c.network_settings.networks.unwrap().contains_key("backend"));
         assert_eq!(fake.take_calls(), [Call::Inspect(blue.id.clone())]);
 
-        // New: known from its `create`, which comes before its network `connect`.
+        // New: known from its `create`, which comes before its network `connect`; the three
+        // events of `docker run`, queued together, cost one inspection of the running container.
         let green = web("green");
         fake.run(green.clone());
-        for _ in ["create", "connect", "start"] {
-            assert_eq!(upsert(&mut rx).await.id, green.id);
-        }
-        assert_eq!(fake.inspected(), [green.id.clone(), green.id.clone(), green.id.clone()]);
+        let c = upsert(&mut rx).await;
+        assert_eq!(c.id, green.id);
+        assert!(c.state.running && c.network_settings.networks.unwrap().contains_key("edge"));
+        assert_eq!(fake.inspected(), [green.id.clone()]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -743,5 +890,93 @@ mod tests {
         fake.health(&web("blue").id, "healthy");
         assert_eq!(upsert(&mut rx).await.id, web("blue").id);
         assert_eq!(fake.inspected(), [web("blue").id]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_events_for_one_container_is_one_inspection_of_its_latest_state() {
+        let fake = FakeDocker::new();
+        let blue = web("blue");
+        fake.run(blue.clone());
+        let mut rx = start(&fake, opts());
+        resync(&mut rx).await;
+        fake.take_calls();
+        // Forty events while the watcher is busy inspecting a first one.
+        fake.hold(Op::Inspect);
+        fake.health(&blue.id, "starting");
+        fake.until_called(|calls| calls.iter().any(|c| c.op() == Op::Inspect))
+            .await;
+        for i in 0..20 {
+            fake.health(&blue.id, if i % 2 == 0 { "unhealthy" } else { "healthy" });
+            fake.pause(&blue.id);
+            fake.unpause(&blue.id);
+        }
+        fake.health(&blue.id, "unhealthy");
+        fake.release(Op::Inspect);
+        upsert(&mut rx).await; // the first event's own inspection
+        let mut implied = Vec::new();
+        let last = loop {
+            match next(&mut rx).await {
+                WatchEvent::Implied { change, .. } => implied.push(change),
+                WatchEvent::Upsert(c) => break *c,
+                other => panic!("expected the burst's inspection, got {other:?}"),
+            }
+        };
+        assert_eq!(last.state.health.unwrap().status, "unhealthy", "the latest state");
+        assert!(!last.state.paused);
+        assert_eq!(
+            implied,
+            [Implied::Paused(false), Implied::Health("unhealthy".into())],
+            "one hint per kind, the latest"
+        );
+        assert_eq!(
+            fake.inspected(),
+            [blue.id.clone(), blue.id.clone()],
+            "61 events, 2 inspections"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_event_buffer_is_replaced_by_a_full_listing_that_loses_no_change() {
+        let fake = FakeDocker::new();
+        let blue = web("blue");
+        fake.run(blue.clone());
+        // The controller reads nothing for a while: the watcher blocks on its channel.
+        let (tx, mut rx) = mpsc::channel(1);
+        let options = WatchOptions {
+            event_buffer: 8,
+            ..opts()
+        };
+        tokio::spawn(run(Arc::new(fake.clone()), Settings::default(), options, tx));
+        resync(&mut rx).await;
+        fake.health(&blue.id, "starting"); // inspected, then stuck sending
+        fake.health(&blue.id, "healthy"); // inspected, then stuck: the channel holds one
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // 300 apps come and go, then one more stays; far more events than the buffer holds.
+        for i in 0..300 {
+            let c = web(&format!("tmp-{i}"));
+            fake.run(c.clone());
+            fake.destroy(&c.id);
+        }
+        let stays = web("stays");
+        fake.run(stays.clone());
+        fake.health(&blue.id, "unhealthy");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        fake.take_calls();
+        // The controller reads again: what it gets ends with the latest state of everything.
+        let mut last_resync = None;
+        while let Ok(Some(event)) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
+            if let WatchEvent::Resync(all) = event {
+                last_resync = Some(all);
+            }
+        }
+        let all = last_resync.expect("the overflow is answered with a full listing");
+        assert_eq!(names(&all), ["blue", "stays"]);
+        let blue_now = all.iter().find(|c| c.id == blue.id).unwrap();
+        assert_eq!(blue_now.state.health.as_ref().unwrap().status, "unhealthy");
+        assert!(
+            fake.count(Op::Inspect) <= 8,
+            "the dropped events cost no inspection: {} inspections",
+            fake.count(Op::Inspect)
+        );
     }
 }

@@ -73,6 +73,8 @@ struct Inner {
     stale: bool,
     /// Series written to the per-app gauge families, to remove those of vanished apps.
     written: BTreeMap<&'static str, BTreeSet<Labels>>,
+    /// Series of the transitions counter, by app, to remove those of apps that are gone.
+    counted_series: BTreeMap<String, BTreeSet<Labels>>,
     traffic: Traffic,
 }
 
@@ -221,14 +223,9 @@ impl Observer {
                 let by = serde_json::to_value(t.by).ok();
                 let text =
                     |v: Option<serde_json::Value>| v.and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-                self.metrics
-                    .transitions
-                    .get_or_create(&vec![
-                        ("app", t.app.clone()),
-                        ("action", text(action)),
-                        ("by", text(by)),
-                    ])
-                    .inc();
+                let labels = vec![("app", t.app.clone()), ("action", text(action)), ("by", text(by))];
+                self.metrics.transitions.get_or_create(&labels).inc();
+                inner.counted_series.entry(t.app.clone()).or_default().insert(labels);
             }
             if let Some(last) = staged.new_transitions.last() {
                 inner.counted = Some(last.clone());
@@ -283,7 +280,14 @@ impl Observer {
         }
         let app = |name: &str| vec![("app", name.to_string())];
         let per_app = |f: &dyn Fn(&status::AppView) -> i64| -> Vec<(Labels, i64)> {
-            status.apps.iter().map(|a| (app(&a.name), f(a))).collect()
+            // Only apps with containers: the roles of gone apps stay in the status, not in
+            // the metrics.
+            status
+                .apps
+                .iter()
+                .filter(|a| fleet.claim(&a.name).is_some())
+                .map(|a| (app(&a.name), f(a)))
+                .collect()
         };
         let m = &self.metrics;
         let written = &mut inner.written;
@@ -325,6 +329,19 @@ impl Observer {
             })
             .collect();
         set_family(&m.servers, written.entry("servers").or_default(), servers);
+        // Transition counters of apps with no container left go with them: thousands of apps
+        // coming and going leave no series behind.
+        let gone: Vec<String> = inner
+            .counted_series
+            .keys()
+            .filter(|a| fleet.app(a).is_none() && !by_app.contains_key(*a))
+            .cloned()
+            .collect();
+        for app in gone {
+            for labels in inner.counted_series.remove(&app).unwrap_or_default() {
+                m.transitions.remove(&labels);
+            }
+        }
         inner.status = Arc::new(status);
         drop(inner);
         self.changed();
@@ -531,5 +548,47 @@ mod tests {
         ctl.apply(Input::Watch(WatchEvent::Resync(vec![web("green", "10.0.0.3")])));
         reconcile(&mut ctl);
         assert!(observer.health().healthy);
+    }
+
+    #[test]
+    fn apps_that_come_and_go_leave_no_metric_series_behind() {
+        let dir = scratch("bounded-series");
+        let observer = Arc::new(Observer::new());
+        let mut ctl = Controller::new(
+            Settings::default(),
+            Choices::default(),
+            FileStateStore::new(&dir),
+            DirSink::new(&dir),
+            None,
+        )
+        .with_observer(observer.clone());
+        let app = |i: usize| {
+            container(&format!("tmp{i}"))
+                .app(&format!("tmp{i}"))
+                .version("stable")
+                .port(80)
+                .network("edge", "10.0.0.2")
+                .running()
+                .build()
+        };
+        ctl.apply(Input::Watch(WatchEvent::Resync(vec![])));
+        ctl.reconcile_and_report().unwrap();
+        let baseline = observer.metrics.encode().lines().count();
+        for i in 0..200 {
+            ctl.apply(Input::Watch(WatchEvent::Upsert(Box::new(app(i)))));
+            ctl.reconcile_and_report().unwrap();
+            if i == 0 {
+                let text = observer.metrics.encode();
+                assert!(
+                    text.contains("app=\"tmp0\"") && text.contains("action=\"seed\""),
+                    "a live app has its series: {text}"
+                );
+            }
+            ctl.apply(Input::Watch(WatchEvent::Remove(app(i).id)));
+            ctl.reconcile_and_report().unwrap();
+        }
+        let text = observer.metrics.encode();
+        assert!(!text.contains("app=\"tmp"), "{text}");
+        assert_eq!(text.lines().count(), baseline, "{text}");
     }
 }

@@ -71,6 +71,7 @@ pub fn prepare(input: &Input) -> Prepared {
         allow_catch_all: input.settings.allow_catch_all,
         allowed_hosts: input.settings.allowed_hosts.clone(),
         mirror_max_body: input.settings.mirror_max_body.unwrap_or(d.mirror_max_body),
+        ..d
     };
     let fleet = Fleet::build(&input.containers, &settings);
     let mut state = input.state.clone().unwrap_or_default();
