@@ -865,7 +865,7 @@ mod tests {
         let c = upsert(&mut rx).await;
         assert_eq!(c.id, green.id);
         assert!(c.state.running && c.network_settings.networks.unwrap().contains_key("edge"));
-        assert_eq!(fake.inspected(), [green.id.clone()]);
+        assert_eq!(fake.inspected(), std::slice::from_ref(&green.id));
     }
 
     #[tokio::test(start_paused = true)]
