@@ -717,8 +717,11 @@ fn history(state: &State, app: Option<&str>, as_json: bool, limit: usize) {
         .filter(|t| app.is_none_or(|a| a == t.app))
         .collect();
     let entries = &entries[entries.len().saturating_sub(limit)..];
+    // A detail may quote a URL the operator gave (a rollout's metrics URL): never its password.
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&entries).expect("serialises"));
+        let mut value = serde_json::to_value(entries).expect("serialises");
+        crate::observe::redact::redact_json(&mut value);
+        println!("{}", serde_json::to_string_pretty(&value).expect("serialises"));
         return;
     }
     for t in entries {
@@ -738,7 +741,10 @@ fn history(state: &State, app: Option<&str>, as_json: bool, limit: usize) {
             t.from.as_deref().unwrap_or("-"),
             t.to,
             by,
-            t.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default(),
+            t.detail
+                .as_deref()
+                .map(|d| format!(": {}", crate::observe::redact::redact(d)))
+                .unwrap_or_default(),
             t.id.as_deref().map(|id| format!("  [{id}]")).unwrap_or_default()
         );
     }

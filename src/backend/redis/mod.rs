@@ -34,6 +34,8 @@ pub const MEMBERS_PREFIX: &str = "pointsman/members/";
 pub const LEADER_KEY: &str = "pointsman/leader";
 pub const EPOCH_KEY: &str = "pointsman/epoch";
 pub const CONFIG_PREFIX: &str = "pointsman/config/";
+/// Most keys one SCAN may return: a unit or a host per key, far past any real fleet.
+const MAX_SCANNED_KEYS: usize = 1_000_000;
 /// Traefik's default `providers.redis.rootKey`.
 pub const DEFAULT_ROOT_KEY: &str = "traefik";
 /// Relative to the root key: an unused middleware that keeps the root from ever being empty.
@@ -228,6 +230,14 @@ impl Redis {
             );
             if cursor == "0" {
                 break;
+            }
+            // A server whose cursor never returns to 0 (or a keyspace far past anything
+            // pointsman writes) is an error, not an endless loop that grows the list.
+            if keys.len() > MAX_SCANNED_KEYS {
+                return Err(RedisError::Protocol {
+                    url: self.url().to_string(),
+                    what: format!("SCAN {pattern} returned more than {MAX_SCANNED_KEYS} keys without finishing"),
+                });
             }
         }
         keys.sort();
