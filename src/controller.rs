@@ -548,7 +548,7 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
         }
         self.log_news(&rendered, seeding.notices);
         if rendered.len() > RELEASE_AFTER {
-            release_free_memory();
+            crate::sys::release_free_memory();
         }
         Ok(())
     }
@@ -692,23 +692,6 @@ impl<S: StateStore, K: ConfigSink> Controller<S, K> {
 
 /// A reconcile that rendered more apps than this (a resync) hands freed memory back.
 const RELEASE_AFTER: usize = 16;
-
-/// Returns the heap pages a large reconcile freed to the system. A resync renders every app at
-/// once; glibc keeps what that freed for later, so the resident size would stay at the peak of
-/// the largest reconcile (measured at 1,000 containers: 19.8 MB after 1,000 events without
-/// this). `malloc_trim` is glibc's own way to give it back; elsewhere this does nothing.
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        unsafe extern "C" {
-            fn malloc_trim(pad: usize) -> i32;
-        }
-        // SAFETY: malloc_trim only walks glibc's own heap; it is safe to call at any time.
-        unsafe {
-            malloc_trim(0);
-        }
-    }
-}
 
 impl<S: StateStore, K: ConfigSink> Controller<S, K> {
     /// [`Controller::reconcile`], told to the observer (`run --listen`).

@@ -69,4 +69,5 @@ pub mod core;
 pub mod docker;
 pub mod multihost;
 pub mod observe;
+pub mod sys;
 pub mod traefik;

@@ -311,12 +311,15 @@ fn mode(args: &[String]) -> io::Result<()> {
 }
 
 // ---- signals: std has no API, but libc is linked anyway --------------------------------------
+// The only `unsafe` of this test tool (Cargo.toml denies it elsewhere): two libc calls.
 
+#[allow(unsafe_code)]
 unsafe extern "C" {
     fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
     fn write(fd: i32, buf: *const u8, count: usize) -> isize;
 }
 
+#[allow(unsafe_code)]
 extern "C" fn on_stop_signal(_: i32) {
     STOPPING.store(true, Ordering::SeqCst); // an atomic store is async-signal-safe
     let fd = WAKE_FD.load(Ordering::SeqCst);
@@ -328,6 +331,7 @@ extern "C" fn on_stop_signal(_: i32) {
 }
 
 /// Installs the handlers; returns the read end of the self-pipe they write to.
+#[allow(unsafe_code)]
 fn install_signal_handlers() -> io::Result<UnixStream> {
     const SIGINT: i32 = 2;
     const SIGTERM: i32 = 15;
