@@ -58,7 +58,7 @@ impl Footprint {
     }
 }
 
-/// A host as Traefik compares it: lower case, without a port, without one trailing dot.
+/// A host as Traefik compares it: lower case, without a port, without its trailing dots.
 pub fn normalize(host: &str) -> String {
     let mut h = host.trim().to_ascii_lowercase();
     // A port never matches (Traefik strips it from the request); claim the name anyway, so an
@@ -71,7 +71,10 @@ pub fn normalize(host: &str) -> String {
     {
         h.truncate(name.len());
     }
-    if h.len() > 1 && h.ends_with('.') {
+    // Traefik drops one trailing dot from either side, so ``Host(`a..`)`` takes the request
+    // `a.` that ``Host(`a`)`` also takes: claims compare with every trailing dot removed
+    // (over-approximate, never missing a shared host).
+    while h.len() > 1 && h.ends_with('.') {
         h.pop();
     }
     h
@@ -383,6 +386,7 @@ mod tests {
     #[test]
     fn hosts_are_normalised_as_traefik_compares_them() {
         assert_eq!(normalize("Web.LocalHost."), "web.localhost");
+        assert_eq!(normalize("web.localhost.."), "web.localhost");
         assert_eq!(normalize("web.localhost:80"), "web.localhost");
         assert_eq!(normalize("[::1]:80"), "[::1]:80");
         assert_eq!(
