@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HostPattern {
-    /// ``Host(`h`)``: `h` lower case, one trailing dot and a port removed.
+    /// ``Host(`h`)``: `h` lower case, trailing dots and a port removed.
     Exact(String),
     /// ``Host(`*.d`)``: one label, then `.d` (`d` normalised like an exact host).
     Wildcard(String),
