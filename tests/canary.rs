@@ -322,10 +322,18 @@ fn failing_preview_requests_do_not_abort_a_candidate_whose_public_traffic_is_hea
     let canary: pointsman::traefik::metrics::ServiceCounters = watch.join().unwrap();
     let preview_5xx =
         by_cookie.statuses.get(&500).copied().unwrap_or(0) + by_header.statuses.get(&503).copied().unwrap_or(0);
-    // Traefik counts a request once it has answered it: the last ones may take a moment.
+    // Traefik counts a request once it has answered it: the last ones may take a moment. Those
+    // sent between the promotion and the end of the load reached blue, the new candidate, so
+    // both slot services together hold every preview request.
     let slot = wait_until("Traefik counted the preview requests", SETTLE, || {
-        let c = counted_at(&h.traefik.api_url(), &names::slot(APP, "green"));
-        (c.errors >= preview_5xx).then_some(c)
+        let green = counted_at(&h.traefik.api_url(), &names::slot(APP, "green"));
+        let blue = counted_at(&h.traefik.api_url(), &names::slot(APP, "blue"));
+        let both = pointsman::traefik::metrics::ServiceCounters {
+            requests: green.requests + blue.requests,
+            errors: green.errors + blue.errors,
+            ..green
+        };
+        (both.errors >= preview_5xx).then_some(both)
     });
     eprintln!(
         "preview 5xx during a rollout: {secs:.1} s; preview {:?} + {:?}; public {:?}\n\
@@ -333,7 +341,7 @@ fn failing_preview_requests_do_not_abort_a_candidate_whose_public_traffic_is_hea
         by_cookie.statuses,
         by_header.statuses,
         public.statuses,
-        names::slot(APP, "green"),
+        format!("{} and {}", names::slot(APP, "green"), names::slot(APP, "blue")),
         slot.errors,
         slot.requests,
         names::canary(APP, "green"),
