@@ -337,11 +337,12 @@ fn failing_preview_requests_do_not_abort_a_candidate_whose_public_traffic_is_hea
     });
     eprintln!(
         "preview 5xx during a rollout: {secs:.1} s; preview {:?} + {:?}; public {:?}\n\
-         Traefik: {} {}/{} 5xx, {} {}/{} 5xx\n{text}",
+         Traefik: {} and {} {}/{} 5xx, {} {}/{} 5xx\n{text}",
         by_cookie.statuses,
         by_header.statuses,
         public.statuses,
-        format!("{} and {}", names::slot(APP, "green"), names::slot(APP, "blue")),
+        names::slot(APP, "green"),
+        names::slot(APP, "blue"),
         slot.errors,
         slot.requests,
         names::canary(APP, "green"),
