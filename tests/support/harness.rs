@@ -283,7 +283,6 @@ impl Harness {
     /// `docker run` arguments for a demo container `name` in `slot` of [`APP`] on [`HOST`],
     /// labelled for this test (and for [`Cleanup`]); it answers `SLOT VERSION`.
     pub fn demo_args(&self, name: &str, slot: &str, version_label: Option<&str>, version: &str) -> Vec<String> {
-        let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), self.name(name)];
         let mut labels = vec![
             self.cleanup.label().to_string(),
             format!("{}.app={APP}", self.prefix),
@@ -293,6 +292,12 @@ impl Harness {
         if let Some(v) = version_label {
             labels.push(format!("{}.version={v}", self.prefix));
         }
+        self.run_args(name, labels, slot, version)
+    }
+
+    /// `docker run -d --name NAME --label … -e SLOT -e VERSION IMAGE` for a demo container.
+    fn run_args(&self, name: &str, labels: Vec<String>, slot: &str, version: &str) -> Vec<String> {
+        let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), self.name(name)];
         for l in labels {
             args.extend(["--label".into(), l]);
         }
@@ -310,18 +315,9 @@ impl Harness {
     /// `("rule", "...")`, …) and nothing else of [`APP`]'s: a neighbour for integrity tests. It
     /// answers `SLOT VERSION`; returns its Docker name.
     pub fn deploy_labels(&self, name: &str, labels: &[(&str, &str)], slot: &str, version: &str) -> String {
-        let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), self.name(name)];
-        args.extend(["--label".into(), self.cleanup.label().to_string()]);
-        for (k, v) in labels {
-            args.extend(["--label".into(), format!("{}.{k}={v}", self.prefix)]);
-        }
-        args.extend([
-            "-e".into(),
-            format!("SLOT={slot}"),
-            "-e".into(),
-            format!("VERSION={version}"),
-        ]);
-        args.push(DEMO_IMAGE.into());
+        let mut all = vec![self.cleanup.label().to_string()];
+        all.extend(labels.iter().map(|(k, v)| format!("{}.{k}={v}", self.prefix)));
+        let args = self.run_args(name, all, slot, version);
         Docker::run(&args.iter().map(String::as_str).collect::<Vec<_>>());
         self.name(name)
     }
